@@ -1,0 +1,66 @@
+# forkd build. `make` builds build/forkd; `make test` runs the unit and VMM
+# test suites; `make test-e2e` boots a real Linux guest (slow on KVM-PVM).
+CC      ?= gcc
+BUILD   ?= build
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -Wmissing-prototypes -Wstrict-prototypes -fno-strict-aliasing \
+           -D_GNU_SOURCE -Isrc -MMD -MP
+LDLIBS  += -lpthread -lzstd -lz
+
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+BUILD   := build-san
+endif
+
+LIB_SRCS := $(wildcard src/common/*.c src/vmm/*.c src/devices/*.c src/devices/virtio/*.c)
+CLI_SRCS := $(wildcard src/cli/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+
+.PHONY: all clean test test-unit test-vmm test-e2e guests format format-check
+all: $(BUILD)/forkd
+
+$(BUILD)/forkd: $(CLI_OBJS) $(BUILD)/libforkd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libforkd.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libforkd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libforkd.a $(LDLIBS) -lcmocka
+
+guests:
+	$(MAKE) -C tests/guests BUILD=$(abspath $(BUILD))/guests
+
+test-unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+test-vmm: $(BUILD)/forkd guests
+	@tests/vmm/run.sh $(abspath $(BUILD))
+
+test: test-unit test-vmm
+
+test-e2e: $(BUILD)/forkd
+	@tests/e2e/linux_boot.sh $(abspath $(BUILD))
+
+FORMAT_SRCS = $(shell find src tests -name '*.[ch]' -not -path '*/build*')
+format:
+	clang-format -i $(FORMAT_SRCS)
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_SRCS) && echo "format-check: ok"
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Fetch Debian 12's cloud kernel (linux-image-cloud-amd64 → the versioned
+# linux-image-6.1.0-*-cloud-amd64 package) into the forkd cache, and build the
+# forkd_mmio helper module against its headers.
+#
+# Layout under ${FORKD_CACHE:-$HOME/.cache/forkd}/kernel/:
+#   <release>_<debian-version>/
+#       vmlinuz       bzImage (symlink into boot/)
+#       vmlinux       uncompressed ELF kernel (PVH note + 64-bit entry), cut
+#                     out of the bzImage so a VMM can skip the decompressor
+#       config        kernel .config (symlink into boot/)
+#       modules       /lib/modules/<release> of the package (symlink)
+#       extra/forkd_mmio.ko   see guest/kernel/mmio-shim/forkd_mmio.c
+#       release       the kernel release (uname -r)
+#       package       package name and version
+#   current -> <release>_<debian-version>
+#
+# Idempotent: when "current" is complete, nothing is downloaded.  Pass
+# --refresh to ask apt for the newest candidate (and switch "current" to it).
+#
+# Usage: guest/kernel/fetch-kernel.sh [--refresh] [--quiet]
+#   stdout: vmlinuz=… vmlinux=… config=… modules=… dir=… lines
+#   stderr: progress
+set -euo pipefail
+
+META_PKG=linux-image-cloud-amd64
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SHIM_SRC=$SCRIPT_DIR/mmio-shim
+CACHE=${FORKD_CACHE:-$HOME/.cache/forkd}
+KROOT=$CACHE/kernel
+
+refresh=0
+quiet=0
+for arg in "$@"; do
+    case $arg in
+        --refresh) refresh=1 ;;
+        --quiet) quiet=1 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "fetch-kernel: unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+log() { [[ $quiet == 1 ]] || echo "fetch-kernel: $*" >&2; }
+die() { echo "fetch-kernel: error: $*" >&2; exit 1; }
+
+need_tools() {
+    local missing=() t
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
+    if ((${#missing[@]})); then
+        die "missing tools: ${missing[*]} (run scripts/setup.sh as root to install them)"
+    fi
+}
+
+need_tools apt-get apt-cache dpkg-deb sha256sum flock od dd
+mkdir -p "$KROOT"
+
+# One fetch at a time per cache.
+exec 9>"$KROOT/.lock"
+flock 9
+
+tmp=""
+# shellcheck disable=SC2317  # called through the EXIT trap
+cleanup() { [[ -z $tmp ]] || rm -rf "$tmp"; }
+trap cleanup EXIT
+
+# A scratch directory that apt's unprivileged download user can write to.
+make_tmp() {
+    if [[ -z $tmp ]]; then
+        tmp=$(mktemp -d "${TMPDIR:-/tmp}/forkd-kernel.XXXXXX")
+        if [[ $(id -u) == 0 ]] && id _apt >/dev/null 2>&1; then
+            chown _apt "$tmp"
+        fi
+    fi
+}
+
+# Value of field $2 (e.g. Depends) of the candidate version of package $1.
+apt_field() {
+    apt-cache show --no-all-versions "$1" 2>/dev/null |
+        sed -n "s/^$2: //p" | head -n1
+}
+
+ensure_lists() {
+    if ! apt-cache show --no-all-versions "$META_PKG" >/dev/null 2>&1; then
+        [[ $(id -u) == 0 ]] || die "apt does not know $META_PKG; run 'apt-get update' as root (or run this script as root)"
+        log "apt lists lack $META_PKG; running apt-get update"
+        apt-get update -qq >&2 || die "apt-get update failed"
+        apt-cache show --no-all-versions "$META_PKG" >/dev/null 2>&1 ||
+            die "$META_PKG is not available from the configured Debian mirrors (is this Debian 12 with 'main'?)"
+    fi
+}
+
+# apt-get download PKG=VER… into $tmp.
+apt_download() {
+    make_tmp
+    log "downloading $*"
+    (cd "$tmp" && apt-get download -q "$@" >&2) || die "apt-get download $* failed"
+}
+
+dir_complete() { [[ -f $1/.complete ]]; }
+
+# Cut the compressed payload out of a bzImage and decompress it to an ELF.
+extract_vmlinux() {
+    local bz=$1 out=$2 setup_sects off len start magic
+    setup_sects=$(od -An -tu1 -j $((0x1f1)) -N1 "$bz" | tr -d ' ')
+    off=$(od -An -tu4 -j $((0x248)) -N4 "$bz" | tr -d ' ')
+    len=$(od -An -tu4 -j $((0x24c)) -N4 "$bz" | tr -d ' ')
+    ((setup_sects == 0)) && setup_sects=4
+    start=$(((setup_sects + 1) * 512 + off))
+    magic=$(od -An -tx1 -j "$start" -N4 "$bz" | tr -d ' \n')
+    local dec
+    case $magic in
+        02214c18) dec="lz4 -dc" ;;
+        28b52ffd) dec="zstd -dcq" ;;
+        1f8b*) dec="gzip -dc" ;;
+        fd377a58) dec="xz -dc" ;;
+        *) log "bzImage payload has unknown magic $magic; not extracting vmlinux"; return 0 ;;
+    esac
+    if ! command -v "${dec%% *}" >/dev/null 2>&1; then
+        log "${dec%% *} not installed; not extracting vmlinux (run scripts/setup.sh)"
+        return 0
+    fi
+    log "extracting vmlinux (payload ${dec%% *}, $len bytes)"
+    # shellcheck disable=SC2086  # $dec is a command plus its options
+    tail -c +"$((start + 1))" "$bz" | head -c "$len" | $dec >"$out.tmp" 2>/dev/null || true
+    if [[ $(od -An -tx1 -N4 "$out.tmp" | tr -d ' \n') == 7f454c46 ]]; then
+        mv "$out.tmp" "$out"
+    else
+        rm -f "$out.tmp"
+        log "decompressed payload is not an ELF file; not extracting vmlinux"
+    fi
+}
+
+# Download and unpack the image package that META_PKG's candidate depends on.
+fetch_image() {
+    ensure_lists
+    local dep pkg
+    dep=$(apt_field "$META_PKG" Depends)
+    pkg=$(tr ',' '\n' <<<"$dep" | sed -n 's/^ *\(linux-image-[0-9][^ ]*\).*/\1/p' | head -n1)
+    [[ -n $pkg ]] || die "cannot find the versioned image package in '$META_PKG' Depends: $dep"
+    local ver
+    ver=$(apt_field "$pkg" Version)
+    [[ -n $ver ]] || die "apt has no candidate version of $pkg"
+    local release=${pkg#linux-image-}
+    local name=${release}_${ver}
+    local dir=$KROOT/$name
+    if dir_complete "$dir"; then
+        log "cache hit: $name"
+    else
+        apt_download "$pkg=$ver"
+        local deb
+        deb=$(find "$tmp" -maxdepth 1 -name "${pkg}_*.deb" | head -n1)
+        [[ -n $deb ]] || die "apt-get download produced no .deb for $pkg"
+        rm -rf "$dir.partial"
+        mkdir -p "$dir.partial"
+        log "unpacking $(basename "$deb")"
+        dpkg-deb -x "$deb" "$dir.partial" || die "dpkg-deb -x $deb failed"
+        [[ -f $dir.partial/boot/vmlinuz-$release ]] || die "package has no boot/vmlinuz-$release"
+        [[ -d $dir.partial/lib/modules/$release ]] || die "package has no lib/modules/$release"
+        ln -s "boot/vmlinuz-$release" "$dir.partial/vmlinuz"
+        ln -s "boot/config-$release" "$dir.partial/config"
+        ln -s "lib/modules/$release" "$dir.partial/modules"
+        echo "$release" >"$dir.partial/release"
+        printf 'package=%s\nversion=%s\n' "$pkg" "$ver" >"$dir.partial/package"
+        extract_vmlinux "$dir.partial/boot/vmlinuz-$release" "$dir.partial/vmlinux"
+        touch "$dir.partial/.complete"
+        rm -rf "$dir"
+        mv "$dir.partial" "$dir"
+    fi
+    ln -sfn "$name" "$KROOT/current.new"
+    mv -T "$KROOT/current.new" "$KROOT/current"
+}
+
+# Build guest/kernel/mmio-shim against this kernel's headers (downloaded as
+# Debian packages, unpacked in the cache; nothing is installed).  Rebuilt only
+# when the shim's source changes.
+build_shim() {
+    local dir=$1 release ver pkg
+    release=$(cat "$dir/release")
+    ver=$(sed -n 's/^version=//p' "$dir/package")
+    [[ -d $SHIM_SRC ]] || { log "no $SHIM_SRC; skipping forkd_mmio.ko"; return 0; }
+    local src_hash
+    src_hash=$(cd "$SHIM_SRC" && cat Kbuild ./*.c | sha256sum | cut -d' ' -f1)
+    if [[ -f $dir/extra/forkd_mmio.ko && "$(cat "$dir/extra/forkd_mmio.src" 2>/dev/null)" == "$src_hash" ]]; then
+        return 0
+    fi
+    need_tools make "gcc-12"
+
+    local hdr=$dir/headers
+    if [[ ! -f $hdr/.complete ]]; then
+        ensure_lists
+        pkg=linux-headers-$release
+        local deps common kbuild
+        deps=$(apt_field "$pkg" Depends)
+        [[ -n $deps ]] || die "apt does not know $pkg"
+        common=$(tr ',' '\n' <<<"$deps" | sed -n 's/^ *\(linux-headers-[^ ]*-common\).*/\1/p' | head -n1)
+        kbuild=$(tr ',' '\n' <<<"$deps" | sed -n 's/^ *\(linux-kbuild-[^ ]*\).*/\1/p' | head -n1)
+        [[ -n $common && -n $kbuild ]] || die "cannot parse $pkg Depends: $deps"
+        apt_download "$pkg=$ver" "$common=$ver" "$kbuild=$ver"
+        rm -rf "$hdr"
+        mkdir -p "$hdr"
+        local deb
+        for deb in "$tmp"/linux-headers-*.deb "$tmp"/linux-kbuild-*.deb; do
+            dpkg-deb -x "$deb" "$hdr" || die "dpkg-deb -x $deb failed"
+        done
+        # The flavour's Makefile includes the common tree by absolute path.
+        sed -i "s#/usr/src/#$hdr/usr/src/#g" "$hdr/usr/src/linux-headers-$release/Makefile"
+        touch "$hdr/.complete"
+    fi
+
+    make_tmp
+    log "building forkd_mmio.ko for $release"
+    mkdir -p "$tmp/shim"
+    cp "$SHIM_SRC"/Kbuild "$SHIM_SRC"/*.c "$tmp/shim/"
+    make -s -C "$hdr/usr/src/linux-headers-$release" M="$tmp/shim" modules >"$tmp/shim.log" 2>&1 ||
+        { cat "$tmp/shim.log" >&2; die "building forkd_mmio.ko failed"; }
+    mkdir -p "$dir/extra"
+    cp "$tmp/shim/forkd_mmio.ko" "$dir/extra/forkd_mmio.ko"
+    echo "$src_hash" >"$dir/extra/forkd_mmio.src"
+}
+
+if [[ $refresh == 1 ]] || ! dir_complete "$KROOT/current"; then
+    fetch_image
+else
+    log "cache hit: $(readlink "$KROOT/current")"
+fi
+dir=$(cd "$KROOT/current" && pwd -P)
+build_shim "$dir"
+
+release=$(cat "$dir/release")
+echo "dir=$dir"
+echo "release=$release"
+echo "vmlinuz=$dir/vmlinuz"
+[[ -f $dir/vmlinux ]] && echo "vmlinux=$dir/vmlinux"
+echo "config=$dir/config"
+echo "modules=$dir/modules"
+[[ -f $dir/extra/forkd_mmio.ko ]] && echo "forkd_mmio=$dir/extra/forkd_mmio.ko"
+exit 0

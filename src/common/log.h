@@ -1,0 +1,29 @@
+/* Diagnostics for library code: one line per event, prefixed "forkd: ".
+ * Library code reports an error once, where it happens, and returns -errno;
+ * it never exits. Only main() may die(). */
+#ifndef FORKD_COMMON_LOG_H
+#define FORKD_COMMON_LOG_H
+
+#include <stdbool.h>
+
+#define __printf(a, b) __attribute__((format(printf, a, b)))
+#define __must_check   __attribute__((warn_unused_result))
+
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Messages above this level are dropped. Set once at start-up by main(). */
+void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
+
+void log_msg(enum log_level level, const char *fmt, ...) __printf(2, 3);
+
+#define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* Report a failed call with errno's text, then return -errno for the caller
+ * to pass up: `return log_errno("KVM_RUN(vcpu %d)", id);` */
+int log_errno(const char *fmt, ...) __printf(1, 2);
+
+#endif

@@ -1,0 +1,292 @@
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "vmm/cpuid.h"
+
+#define APIC_LVT0     0x350
+#define APIC_LVT1     0x360
+#define APIC_MODE_NMI 0x4
+#define APIC_MODE_EXT 0x7
+
+static void lapic_set_lvt_mode(struct kvm_lapic_state *lapic, unsigned reg, unsigned mode)
+{
+	uint32_t v;
+
+	memcpy(&v, &lapic->regs[reg], 4);
+	v = (v & ~0x700u) | (mode << 8);
+	memcpy(&lapic->regs[reg], &v, 4);
+}
+
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id)
+{
+	struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
+	struct kvm_lapic_state lapic;
+	int err;
+
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, id);
+	if (vcpu->fd < 0)
+		return log_errno("KVM_CREATE_VCPU(%d)", id);
+	vcpu->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd,
+			 0);
+	if (vcpu->run == MAP_FAILED) {
+		err = log_errno("mmap kvm_run(vcpu %d)", id);
+		vcpu->run = NULL;
+		goto err;
+	}
+	err = cpuid_apply(vcpu->fd, vm->cpuid, id, vm->nr_vcpus);
+	if (err)
+		goto err;
+	if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0) {
+		err = log_errno("KVM_SET_FPU(vcpu %d)", id);
+		goto err;
+	}
+	/* LINT0 delivers the legacy PIC (ExtINT), LINT1 is NMI, as firmware
+	 * would leave them (MP spec 1.4 §5.1, virtual wire mode). */
+	if (ioctl(vcpu->fd, KVM_GET_LAPIC, &lapic) < 0) {
+		err = log_errno("KVM_GET_LAPIC(vcpu %d)", id);
+		goto err;
+	}
+	lapic_set_lvt_mode(&lapic, APIC_LVT0, APIC_MODE_EXT);
+	lapic_set_lvt_mode(&lapic, APIC_LVT1, APIC_MODE_NMI);
+	if (ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic) < 0) {
+		err = log_errno("KVM_SET_LAPIC(vcpu %d)", id);
+		goto err;
+	}
+	return 0;
+
+err:
+	vcpu_destroy(vcpu);
+	return err;
+}
+
+void vcpu_destroy(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, (size_t)vcpu->vm->run_size);
+	if (vcpu->fd > 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
+static void handle_pio(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	uint32_t i;
+
+	for (i = 0; i < run->io.count; i++, data += run->io.size) {
+		if (run->io.direction == KVM_EXIT_IO_OUT)
+			bus_write(&vcpu->vm->pio, run->io.port, data, run->io.size);
+		else
+			bus_read(&vcpu->vm->pio, run->io.port, data, run->io.size);
+	}
+}
+
+static void handle_mmio(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+
+	if (run->mmio.len > 8)
+		return;
+	if (run->mmio.is_write)
+		bus_write(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
+	else
+		bus_read(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
+}
+
+/* The instruction bytes KVM reported with an emulation failure, if any. */
+static unsigned emulation_insn(const struct kvm_run *run, uint8_t *bytes)
+{
+	unsigned n;
+
+	if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION ||
+	    !(run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES))
+		return 0;
+	n = MIN(run->emulation_failure.insn_size, sizeof(run->emulation_failure.insn_bytes));
+	memcpy(bytes, run->emulation_failure.insn_bytes, n);
+	return n;
+}
+
+/* KVM-PVM's CPL0 emulator rejects some instructions that a hardware VM
+ * would run (platform.md). For those with a simple architectural effect,
+ * forkd performs the effect itself:
+ *   int3 (0xCC): a trap; RIP moves past it, then #BP is delivered. Linux
+ *   relies on it for its int3 self-test and for every text_poke.
+ * Returns 0 when the instruction was completed, -ENOTSUP otherwise. */
+static int vcpu_assist_emulation(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
+{
+	struct kvm_vcpu_events ev;
+	struct kvm_regs regs;
+
+	if (!vcpu->vm->pvm || n < 1 || insn[0] != 0xCC)
+		return -ENOTSUP;
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+		return log_errno("KVM_GET_REGS(vcpu %d)", vcpu->id);
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return log_errno("KVM_GET_VCPU_EVENTS(vcpu %d)", vcpu->id);
+	regs.rip += 1;
+	ev.exception.injected = 1;
+	ev.exception.nr = 3;
+	ev.exception.has_error_code = 0;
+	ev.exception.error_code = 0;
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
+	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return log_errno("KVM_SET_VCPU_EVENTS(vcpu %d)", vcpu->id);
+	vcpu->nr_assists++;
+	return 0;
+}
+
+static void report_internal_error(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct kvm_regs regs = {0};
+	struct kvm_sregs sregs = {0};
+	uint8_t insn[16];
+	char hex[64] = "", *p = hex;
+	unsigned i, n = emulation_insn(run, insn);
+
+	ioctl(vcpu->fd, KVM_GET_REGS, &regs);
+	ioctl(vcpu->fd, KVM_GET_SREGS, &sregs);
+	for (i = 0; i < n; i++)
+		p += sprintf(p, "%02x ", insn[i]);
+	if (!n) {
+		/* No decoded bytes: show the raw data words instead. */
+		for (i = 0; i < MIN(run->internal.ndata, 4u); i++)
+			p += sprintf(p, "%llx ", (unsigned long long)run->internal.data[i]);
+	}
+	vm_request_stop(vcpu->vm, VM_EXIT_EMULATION,
+			"vcpu %d: KVM internal error (suberror %u) at RIP 0x%llx (CPL %u), "
+			"instruction bytes: %s%s",
+			vcpu->id, run->internal.suberror, (unsigned long long)regs.rip,
+			sregs.cs.selector & 3, hex,
+			vcpu->vm->pvm ? "; KVM-PVM's emulator cannot run this instruction and forkd "
+					"has no assist for it yet"
+				      : "");
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
+	struct kvm_run *run = vcpu->run;
+	uint8_t insn[16];
+	char name[16];
+	sigset_t set;
+
+	snprintf(name, sizeof(name), "vcpu%d", vcpu->id);
+	pthread_setname_np(pthread_self(), name);
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (!vm->stopping) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				run->immediate_exit = 0;
+				continue;
+			}
+			vm_request_stop(vm, VM_EXIT_ERROR, "KVM_RUN(vcpu %d): %s", vcpu->id,
+					strerror(errno));
+			break;
+		}
+		vcpu->nr_exits++;
+		switch (run->exit_reason) {
+		case KVM_EXIT_IO:
+			handle_pio(vcpu);
+			break;
+		case KVM_EXIT_MMIO:
+			handle_mmio(vcpu);
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			vm_request_stop(vm, VM_EXIT_CRASH,
+					"vcpu %d: guest shut down (triple fault)", vcpu->id);
+			break;
+		case KVM_EXIT_FAIL_ENTRY:
+			vm_request_stop(vm, VM_EXIT_CRASH,
+					"vcpu %d: KVM entry failed, hardware reason 0x%llx", vcpu->id,
+					(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			break;
+		case KVM_EXIT_INTERNAL_ERROR: {
+			unsigned n = emulation_insn(run, insn);
+
+			if (vcpu_assist_emulation(vcpu, insn, n) == 0)
+				break;
+			report_internal_error(vcpu);
+			break;
+		}
+		case KVM_EXIT_SYSTEM_EVENT:
+			vm_request_stop(vm,
+					run->system_event.type == KVM_SYSTEM_EVENT_CRASH
+						? VM_EXIT_CRASH
+						: VM_EXIT_POWEROFF,
+					"vcpu %d: system event %u", vcpu->id, run->system_event.type);
+			break;
+		case KVM_EXIT_INTR:
+			break;
+		default:
+			vm_request_stop(vm, VM_EXIT_ERROR, "vcpu %d: unexpected KVM exit %u",
+					vcpu->id, run->exit_reason);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	struct sigaction sa = {.sa_handler = kick_handler};
+	sigset_t set, old;
+	int err;
+
+	/* No SA_RESTART: the signal must make KVM_RUN return EINTR. */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
+		return log_errno("sigaction(vCPU kick signal)");
+	/* The thread starts with the kick signal blocked and unblocks it itself,
+	 * so the signal is only ever delivered to vCPU threads that expect it. */
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	err = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		errno = err;
+		return log_errno("pthread_create(vcpu %d)", vcpu->id);
+	}
+	vcpu->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	if (!vcpu->started)
+		return;
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_join(struct vcpu *vcpu)
+{
+	if (!vcpu->started)
+		return;
+	pthread_join(vcpu->thread, NULL);
+	vcpu->started = false;
+}

@@ -1,0 +1,303 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "vmm/cpuid.h"
+#include "vmm/vcpu.h"
+
+/* IRQs free for virtio-mmio devices: 4 is COM1; 1, 8, 12 and 13 stay
+ * reserved for the legacy devices Linux expects at them. */
+static const unsigned virtio_irqs[] = {5, 6, 7, 9, 10, 11, 14, 15};
+
+bool vm_host_is_pvm(void)
+{
+	const char *env = getenv("FORKD_PVM");
+
+	if (env && (!strcmp(env, "0") || !strcmp(env, "1")))
+		return env[0] == '1';
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+static int set_memory_regions(struct vm *vm)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = vm->mem.low_size,
+		.userspace_addr = (uint64_t)(uintptr_t)vm->mem.base,
+	};
+
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return log_errno("KVM_SET_USER_MEMORY_REGION(slot 0, %llu MiB)",
+				 (unsigned long long)(r.memory_size / MIB));
+	if (guest_mem_high_size(&vm->mem) == 0)
+		return 0;
+	r.slot = 1;
+	r.guest_phys_addr = MEM_HOLE_END;
+	r.memory_size = guest_mem_high_size(&vm->mem);
+	r.userspace_addr += vm->mem.low_size;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return log_errno("KVM_SET_USER_MEMORY_REGION(slot 1, %llu MiB)",
+				 (unsigned long long)(r.memory_size / MIB));
+	return 0;
+}
+
+/* Order: the irqchip must exist before vCPUs (their LAPICs are created in
+ * the kernel with them) and before the PIT (which feeds it); TSS and
+ * identity-map addresses must be set before the first KVM_RUN on Intel. */
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	uint64_t idmap = KVM_IDMAP_ADDR;
+	int err, i, api;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->stopfd = -1;
+	vm->mem.fd = -1;
+	vm->loop.epfd = -1;
+	vm->pio.name = "pio";
+	vm->mmio.name = "mmio";
+	if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > VM_MAX_VCPUS) {
+		log_err("vCPU count %d out of range 1..%d", cfg->nr_vcpus, VM_MAX_VCPUS);
+		return -EINVAL;
+	}
+	vm->nr_vcpus = cfg->nr_vcpus;
+	vm->pvm = vm_host_is_pvm();
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		err = log_errno("open /dev/kvm (is KVM available and are you in the kvm group?)");
+		goto err;
+	}
+	api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (api != KVM_API_VERSION) {
+		log_err("/dev/kvm speaks API version %d, forkd needs %d", api, KVM_API_VERSION);
+		err = -ENOTSUP;
+		goto err;
+	}
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP) <= 0 ||
+	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY) <= 0) {
+		log_err("/dev/kvm lacks the in-kernel irqchip or user memory capability");
+		err = -ENOTSUP;
+		goto err;
+	}
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size < (int)sizeof(struct kvm_run)) {
+		err = log_errno("KVM_GET_VCPU_MMAP_SIZE");
+		goto err;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		err = log_errno("KVM_CREATE_VM");
+		goto err;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0) {
+		err = log_errno("KVM_SET_TSS_ADDR");
+		goto err;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
+		err = log_errno("KVM_SET_IDENTITY_MAP_ADDR");
+		goto err;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		err = log_errno("KVM_CREATE_IRQCHIP");
+		goto err;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		err = log_errno("KVM_CREATE_PIT2");
+		goto err;
+	}
+	err = guest_mem_map(&vm->mem, cfg->mem_bytes, &cfg->mem);
+	if (err)
+		goto err;
+	err = set_memory_regions(vm);
+	if (err)
+		goto err;
+	err = cpuid_policy_build(vm->kvm_fd, vm->pvm, &vm->cpuid);
+	if (err)
+		goto err;
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		err = vcpu_create(vm, &vm->vcpus[i], i);
+		if (err)
+			goto err;
+	}
+	err = evloop_init(&vm->loop);
+	if (err)
+		goto err;
+	vm->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stopfd < 0) {
+		err = log_errno("eventfd");
+		goto err;
+	}
+	return 0;
+
+err:
+	vm_destroy(vm);
+	return err;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	int i;
+
+	/* Devices first: their back-ends may still be watched by the loop. */
+	evloop_destroy(&vm->loop);
+	while (vm->nr_devices) {
+		struct device *d = &vm->devices[--vm->nr_devices];
+
+		if (d->ops->destroy)
+			d->ops->destroy(d->priv);
+	}
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i].vm)
+			vcpu_destroy(&vm->vcpus[i]);
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	guest_mem_unmap(&vm->mem);
+	if (vm->stopfd >= 0)
+		close(vm->stopfd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->stopfd = vm->vm_fd = vm->kvm_fd = -1;
+}
+
+int vm_add_device(struct vm *vm, const struct device_ops *ops, void *priv)
+{
+	if (vm->nr_devices == VM_MAX_DEVICES) {
+		log_err("too many devices (at most %d)", VM_MAX_DEVICES);
+		return -ENOSPC;
+	}
+	vm->devices[vm->nr_devices++] = (struct device){ops, priv};
+	return 0;
+}
+
+int vm_alloc_virtio_slot(struct vm *vm, uint64_t *base, unsigned *irq)
+{
+	size_t used = strlen(vm->cmdline_extra);
+	int n;
+
+	if (vm->nr_virtio == ARRAY_SIZE(virtio_irqs)) {
+		log_err("too many virtio devices (at most %zu)", ARRAY_SIZE(virtio_irqs));
+		return -ENOSPC;
+	}
+	*base = VIRTIO_MMIO_BASE + vm->nr_virtio * VIRTIO_MMIO_SIZE;
+	*irq = virtio_irqs[vm->nr_virtio];
+	n = snprintf(vm->cmdline_extra + used, sizeof(vm->cmdline_extra) - used,
+		     "%svirtio_mmio.device=4K@0x%llx:%u", used ? " " : "",
+		     (unsigned long long)*base, *irq);
+	if (n < 0 || (size_t)n >= sizeof(vm->cmdline_extra) - used)
+		return -ENOSPC;
+	vm->nr_virtio++;
+	return 0;
+}
+
+int vm_irq_line(struct vm *vm, unsigned irq, int level)
+{
+	struct kvm_irq_level l = {.irq = irq, .level = level};
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+		return log_errno("KVM_IRQ_LINE(%u, %d)", irq, level);
+	return 0;
+}
+
+void vm_irq_pulse(struct vm *vm, unsigned irq)
+{
+	if (vm_irq_line(vm, irq, 1) == 0)
+		(void)!vm_irq_line(vm, irq, 0);
+}
+
+static bool claim_stop(struct vm *vm, int status)
+{
+	int expected = 0;
+
+	if (!__atomic_compare_exchange_n(&vm->stopping, &expected, 1, false, __ATOMIC_SEQ_CST,
+					 __ATOMIC_SEQ_CST))
+		return false;
+	vm->exit_status = status;
+	return true;
+}
+
+static void wake_stop(struct vm *vm)
+{
+	uint64_t one = 1;
+
+	(void)!write(vm->stopfd, &one, sizeof(one));
+}
+
+void vm_request_stop(struct vm *vm, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!claim_stop(vm, status))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(vm->exit_reason, sizeof(vm->exit_reason), fmt, ap);
+	va_end(ap);
+	wake_stop(vm);
+}
+
+void vm_request_stop_signal(struct vm *vm, int status)
+{
+	if (!claim_stop(vm, status))
+		return;
+	strcpy(vm->exit_reason, "stopped by signal");
+	wake_stop(vm);
+}
+
+int vm_run(struct vm *vm, uint64_t timeout_ms)
+{
+	struct pollfd pfd = {.fd = vm->stopfd, .events = POLLIN};
+	uint64_t deadline = timeout_ms ? now_ns() + timeout_ms * 1000000ULL : 0;
+	int err, i;
+
+	err = evloop_start(&vm->loop);
+	if (err)
+		return VM_EXIT_ERROR;
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		err = vcpu_start(&vm->vcpus[i]);
+		if (err) {
+			vm_request_stop(vm, VM_EXIT_ERROR, "could not start vcpu %d", i);
+			break;
+		}
+	}
+	while (!vm->stopping) {
+		int wait_ms = -1, n;
+
+		if (deadline) {
+			uint64_t now = now_ns();
+
+			if (now >= deadline) {
+				vm_request_stop(vm, VM_EXIT_TIMEOUT, "timed out after %llu ms",
+						(unsigned long long)timeout_ms);
+				break;
+			}
+			wait_ms = (int)MIN((deadline - now) / 1000000ULL + 1, 60000ULL);
+		}
+		n = poll(&pfd, 1, wait_ms);
+		if (n < 0 && errno != EINTR) {
+			vm_request_stop(vm, VM_EXIT_ERROR, "poll(stop eventfd): %s",
+					strerror(errno));
+			break;
+		}
+	}
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+	evloop_destroy(&vm->loop);
+	return vm->exit_status;
+}

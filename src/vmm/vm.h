@@ -1,0 +1,129 @@
+/* A virtual machine: one KVM VM, its RAM, vCPUs, buses and devices.
+ *
+ * Everything a VM owns hangs off struct vm; nothing is global, so one
+ * process (a test) can build several VMs. Life cycle:
+ *
+ *   vm_create()            KVM VM, irqchip, PIT, RAM, vCPUs (not running)
+ *   ...devices...          claim bus ranges, IRQs and virtio-mmio slots
+ *   boot_load() / restore  guest memory and BSP registers
+ *   vm_run()               vCPU threads + event loop until the guest stops
+ *   vm_destroy()           devices, vCPUs, RAM, fds
+ */
+#ifndef FORKD_VMM_VM_H
+#define FORKD_VMM_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/log.h"
+#include "vmm/bus.h"
+#include "vmm/evloop.h"
+#include "vmm/memory.h"
+
+#define VM_MAX_VCPUS   64
+#define VM_MAX_DEVICES 16
+
+/* Process exit status of a VMM whose guest stopped, so callers can tell a
+ * clean poweroff from a crash. */
+enum vm_exit {
+	VM_EXIT_POWEROFF = 0,  /* guest pulsed the i8042 reset line: clean stop */
+	VM_EXIT_ERROR = 1,     /* the VMM itself failed */
+	VM_EXIT_CRASH = 2,     /* triple fault / entry failure: guest crashed */
+	VM_EXIT_EMULATION = 3, /* KVM could not emulate a guest instruction */
+	VM_EXIT_TIMEOUT = 124, /* --timeout-secs ran out */
+	VM_EXIT_SIGNAL = 130,  /* stopped by SIGINT/SIGTERM */
+};
+
+/* Layout of the 32-bit hole (all below 4 GiB, above RAM). */
+#define VIRTIO_MMIO_BASE 0xD0000000ULL
+#define VIRTIO_MMIO_SIZE 0x1000ULL
+#define IOAPIC_ADDR      0xFEC00000ULL
+#define LAPIC_ADDR       0xFEE00000ULL
+#define KVM_TSS_ADDR     0xFFFBD000ULL
+#define KVM_IDMAP_ADDR   0xFFFBC000ULL
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run; /* mmap of the vCPU fd, run_size bytes */
+	pthread_t thread;
+	bool started;
+	uint64_t nr_exits;
+	uint64_t nr_assists; /* emulation failures forkd completed itself */
+};
+
+/* One stateful part of the machine. Devices are kept in creation order,
+ * which is also the order their state is saved and restored in. */
+struct device_ops {
+	const char *name;
+	void (*destroy)(void *priv);
+};
+
+struct device {
+	const struct device_ops *ops;
+	void *priv;
+};
+
+struct vm_config {
+	uint64_t mem_bytes;  /* multiple of 2 MiB */
+	int nr_vcpus;        /* 1..VM_MAX_VCPUS */
+	struct mem_opts mem; /* backing of guest RAM */
+};
+
+struct vm {
+	int kvm_fd, vm_fd;
+	bool pvm; /* host is KVM-PVM: guest CPL0 is emulated (platform.md) */
+	int run_size;
+	struct guest_mem mem;
+	struct kvm_cpuid2 *cpuid; /* the guest's CPUID policy, all vCPUs */
+	int nr_vcpus;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+	struct bus pio, mmio;
+	struct evloop loop;
+	struct device devices[VM_MAX_DEVICES];
+	unsigned nr_devices;
+	unsigned nr_virtio; /* virtio-mmio slots handed out */
+	char cmdline_extra[1024]; /* appended to the guest command line */
+
+	/* Stop protocol: the first vm_request_stop() wins and sets status. */
+	int stopfd; /* eventfd, written on stop (async-signal-safe) */
+	int exit_status;
+	volatile int stopping;
+	char exit_reason[256];
+};
+
+/* Create the VM. On failure everything acquired is released. */
+int vm_create(struct vm *vm, const struct vm_config *cfg) __must_check;
+void vm_destroy(struct vm *vm);
+
+/* Register a device (takes ownership of priv: ops->destroy frees it). */
+int vm_add_device(struct vm *vm, const struct device_ops *ops, void *priv) __must_check;
+
+/* Reserve the next virtio-mmio slot: its MMIO base and IRQ, and announce it
+ * on the guest command line (virtio_mmio.device=4K@base:irq). */
+int vm_alloc_virtio_slot(struct vm *vm, uint64_t *base, unsigned *irq) __must_check;
+
+/* Raise an edge on an ISA/IOAPIC interrupt line. Any thread. */
+void vm_irq_pulse(struct vm *vm, unsigned irq);
+int vm_irq_line(struct vm *vm, unsigned irq, int level) __must_check;
+
+/* Start every vCPU thread and the event loop; block until the guest stops,
+ * vm_request_stop() is called, or timeout_ms passes (0: no limit). Returns
+ * the enum vm_exit status. */
+int vm_run(struct vm *vm, uint64_t timeout_ms);
+
+/* Ask the VM to stop with the given status. Thread-safe; the first caller's
+ * status and reason are kept. */
+void vm_request_stop(struct vm *vm, int status, const char *fmt, ...) __printf(3, 4);
+/* Async-signal-safe variant with a fixed reason. */
+void vm_request_stop_signal(struct vm *vm, int status);
+
+/* True on KVM-PVM hosts (FORKD_PVM=0/1 in the environment overrides). */
+bool vm_host_is_pvm(void);
+
+#endif
