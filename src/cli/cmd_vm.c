@@ -12,6 +12,10 @@
 #include "common/util.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/vsock.h"
 #include "vmm/boot.h"
 #include "vmm/vcpu.h"
 
@@ -22,6 +26,12 @@ struct vm_run_args {
 	uint64_t mem_mib, vcpus, timeout_secs, console_max_mib;
 	const char *console;
 	bool guest_decompress;
+	struct virtio_blk_opts disks[MAX_DISKS];
+	unsigned nr_disks;
+	const char *tap, *vsock;
+	uint8_t mac[6];
+	uint64_t vsock_cid;
+	bool no_rng;
 };
 
 static struct vm *signal_vm;
@@ -49,6 +59,17 @@ static void vm_run_usage(FILE *f)
 		"  --vcpus N              vCPUs (default 1)\n"
 		"  --console PATH|-       serial console output (default -, stdout)\n"
 		"  --console-max-mib N    stop writing the console after N MiB (default 16)\n"
+		"  --disk PATH[,ro]       raw disk image (repeatable, up to 4: vda, vdb...);\n"
+		"                         the image is never written: guest writes go to a\n"
+		"                         private copy-on-write overlay; ',ro' makes the\n"
+		"                         disk read-only to the guest\n"
+		"  --tap NAME             virtio-net on this tap interface\n"
+		"  --mac MAC              guest MAC (default 52:54:00:12:34:56)\n"
+		"  --vsock PATH           virtio-vsock; host end is this Unix socket\n"
+		"                         (clients write 'CONNECT <port>\\n'; guest\n"
+		"                         connections to port P reach PATH_P)\n"
+		"  --vsock-cid N          guest CID (default 3)\n"
+		"  --no-rng               no virtio-rng device\n"
 		"  --timeout-secs N       stop the guest after N seconds (default: none)\n"
 		"  --guest-decompress     let a bzImage decompress itself (slow on KVM-PVM)\n"
 		"  -h, --help             this text\n"
@@ -71,7 +92,7 @@ static uint64_t parse_num(const char *opt, const char *arg, uint64_t min, uint64
 static void parse_args(int argc, char **argv, struct vm_run_args *a)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_VCPUS, O_CONSOLE, O_CONSOLE_MAX,
-	       O_TIMEOUT, O_GUEST_DECOMP };
+	       O_TIMEOUT, O_GUEST_DECOMP, O_DISK, O_TAP, O_MAC, O_VSOCK, O_VSOCK_CID, O_NO_RNG };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -82,13 +103,20 @@ static void parse_args(int argc, char **argv, struct vm_run_args *a)
 		{"console-max-mib", required_argument, NULL, O_CONSOLE_MAX},
 		{"timeout-secs", required_argument, NULL, O_TIMEOUT},
 		{"guest-decompress", no_argument, NULL, O_GUEST_DECOMP},
+		{"disk", required_argument, NULL, O_DISK},
+		{"tap", required_argument, NULL, O_TAP},
+		{"mac", required_argument, NULL, O_MAC},
+		{"vsock", required_argument, NULL, O_VSOCK},
+		{"vsock-cid", required_argument, NULL, O_VSOCK_CID},
+		{"no-rng", no_argument, NULL, O_NO_RNG},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	int c;
 
 	*a = (struct vm_run_args){.mem_mib = 256, .vcpus = 1, .console = "-",
-				  .console_max_mib = 16};
+				  .console_max_mib = 16, .vsock_cid = 3,
+				  .mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56}};
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -120,6 +148,41 @@ static void parse_args(int argc, char **argv, struct vm_run_args *a)
 			break;
 		case O_GUEST_DECOMP:
 			a->guest_decompress = true;
+			break;
+		case O_DISK: {
+			struct virtio_blk_opts *d;
+			char *comma;
+
+			if (a->nr_disks == MAX_DISKS)
+				cli_usage_error("vm run", "at most %d --disk options", MAX_DISKS);
+			d = &a->disks[a->nr_disks++];
+			d->path = optarg;
+			comma = strrchr(optarg, ',');
+			if (comma && !strcmp(comma, ",ro")) {
+				*comma = 0;
+				d->read_only = true;
+			}
+			break;
+		}
+		case O_TAP:
+			a->tap = optarg;
+			break;
+		case O_MAC:
+			if (sscanf(optarg, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &a->mac[0], &a->mac[1],
+				   &a->mac[2], &a->mac[3], &a->mac[4], &a->mac[5]) != 6 ||
+			    (a->mac[0] & 1))
+				cli_usage_error("vm run", "--mac wants a unicast MAC like "
+							  "52:54:00:12:34:56, got '%s'",
+						optarg);
+			break;
+		case O_VSOCK:
+			a->vsock = optarg;
+			break;
+		case O_VSOCK_CID:
+			a->vsock_cid = parse_num("--vsock-cid", optarg, 3, 0xfffffffeULL);
+			break;
+		case O_NO_RNG:
+			a->no_rng = true;
 			break;
 		case 'h':
 			vm_run_usage(stdout);
@@ -173,6 +236,23 @@ static int vm_run_main(int argc, char **argv)
 						    .max_bytes = a.console_max_mib * MIB}))
 		goto out;
 	if (i8042_create(vm))
+		goto out;
+	/* Creation order fixes each device's MMIO slot and IRQ (and so the
+	 * guest's names for them: the first disk is vda). */
+	for (unsigned d = 0; d < a.nr_disks; d++)
+		if (virtio_blk_create(vm, &a.disks[d]))
+			goto out;
+	if (a.tap) {
+		struct virtio_net_opts no = {.tap = a.tap};
+
+		memcpy(no.mac, a.mac, 6);
+		if (virtio_net_create(vm, &no))
+			goto out;
+	}
+	if (a.vsock &&
+	    virtio_vsock_create(vm, &(struct virtio_vsock_opts){a.vsock_cid, a.vsock}))
+		goto out;
+	if (!a.no_rng && virtio_rng_create(vm))
 		goto out;
 
 	bo.kernel = a.kernel;

@@ -1,6 +1,6 @@
 /* The smallest useful guest: console output, an exception handled through
  * the IDT (int3 at CPL0, which KVM-PVM needs forkd to assist), clean exit. */
-#include "guest.h"
+#include "rt/guest.h"
 
 static volatile int bp_hits;
 

@@ -1,4 +1,4 @@
-#include "guest.h"
+#include "rt/guest.h"
 
 #define COM1 0x3f8
 
