@@ -6,7 +6,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wmissing-prototypes -Wstrict-prototypes -fno-strict-aliasing \
            -D_GNU_SOURCE -Isrc -MMD -MP
-LDLIBS  += -lpthread -lzstd -lz
+LDLIBS  += -lpthread -lzstd -lz -llz4
 
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -22,7 +22,7 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all clean test test-unit test-vmm test-e2e guests format format-check
+.PHONY: all clean check test test-unit test-vmm test-e2e guests format format-check
 all: $(BUILD)/forkd
 
 $(BUILD)/forkd: $(CLI_OBJS) $(BUILD)/libforkd.a
@@ -50,6 +50,10 @@ test-vmm: $(BUILD)/forkd guests
 	@tests/vmm/run.sh $(abspath $(BUILD))
 
 test: test-unit test-vmm
+
+# Everything CI runs, including the sanitizer build and the Linux boot.
+check:
+	@tests/check.sh
 
 test-e2e: $(BUILD)/forkd
 	@tests/e2e/linux_boot.sh $(abspath $(BUILD))

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "devices/acpi_sleep.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "devices/virtio/blk.h"
@@ -74,9 +75,11 @@ static void vm_run_usage(FILE *f)
 		"  --guest-decompress     let a bzImage decompress itself (slow on KVM-PVM)\n"
 		"  -h, --help             this text\n"
 		"\n"
-		"exit status: 0 the guest powered off (i8042 reset), 1 forkd failed,\n"
-		"2 the guest crashed (triple fault), 3 KVM could not emulate a guest\n"
-		"instruction, 124 timeout, 130 interrupted.\n");
+		"exit status: 0 the guest powered off (ACPI S5: Linux 'poweroff'),\n"
+		"1 forkd failed, 2 the guest crashed (triple fault; Linux panics end\n"
+		"here with 'panic=-1 reboot=t'), 3 KVM could not emulate a guest\n"
+		"instruction, 4 the guest reset the machine (i8042: 'reboot'),\n"
+		"124 timeout, 130 interrupted.\n");
 }
 
 static uint64_t parse_num(const char *opt, const char *arg, uint64_t min, uint64_t max)
@@ -235,7 +238,7 @@ static int vm_run_main(int argc, char **argv)
 						    .in_fd = -1,
 						    .max_bytes = a.console_max_mib * MIB}))
 		goto out;
-	if (i8042_create(vm))
+	if (i8042_create(vm) || acpi_sleep_create(vm))
 		goto out;
 	/* Creation order fixes each device's MMIO slot and IRQ (and so the
 	 * guest's names for them: the first disk is vda). */

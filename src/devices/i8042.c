@@ -30,7 +30,7 @@ struct i8042 {
 
 static void i8042_reset_line(struct i8042 *k)
 {
-	vm_request_stop(k->vm, VM_EXIT_POWEROFF, "guest reset the machine (i8042)");
+	vm_request_stop(k->vm, VM_EXIT_RESET, "guest reset the machine (i8042 reset line)");
 }
 
 static void i8042_reply(struct i8042 *k, uint8_t v)

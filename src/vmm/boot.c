@@ -10,10 +10,12 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <lz4.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include "common/util.h"
+#include "vmm/acpi.h"
 #include "vmm/mptable.h"
 
 #define HDR_MAGIC        0x53726448u /* "HdrS" */
@@ -133,6 +135,36 @@ int boot_load_elf(struct vm *vm, const uint8_t *img, uint64_t len, struct boot_i
 	return 0;
 }
 
+/* LZ4 legacy frame ("lz4 -l"): magic, then blocks of u32 compressed size
+ * + data, each inflating to at most 8 MiB. The magic may repeat where
+ * streams were concatenated. */
+static int decompress_lz4_legacy(const uint8_t *p, uint64_t len, uint8_t *out, uint32_t size)
+{
+	const uint32_t magic = 0x184c2102, block_max = 8 << 20;
+	uint64_t off = 0, done = 0;
+
+	while (off + 4 <= len) {
+		uint32_t blk;
+		int n;
+
+		memcpy(&blk, p + off, 4);
+		off += 4;
+		if (blk == magic)
+			continue;
+		if (blk > len - off || blk > (uint32_t)LZ4_compressBound((int)block_max))
+			return -ENOEXEC;
+		n = LZ4_decompress_safe((const char *)p + off, (char *)out + done, (int)blk,
+					(int)MIN((uint64_t)block_max, size - done));
+		if (n < 0)
+			return -ENOEXEC;
+		done += (uint64_t)n;
+		off += blk;
+		if (done == size)
+			return 0;
+	}
+	return done == size ? 0 : -ENOEXEC;
+}
+
 /* The kernel build appends the uncompressed size (little-endian u32) to
  * the compressed payload; both gzip (ISIZE) and zstd images end with it. */
 static int decompress_payload(const uint8_t *p, uint64_t len, uint8_t **out, uint64_t *out_len)
@@ -176,6 +208,9 @@ static int decompress_payload(const uint8_t *p, uint64_t len, uint8_t **out, uin
 			log_err("kernel: gzip payload: %s", zs.msg ? zs.msg : "bad stream");
 			goto bad;
 		}
+	} else if (p[0] == 0x02 && p[1] == 0x21 && p[2] == 0x4c && p[3] == 0x18) {
+		if (decompress_lz4_legacy(p, len - 4, buf, size))
+			goto bad;
 	} else {
 		free(buf);
 		return -ENOTSUP;
@@ -398,6 +433,10 @@ int boot_load(struct vm *vm, const struct boot_opts *opts, struct boot_info *inf
 		log_err("MP table for %d vCPUs does not fit in the EBDA", vm->nr_vcpus);
 		return err;
 	}
+	err = acpi_write_tables(vm);
+	if (err)
+		return err;
+	bp->acpi_rsdp_addr = ACPI_RSDP_ADDR;
 	err = write_gdt(vm);
 	if (err)
 		return err;

@@ -5,7 +5,13 @@
  * KVM-PVM host: the same, minus features whose instructions the CPL0
  * emulator cannot execute (platform.md): CMPXCHG16B and the whole XSAVE
  * family (XSAVE, OSXSAVE, AVX, AVX2, AVX-512, AMX, ...), so the guest
- * kernel falls back to instructions the emulator knows. */
+ * kernel falls back to instructions the emulator knows.
+ *
+ * Measured on KVM-PVM: the guest sees the table's value only for bits KVM
+ * reports as supported (CX16 here); bits outside that set (XSAVE, AVX...)
+ * come from the host CPU whatever the table says. So vm_create() also puts
+ * "noxsave" on a Linux guest's command line there; the masks stay, for
+ * PVM versions that honour them. */
 #ifndef FORKD_VMM_CPUID_H
 #define FORKD_VMM_CPUID_H
 

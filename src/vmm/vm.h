@@ -28,10 +28,11 @@
 /* Process exit status of a VMM whose guest stopped, so callers can tell a
  * clean poweroff from a crash. */
 enum vm_exit {
-	VM_EXIT_POWEROFF = 0,  /* guest pulsed the i8042 reset line: clean stop */
+	VM_EXIT_POWEROFF = 0,  /* guest powered off (ACPI S5): clean stop */
 	VM_EXIT_ERROR = 1,     /* the VMM itself failed */
 	VM_EXIT_CRASH = 2,     /* triple fault / entry failure: guest crashed */
 	VM_EXIT_EMULATION = 3, /* KVM could not emulate a guest instruction */
+	VM_EXIT_RESET = 4,     /* guest reset the machine (reboot; a panic with panic=N) */
 	VM_EXIT_TIMEOUT = 124, /* --timeout-secs ran out */
 	VM_EXIT_SIGNAL = 130,  /* stopped by SIGINT/SIGTERM */
 };
@@ -107,6 +108,9 @@ int vm_add_device(struct vm *vm, const struct device_ops *ops, void *priv) __mus
 /* Reserve the next virtio-mmio slot: its MMIO base and IRQ, and announce it
  * on the guest command line (virtio_mmio.device=4K@base:irq). */
 int vm_alloc_virtio_slot(struct vm *vm, uint64_t *base, unsigned *irq) __must_check;
+
+/* Base and IRQ of virtio-mmio slot i (< vm->nr_virtio). */
+void vm_virtio_slot(const struct vm *vm, unsigned i, uint64_t *base, unsigned *irq);
 
 /* Raise an edge on an ISA/IOAPIC interrupt line. Any thread. */
 void vm_irq_pulse(struct vm *vm, unsigned irq);

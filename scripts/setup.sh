@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install everything forkd needs to build, test and run, from Debian 12's
+# packages only. Idempotent: re-running installs nothing new.
+#   scripts/setup.sh            build + test dependencies
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential pkg-config clang-format
+	# libraries
+	libzstd-dev zlib1g-dev liblz4-dev libcmocka-dev
+	libjansson-dev libmicrohttpd-dev libsqlite3-dev libseccomp-dev libmnl-dev
+	# guest images and end-to-end tests
+	busybox-static cpio e2fsprogs iproute2 python3 socat
+	ca-certificates
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+	SUDO=sudo
+	command -v sudo >/dev/null || {
+		echo "setup: run as root, or install sudo" >&2
+		exit 1
+	}
+else
+	SUDO=
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+	echo "setup: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+	echo "setup: all ${#PACKAGES[@]} packages already installed"
+fi
+
+if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+	echo "setup: warning: /dev/kvm is not usable by $(id -un);" \
+		"forkd needs KVM (load kvm_intel/kvm_amd, or add yourself to the kvm group)" >&2
+fi
