@@ -14,7 +14,8 @@ LDFLAGS += -fsanitize=address,undefined
 BUILD   := build-san
 endif
 
-LIB_SRCS := $(wildcard src/common/*.c src/vmm/*.c src/devices/*.c src/devices/virtio/*.c)
+LIB_SRCS := $(wildcard src/common/*.c src/vmm/*.c src/devices/*.c src/devices/virtio/*.c \
+                       src/snapshot/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)

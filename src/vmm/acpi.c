@@ -270,7 +270,7 @@ int acpi_write_tables(struct vm *vm)
 	struct acpi_rsdp *rsdp;
 	struct acpi_fadt *fadt;
 	struct aml aml;
-	uint64_t *xsdt_entries;
+	uint64_t xsdt_entries[2];
 	size_t madt_len;
 
 	if (!base)
@@ -310,9 +310,10 @@ int acpi_write_tables(struct vm *vm)
 	memcpy(&fadt->hypervisor_id, "FORKD\0\0\0", 8);
 	header_init(&fadt->h, "FACP", sizeof(*fadt), 6);
 
-	xsdt_entries = (uint64_t *)(base + xsdt_off + sizeof(struct acpi_header));
+	/* Entries sit at header + 36: not 8-byte aligned, so copy them in. */
 	xsdt_entries[0] = ACPI_RSDP_ADDR + fadt_off;
 	xsdt_entries[1] = ACPI_RSDP_ADDR + madt_off;
+	memcpy(base + xsdt_off + sizeof(struct acpi_header), xsdt_entries, sizeof(xsdt_entries));
 	header_init((struct acpi_header *)(base + xsdt_off), "XSDT",
 		    sizeof(struct acpi_header) + 2 * 8, 1);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "vmm/assist.h"
 #include "vmm/cpuid.h"
 
 #define APIC_LVT0     0x350
@@ -119,32 +120,13 @@ static unsigned emulation_insn(const struct kvm_run *run, uint8_t *bytes)
 	return n;
 }
 
-/* KVM-PVM's CPL0 emulator rejects some instructions that a hardware VM
- * would run (platform.md). For those with a simple architectural effect,
- * forkd performs the effect itself:
- *   int3 (0xCC): a trap; RIP moves past it, then #BP is delivered. Linux
- *   relies on it for its int3 self-test and for every text_poke.
- * Returns 0 when the instruction was completed, -ENOTSUP otherwise. */
+/* On KVM-PVM, complete what the CPL0 emulator rejected (assist.h). */
 static int vcpu_assist_emulation(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 {
-	struct kvm_vcpu_events ev;
-	struct kvm_regs regs;
-
-	if (!vcpu->vm->pvm || n < 1 || insn[0] != 0xCC)
+	if (!vcpu->vm->pvm || n == 0)
 		return -ENOTSUP;
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
-		return log_errno("KVM_GET_REGS(vcpu %d)", vcpu->id);
-	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-		return log_errno("KVM_GET_VCPU_EVENTS(vcpu %d)", vcpu->id);
-	regs.rip += 1;
-	ev.exception.injected = 1;
-	ev.exception.nr = 3;
-	ev.exception.has_error_code = 0;
-	ev.exception.error_code = 0;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
-		return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
-	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
-		return log_errno("KVM_SET_VCPU_EVENTS(vcpu %d)", vcpu->id);
+	if (assist_run(vcpu, insn, n))
+		return -ENOTSUP;
 	vcpu->nr_assists++;
 	return 0;
 }

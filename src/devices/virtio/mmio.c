@@ -136,10 +136,11 @@ static void mmio_write(void *opaque, uint64_t off, const void *data, unsigned le
 	if (off >= REG_CONFIG) {
 		uint64_t coff = off - REG_CONFIG;
 
-		if (coff < vdev->config_size && len <= vdev->config_size - coff) {
+		/* Config space is read-only unless the device takes writes. */
+		if (vdev->ops->config_write && coff < vdev->config_size &&
+		    len <= vdev->config_size - coff) {
 			memcpy(vdev->config + coff, data, len);
-			if (vdev->ops->config_write)
-				vdev->ops->config_write(vdev, (uint32_t)coff, len);
+			vdev->ops->config_write(vdev, (uint32_t)coff, len);
 		}
 		goto out;
 	}
@@ -313,6 +314,7 @@ int virtio_mmio_register(struct vm *vm, struct virtio_dev *vdev, const struct vi
 		virtio_device_destroy(vdev);
 		return err;
 	}
+	/* From here the VM owns the device: vm_destroy() frees it. */
 	return bus_add(&vm->mmio, vdev->base, VIRTIO_MMIO_SIZE, ops->name, mmio_read, mmio_write,
 		       vdev);
 }

@@ -48,7 +48,8 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *vdev);
 	/* The driver set DRIVER_OK: queues are live. Lock held. Optional. */
 	void (*activate)(struct virtio_dev *vdev);
-	/* The driver wrote config space (already copied in). Optional. */
+	/* The driver wrote config space (already copied in). Without this
+	 * hook config space is read-only to the driver. */
 	void (*config_write)(struct virtio_dev *vdev, uint32_t off, uint32_t len);
 	/* Free the device (the struct embedding vdev). */
 	void (*destroy)(struct virtio_dev *vdev);
@@ -75,9 +76,10 @@ struct virtio_dev {
 	uint64_t errors; /* malformed requests seen */
 };
 
-/* Claim a virtio-mmio slot (MMIO range + IRQ, announced on the kernel
- * command line) and register the device. On failure ops->destroy has been
- * called. */
+/* Claim a virtio-mmio slot (MMIO range + IRQ, announced to the guest) and
+ * register the device. On failure the device is freed: at once if it never
+ * joined the VM, else by vm_destroy(). Either way the caller must not free
+ * it. */
 int virtio_mmio_register(struct vm *vm, struct virtio_dev *vdev, const struct virtio_dev_ops *ops)
 	__must_check;
 

@@ -1,0 +1,90 @@
+/* vmstate: a VM's CPU, interrupt-controller, clock and device state.
+ *
+ * Binary, little-endian (the only byte order forkd runs on), versioned,
+ * made of self-describing sections so a reader can check every length and
+ * checksum before it trusts a byte:
+ *
+ *   offset  size  file header
+ *   0       8     magic "FORKDVMS"
+ *   8       4     format version (VMSTATE_VERSION)
+ *   12      4     header size (32)
+ *   16      4     number of sections
+ *   20      4     flags (0)
+ *   24      8     total file size
+ *
+ *   section, repeated:
+ *   0       4     type (enum vmstate_type)
+ *   4       4     instance (vCPU index, device slot; 0 otherwise)
+ *   8       8     payload length
+ *   16      4     CRC-32 (zlib polynomial) of the payload
+ *   20      4     reserved (0)
+ *   24      len   payload, then zero padding to a multiple of 8
+ *
+ * docs/FORMAT.md draws the payload of each section type. */
+#ifndef FORKD_SNAPSHOT_VMSTATE_H
+#define FORKD_SNAPSHOT_VMSTATE_H
+
+#include <stdint.h>
+
+#include "common/log.h"
+
+#define VMSTATE_MAGIC    "FORKDVMS"
+#define VMSTATE_VERSION  1
+#define VMSTATE_MAX_SIZE (64ULL << 20) /* refuse larger files */
+
+enum vmstate_type {
+	VMSTATE_MACHINE = 1, /* RAM size, vCPU count, host kind, CPUID policy */
+	VMSTATE_VCPU = 2,    /* one per vCPU */
+	VMSTATE_IRQCHIP = 3, /* PIC master, PIC slave, IOAPIC */
+	VMSTATE_PIT = 4,
+	VMSTATE_CLOCK = 5,  /* kvmclock */
+	VMSTATE_DEVICE = 6, /* one per device, in creation order */
+};
+
+struct vmstate_writer {
+	int fd;
+	char *tmp_path, *path;
+	uint32_t nr_sections;
+	uint64_t size;
+	int err; /* first error; later puts are no-ops */
+};
+
+/* Start writing `path` (through a temporary file renamed on commit, so a
+ * crash never leaves a half-written vmstate under the real name). */
+int vmstate_writer_open(struct vmstate_writer *w, const char *path) __must_check;
+/* Append one section. Errors are remembered and reported by commit. */
+void vmstate_put(struct vmstate_writer *w, uint32_t type, uint32_t instance, const void *data,
+		 uint64_t len);
+/* Finish: header, fsync, rename. Returns the first error of the session. */
+int vmstate_writer_commit(struct vmstate_writer *w) __must_check;
+/* Abandon: remove the temporary file. Safe after commit (no-op). */
+void vmstate_writer_abort(struct vmstate_writer *w);
+
+struct vmstate_section {
+	uint32_t type, instance;
+	uint64_t len;
+	const uint8_t *data; /* points into vmstate.buf */
+};
+
+struct vmstate {
+	uint8_t *buf;
+	uint64_t size;
+	uint32_t nr;
+	struct vmstate_section *sections;
+};
+
+/* Read and validate `path` completely (magic, version, sizes, every
+ * section's bounds and checksum). On error one line names the file and the
+ * cause, and nothing is allocated. */
+int vmstate_load(const char *path, struct vmstate *vs) __must_check;
+/* Validate an in-memory image (vmstate_load() uses it; so do tests).
+ * Takes ownership of buf on success. */
+int vmstate_parse(const char *name, uint8_t *buf, uint64_t size, struct vmstate *vs)
+	__must_check;
+void vmstate_free(struct vmstate *vs);
+
+/* The section of this type and instance, or NULL. */
+const struct vmstate_section *vmstate_find(const struct vmstate *vs, uint32_t type,
+					   uint32_t instance);
+
+#endif

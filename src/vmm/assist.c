@@ -1,0 +1,225 @@
+#include "vmm/assist.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "common/util.h"
+
+#define RFLAGS_CF (1ULL << 0)
+#define RFLAGS_PF (1ULL << 2)
+#define RFLAGS_AF (1ULL << 4)
+#define RFLAGS_ZF (1ULL << 6)
+#define RFLAGS_SF (1ULL << 7)
+#define RFLAGS_OF (1ULL << 11)
+
+int assist_decode(const uint8_t *insn, unsigned n, struct assist_insn *out)
+{
+	bool rep = false, opsize16 = false;
+	unsigned i = 0, rex = 0, modrm, mod, rm;
+
+	memset(out, 0, sizeof(*out));
+	out->base = out->index = -1;
+	if (n >= 1 && insn[0] == 0xcc) {
+		out->op = ASSIST_INT3;
+		out->len = 1;
+		return 0;
+	}
+	/* Legacy prefixes, then at most one REX right before the opcode. */
+	for (; i < n && i < 14; i++) {
+		uint8_t b = insn[i];
+
+		if (b == 0xf3)
+			rep = true;
+		else if (b == 0x66)
+			opsize16 = true;
+		else if (b == 0x64 || b == 0x65)
+			out->seg = b;
+		else if (b == 0x2e || b == 0x3e || b == 0x26 || b == 0x36)
+			; /* segment overrides without effect in 64-bit mode */
+		else
+			break;
+	}
+	if (i < n && (insn[i] & 0xf0) == 0x40)
+		rex = insn[i++];
+	if (!rep || i + 3 > n || insn[i] != 0x0f)
+		return -ENOTSUP;
+	if (insn[i + 1] != 0xb8)
+		return -ENOTSUP;
+	out->op = ASSIST_POPCNT;
+	i += 2;
+	out->opsize = (rex & 8) ? 8 : opsize16 ? 2 : 4;
+	modrm = insn[i++];
+	mod = modrm >> 6;
+	out->reg = ((modrm >> 3) & 7) | ((rex & 4) << 1);
+	rm = modrm & 7;
+	if (mod == 3) {
+		out->rm = rm | ((rex & 1) << 3);
+		out->len = i;
+		return 0;
+	}
+	out->mem = true;
+	if (rm == 4) { /* SIB */
+		unsigned sib, idx, base;
+
+		if (i >= n)
+			return -ENOTSUP;
+		sib = insn[i++];
+		out->scale = 1u << (sib >> 6);
+		idx = ((sib >> 3) & 7) | ((rex & 2) << 2);
+		base = (sib & 7) | ((rex & 1) << 3);
+		out->index = idx == 4 ? -1 : (int)idx; /* rsp cannot be an index */
+		if ((sib & 7) == 5 && mod == 0) {
+			out->base = -1; /* disp32, no base */
+			mod = 2;        /* consume a disp32 below */
+		} else {
+			out->base = (int)base;
+		}
+	} else if (rm == 5 && mod == 0) {
+		out->rip_relative = true;
+		mod = 2;
+	} else {
+		out->base = (int)(rm | ((rex & 1) << 3));
+	}
+	if (mod == 1) {
+		if (i + 1 > n)
+			return -ENOTSUP;
+		out->disp = (int8_t)insn[i++];
+	} else if (mod == 2) {
+		int32_t d;
+
+		if (i + 4 > n)
+			return -ENOTSUP;
+		memcpy(&d, insn + i, 4);
+		out->disp = d;
+		i += 4;
+	}
+	out->len = i;
+	return 0;
+}
+
+uint64_t assist_compute(enum assist_op op, unsigned opsize, uint64_t src, bool *cf, bool *zf)
+{
+	unsigned bits = opsize * 8;
+	uint64_t r;
+
+	if (bits < 64)
+		src &= (1ULL << bits) - 1;
+	switch (op) {
+	case ASSIST_POPCNT:
+		r = (uint64_t)__builtin_popcountll(src);
+		*cf = false;
+		*zf = src == 0;
+		return r;
+	default:
+		*cf = *zf = false;
+		return 0;
+	}
+}
+
+static __u64 *reg_ptr(struct kvm_regs *r, unsigned n)
+{
+	__u64 *const map[16] = {&r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp,
+				   &r->rsi, &r->rdi, &r->r8,  &r->r9,  &r->r10, &r->r11,
+				   &r->r12, &r->r13, &r->r14, &r->r15};
+
+	return map[n & 15];
+}
+
+/* Read guest-virtual memory through the vCPU's page tables, page by page. */
+static int read_guest_virt(struct vcpu *vcpu, uint64_t gva, void *buf, unsigned len)
+{
+	uint8_t *out = buf;
+
+	while (len) {
+		struct kvm_translation tr = {.linear_address = gva};
+		unsigned chunk = (unsigned)MIN((uint64_t)len, 4096 - (gva & 4095));
+
+		if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0)
+			return log_errno("KVM_TRANSLATE(vcpu %d, 0x%llx)", vcpu->id,
+					 (unsigned long long)gva);
+		if (!tr.valid || guest_read(&vcpu->vm->mem, tr.physical_address, out, chunk))
+			return -EFAULT;
+		out += chunk;
+		gva += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+static int inject_bp(struct vcpu *vcpu, struct kvm_regs *regs)
+{
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return log_errno("KVM_GET_VCPU_EVENTS(vcpu %d)", vcpu->id);
+	/* #BP is a trap: the frame must point after the int3. */
+	regs->rip += 1;
+	ev.exception.injected = 1;
+	ev.exception.nr = 3;
+	ev.exception.has_error_code = 0;
+	ev.exception.error_code = 0;
+	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
+		return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
+	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return log_errno("KVM_SET_VCPU_EVENTS(vcpu %d)", vcpu->id);
+	return 0;
+}
+
+int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
+{
+	struct assist_insn d;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	uint64_t src = 0, result;
+	__u64 *dst;
+	bool cf, zf;
+	int err;
+
+	if (assist_decode(insn, n, &d))
+		return -ENOTSUP;
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+		return log_errno("KVM_GET_REGS(vcpu %d)", vcpu->id);
+	if (d.op == ASSIST_INT3)
+		return inject_bp(vcpu, &regs);
+
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return log_errno("KVM_GET_SREGS(vcpu %d)", vcpu->id);
+	if (!sregs.cs.l)
+		return -ENOTSUP; /* decoded as 64-bit code only */
+	if (d.mem) {
+		uint64_t ea = (uint64_t)d.disp;
+
+		if (d.rip_relative)
+			ea += regs.rip + d.len;
+		if (d.base >= 0)
+			ea += *reg_ptr(&regs, (unsigned)d.base);
+		if (d.index >= 0)
+			ea += *reg_ptr(&regs, (unsigned)d.index) * d.scale;
+		if (d.seg == 0x64)
+			ea += sregs.fs.base;
+		else if (d.seg == 0x65)
+			ea += sregs.gs.base;
+		err = read_guest_virt(vcpu, ea, &src, d.opsize);
+		if (err)
+			return err == -EFAULT ? -ENOTSUP : err;
+	} else {
+		src = *reg_ptr(&regs, d.rm);
+	}
+
+	result = assist_compute(d.op, d.opsize, src, &cf, &zf);
+	dst = reg_ptr(&regs, d.reg);
+	if (d.opsize == 2)
+		*dst = (*dst & ~0xffffULL) | (result & 0xffff);
+	else
+		*dst = result; /* 32-bit results zero-extend */
+	regs.rflags &= ~(RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF);
+	if (cf)
+		regs.rflags |= RFLAGS_CF;
+	if (zf)
+		regs.rflags |= RFLAGS_ZF;
+	regs.rip += d.len;
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
+	return 0;
+}
