@@ -12,6 +12,7 @@
 #define RFLAGS_ZF (1ULL << 6)
 #define RFLAGS_SF (1ULL << 7)
 #define RFLAGS_OF (1ULL << 11)
+#define RFLAGS_AC (1ULL << 18)
 
 int assist_decode(const uint8_t *insn, unsigned n, struct assist_insn *out)
 {
@@ -23,6 +24,16 @@ int assist_decode(const uint8_t *insn, unsigned n, struct assist_insn *out)
 	if (n >= 1 && insn[0] == 0xcc) {
 		out->op = ASSIST_INT3;
 		out->len = 1;
+		return 0;
+	}
+	if (n >= 1 && insn[0] == 0x9b) {
+		out->op = ASSIST_FWAIT;
+		out->len = 1;
+		return 0;
+	}
+	if (n >= 3 && insn[0] == 0x0f && insn[1] == 0x01 && (insn[2] == 0xca || insn[2] == 0xcb)) {
+		out->op = insn[2] == 0xca ? ASSIST_CLAC : ASSIST_STAC;
+		out->len = 3;
 		return 0;
 	}
 	/* Legacy prefixes, then at most one REX right before the opcode. */
@@ -147,16 +158,15 @@ static int read_guest_virt(struct vcpu *vcpu, uint64_t gva, void *buf, unsigned 
 	return 0;
 }
 
-static int inject_bp(struct vcpu *vcpu, struct kvm_regs *regs)
+/* Deliver exception `vector` (no error code) with RIP as it is in regs. */
+static int inject_exception(struct vcpu *vcpu, struct kvm_regs *regs, uint8_t vector)
 {
 	struct kvm_vcpu_events ev;
 
 	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
 		return log_errno("KVM_GET_VCPU_EVENTS(vcpu %d)", vcpu->id);
-	/* #BP is a trap: the frame must point after the int3. */
-	regs->rip += 1;
 	ev.exception.injected = 1;
-	ev.exception.nr = 3;
+	ev.exception.nr = vector;
 	ev.exception.has_error_code = 0;
 	ev.exception.error_code = 0;
 	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
@@ -180,8 +190,34 @@ int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 		return -ENOTSUP;
 	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
 		return log_errno("KVM_GET_REGS(vcpu %d)", vcpu->id);
-	if (d.op == ASSIST_INT3)
-		return inject_bp(vcpu, &regs);
+	if (d.op == ASSIST_INT3) {
+		regs.rip += 1; /* #BP is a trap: the frame points after int3 */
+		return inject_exception(vcpu, &regs, 3);
+	}
+	if (d.op == ASSIST_FWAIT) {
+		struct kvm_fpu fpu;
+
+		if (ioctl(vcpu->fd, KVM_GET_FPU, &fpu) < 0)
+			return log_errno("KVM_GET_FPU(vcpu %d)", vcpu->id);
+		/* FSW.ES summarises unmasked pending x87 exceptions; #MF is a
+		 * fault, raised before fwait completes. */
+		if (fpu.fsw & 0x80)
+			return inject_exception(vcpu, &regs, 16);
+		regs.rip += 1;
+		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+			return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
+		return 0;
+	}
+	if (d.op == ASSIST_CLAC || d.op == ASSIST_STAC) {
+		if (d.op == ASSIST_CLAC)
+			regs.rflags &= ~RFLAGS_AC;
+		else
+			regs.rflags |= RFLAGS_AC;
+		regs.rip += d.len;
+		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+			return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
+		return 0;
+	}
 
 	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
 		return log_errno("KVM_GET_SREGS(vcpu %d)", vcpu->id);

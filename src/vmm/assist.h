@@ -7,6 +7,9 @@
  *
  *   int3                 RIP+1, then #BP is injected (a trap)
  *   popcnt r, r/m        F3 [REX] 0F B8 /r (Linux's hweight alternatives)
+ *   clac / stac          0F 01 CA / CB: clear / set RFLAGS.AC (SMAP)
+ *   fwait                9B: #MF if the x87 status word has an unmasked
+ *                        exception pending (ES), else nothing
  *
  * (Measured: the same emulator runs F3 0F BC/BD itself, as BSF/BSR, so
  * tzcnt/lzcnt never reach forkd; Linux uses them only where the results
@@ -23,7 +26,8 @@
 
 #include "vmm/vm.h"
 
-enum assist_op { ASSIST_NONE, ASSIST_INT3, ASSIST_POPCNT };
+enum assist_op { ASSIST_NONE, ASSIST_INT3, ASSIST_POPCNT, ASSIST_CLAC, ASSIST_STAC,
+		     ASSIST_FWAIT };
 
 /* A decoded instruction (64-bit mode). */
 struct assist_insn {

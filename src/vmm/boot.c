@@ -92,9 +92,12 @@ int boot_load_elf(struct vm *vm, const uint8_t *img, uint64_t len, struct boot_i
 		return -ENOEXEC;
 	}
 	for (i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = (const Elf64_Phdr *)(img + eh->e_phoff) + i;
+		Elf64_Phdr phdr, *ph = &phdr;
 		uint64_t fend, mend;
 		uint8_t *dst;
+
+		/* e_phoff need not be aligned: copy, do not cast. */
+		memcpy(&phdr, img + eh->e_phoff + (uint64_t)i * sizeof(phdr), sizeof(phdr));
 
 		if (ph->p_type != PT_LOAD || ph->p_memsz == 0)
 			continue;

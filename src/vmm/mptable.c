@@ -151,6 +151,8 @@ int mptable_write(struct guest_mem *mem, uint64_t gpa, uint64_t room, int nr_vcp
 
 	memcpy(mpc->signature, "PCMP", 4);
 	mpc->length = (uint16_t)(p - (uint8_t *)mpc);
+	/* Entry count (MP spec 4.2): every entry written above. */
+	mpc->oemcount = (uint16_t)(nr_vcpus + 2 + ISA_IRQS + 2);
 	mpc->spec = 4;
 	memcpy(mpc->oem, "FORKD   ", 8);
 	memcpy(mpc->productid, "FORKD-VM    ", 12);

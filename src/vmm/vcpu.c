@@ -159,6 +159,31 @@ static void report_internal_error(struct vcpu *vcpu)
 				      : "");
 }
 
+/* Park at a clean boundary until vm_resume() or a stop. An exit handled in
+ * user space is completed by entering KVM_RUN once with immediate_exit
+ * set: KVM finishes the instruction, then returns EINTR without running
+ * guest code. */
+static void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	if (vcpu->io_pending) {
+		vcpu->run->immediate_exit = 1;
+		if (ioctl(vcpu->fd, KVM_RUN, 0) == 0 || (errno != EINTR && errno != EAGAIN))
+			log_err("vcpu %d: completing the pending I/O exit before pausing failed",
+				vcpu->id);
+		vcpu->io_pending = false;
+	}
+	vcpu->run->immediate_exit = 0;
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->nr_parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (vm->pause_requested && !vm->stopping)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->nr_parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -175,6 +200,10 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (!vm->stopping) {
+		if (vm->pause_requested) {
+			vcpu_park(vcpu);
+			continue;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				run->immediate_exit = 0;
@@ -185,12 +214,15 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		vcpu->nr_exits++;
+		vcpu->io_pending = false;
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
 			handle_pio(vcpu);
+			vcpu->io_pending = true;
 			break;
 		case KVM_EXIT_MMIO:
 			handle_mmio(vcpu);
+			vcpu->io_pending = true;
 			break;
 		case KVM_EXIT_SHUTDOWN:
 			vm_request_stop(vm, VM_EXIT_CRASH,

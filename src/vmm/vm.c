@@ -65,6 +65,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = vm->stopfd = -1;
 	vm->mem.fd = -1;
 	vm->loop.epfd = -1;
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->pio.name = "pio";
 	vm->mmio.name = "mmio";
 	if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > VM_MAX_VCPUS) {
@@ -73,12 +75,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	vm->nr_vcpus = cfg->nr_vcpus;
 	vm->pvm = vm_host_is_pvm();
-	/* KVM-PVM takes feature bits it does not itself support (XSAVE, AVX...)
-	 * from the host whatever the CPUID table says; only the kernel's own
-	 * switch keeps a Linux guest off XSAVE/XRSTOR, which its CPL0 emulator
-	 * cannot run (platform.md). */
+	/* KVM-PVM takes feature bits it does not itself support (XSAVE, SMAP,
+	 * AVX...) from the host whatever the CPUID table says; only the
+	 * kernel's own switches keep a Linux guest off XSAVE/XRSTOR, which its
+	 * CPL0 emulator cannot run, and off CLAC/STAC, which forkd would have
+	 * to complete on every user-memory access (see assist.h). */
 	if (vm->pvm)
-		strcpy(vm->cmdline_extra, "noxsave");
+		strcpy(vm->cmdline_extra, "noxsave nosmap");
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
@@ -174,6 +177,8 @@ void vm_destroy(struct vm *vm)
 	guest_mem_unmap(&vm->mem);
 	if (vm->stopfd >= 0)
 		close(vm->stopfd);
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
@@ -249,6 +254,42 @@ static void wake_stop(struct vm *vm)
 	(void)!write(vm->stopfd, &one, sizeof(one));
 }
 
+/* Parked vCPUs and a waiting vm_pause() must see a stop. Not from a signal
+ * handler: the main loop calls it once it sees the stop. */
+static void wake_parked(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_pause(struct vm *vm)
+{
+	int i, running = 0;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->pause_requested = 1;
+	pthread_mutex_unlock(&vm->pause_lock);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		if (vm->vcpus[i].started) {
+			running++;
+			vcpu_kick(&vm->vcpus[i]);
+		}
+	}
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->nr_parked < running && !vm->stopping)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->pause_requested = 0;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 void vm_request_stop(struct vm *vm, int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -305,6 +346,7 @@ int vm_run(struct vm *vm, uint64_t timeout_ms)
 			break;
 		}
 	}
+	wake_parked(vm);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (i = 0; i < vm->nr_vcpus; i++)

@@ -56,6 +56,9 @@ struct vcpu {
 	bool started;
 	uint64_t nr_exits;
 	uint64_t nr_assists; /* emulation failures forkd completed itself */
+	/* The last exit was PIO/MMIO, handled in user space but not yet
+	 * completed by KVM (which does so on the next KVM_RUN). */
+	bool io_pending;
 };
 
 /* One stateful part of the machine. Devices are kept in creation order,
@@ -91,6 +94,13 @@ struct vm {
 	unsigned nr_virtio; /* virtio-mmio slots handed out */
 	char cmdline_extra[1024]; /* appended to the guest command line */
 
+	/* Pause protocol (vm_pause/vm_resume): vCPU threads park on the
+	 * condition variable at a clean instruction boundary. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	volatile int pause_requested;
+	int nr_parked;
+
 	/* Stop protocol: the first vm_request_stop() wins and sets status. */
 	int stopfd; /* eventfd, written on stop (async-signal-safe) */
 	int exit_status;
@@ -120,6 +130,13 @@ int vm_irq_line(struct vm *vm, unsigned irq, int level) __must_check;
  * vm_request_stop() is called, or timeout_ms passes (0: no limit). Returns
  * the enum vm_exit status. */
 int vm_run(struct vm *vm, uint64_t timeout_ms);
+
+/* Park every running vCPU at a clean boundary: any PIO/MMIO exit already
+ * handled is completed by KVM first, so saved registers never reflect a
+ * half-done instruction. Returns once all are parked (or the VM stops).
+ * Call from a thread that is not a vCPU thread. */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
 
 /* Ask the VM to stop with the given status. Thread-safe; the first caller's
  * status and reason are kept. */

@@ -16,6 +16,15 @@ static void on_bp(struct irq_frame *f)
 
 #define CF 1ULL
 #define ZF (1ULL << 6)
+#define AC (1ULL << 18)
+
+static bool smap_supported(void)
+{
+	uint32_t a = 7, b, c = 0, d;
+
+	__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+	return b & (1u << 20);
+}
 
 static uint64_t flags_of(uint64_t rflags)
 {
@@ -51,6 +60,20 @@ int main(void)
 	/* popcnt r64, m64 with base + disp8 */
 	__asm__ volatile("popcnt 24(%2), %0; pushfq; pop %1" : "=r"(r), "=r"(fl) : "r"(table) : "cc");
 	CHECK(r == 64 && flags_of(fl) == 0);
-	puts_("assist: int3 and popcnt correct\n");
+	/* stac / clac toggle RFLAGS.AC (and need CR4.SMAP only for #UD checks
+	 * that do not apply at CPL0 with SMAP present) */
+	if (smap_supported()) {
+		__asm__ volatile("stac; pushfq; pop %0" : "=r"(fl));
+		CHECK(fl & AC);
+		__asm__ volatile("clac; pushfq; pop %0" : "=r"(fl));
+		CHECK(!(fl & AC));
+	} else {
+		puts_("assist: no SMAP on this CPU, clac/stac not checked\n");
+	}
+	/* fwait with no x87 exception pending does nothing */
+	r = 0x1234;
+	__asm__ volatile("fninit; fwait; mov $0x5678, %0" : "+r"(r));
+	CHECK(r == 0x5678);
+	puts_("assist: int3, popcnt, clac, stac and fwait correct\n");
 	return 0;
 }

@@ -34,8 +34,9 @@ int main(void)
 	if (pvm) {
 		CHECK(!(r[2] & (1u << 13))); /* CX16 hidden */
 		CHECK(cmdline_has("noxsave"));
+		CHECK(cmdline_has("nosmap"));
 	} else {
-		CHECK(!cmdline_has("noxsave"));
+		CHECK(!cmdline_has("noxsave") && !cmdline_has("nosmap"));
 	}
 	return 0;
 }
