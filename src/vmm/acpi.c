@@ -182,12 +182,15 @@ static size_t aml_measure_device(unsigned index, uint64_t base, unsigned irq)
 static void aml_dsdt_body(struct aml *a, struct vm *vm)
 {
 	/* Name(\_S5, Package(2) {5, 0}) */
-	static const uint8_t s5[] = {0x08, '\\', '_', 'S', '5', '_', 0x12, 0x06, 0x02,
-				     0x0a, ACPI_S5_SLP_TYP, 0x00};
+	static const uint8_t s5_name[] = {0x08, '\\', '_', 'S', '5', '_'};
+	static const uint8_t s5_elems[] = {0x02, 0x0a, ACPI_S5_SLP_TYP, 0x00};
 	size_t scope_body = 5; /* '\' "_SB_" */
 	unsigned i;
 
-	aml_bytes(a, s5, sizeof(s5));
+	aml_bytes(a, s5_name, sizeof(s5_name));
+	aml_byte(a, 0x12); /* PackageOp */
+	aml_pkglen(a, sizeof(s5_elems));
+	aml_bytes(a, s5_elems, sizeof(s5_elems));
 	if (!vm->nr_virtio)
 		return;
 	for (i = 0; i < vm->nr_virtio; i++) {

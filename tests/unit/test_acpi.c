@@ -1,0 +1,108 @@
+/* ACPI tables as written into guest memory: every checksum valid, the
+ * pointer chain RSDP -> XSDT -> FADT -> DSDT and XSDT -> MADT intact, one
+ * virtio-mmio device per slot in the DSDT, one LAPIC per vCPU in the MADT. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "vmm/acpi.h"
+
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+
+	while (n--)
+		s += *p++;
+	return s;
+}
+
+static const uint8_t *table_at(struct vm *vm, uint64_t gpa, const char *sig)
+{
+	const uint8_t *t = guest_ptr(&vm->mem, gpa, 36);
+	uint32_t len;
+
+	assert_non_null(t);
+	assert_memory_equal(t, sig, 4);
+	memcpy(&len, t + 4, 4);
+	assert_true(len >= 36);
+	assert_non_null(guest_ptr(&vm->mem, gpa, len));
+	assert_int_equal(sum(t, len), 0);
+	return t;
+}
+
+static unsigned count(const uint8_t *p, size_t n, const char *needle)
+{
+	size_t k = strlen(needle);
+	unsigned c = 0;
+
+	for (size_t i = 0; i + k <= n; i++)
+		if (!memcmp(p + i, needle, k))
+			c++;
+	return c;
+}
+
+static void check_tables(int nr_vcpus, unsigned nr_virtio)
+{
+	static struct vm vm;
+	struct mem_opts mo = {.backing = MEM_ANON};
+	const uint8_t *rsdp, *xsdt, *fadt, *dsdt, *madt;
+	uint64_t xsdt_addr, e[2];
+	uint32_t dsdt_addr, len;
+
+	memset(&vm, 0, sizeof(vm));
+	assert_int_equal(guest_mem_map(&vm.mem, 32 * MIB, &mo), 0);
+	vm.nr_vcpus = nr_vcpus;
+	vm.nr_virtio = nr_virtio;
+	assert_int_equal(acpi_write_tables(&vm), 0);
+
+	rsdp = guest_ptr(&vm.mem, ACPI_RSDP_ADDR, 36);
+	assert_memory_equal(rsdp, "RSD PTR ", 8);
+	assert_int_equal(sum(rsdp, 20), 0);
+	assert_int_equal(sum(rsdp, 36), 0);
+	memcpy(&xsdt_addr, rsdp + 24, 8);
+	xsdt = table_at(&vm, xsdt_addr, "XSDT");
+	memcpy(e, xsdt + 36, sizeof(e));
+	fadt = table_at(&vm, e[0], "FACP");
+	madt = table_at(&vm, e[1], "APIC");
+	memcpy(&dsdt_addr, fadt + 40, 4);
+	dsdt = table_at(&vm, dsdt_addr, "DSDT");
+
+	memcpy(&len, dsdt + 4, 4);
+	assert_int_equal(count(dsdt, len, "LNRO0005"), nr_virtio);
+	assert_int_equal(count(dsdt, len, "_S5_"), 1);
+	memcpy(&len, madt + 4, 4);
+	/* header 44, 8 per LAPIC, 12 IOAPIC, 6 LAPIC NMI */
+	assert_int_equal(len, 44 + 8 * nr_vcpus + 12 + 6);
+	guest_mem_unmap(&vm.mem);
+}
+
+static void test_no_devices(void **state)
+{
+	check_tables(1, 0);
+}
+
+static void test_devices_and_smp(void **state)
+{
+	check_tables(2, 3);
+}
+
+static void test_all_slots_many_vcpus(void **state)
+{
+	check_tables(64, 8);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_no_devices),
+		cmocka_unit_test(test_devices_and_smp),
+		cmocka_unit_test(test_all_slots_many_vcpus),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

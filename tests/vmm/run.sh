@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# VMM test runner: boots every test guest in BUILD_DIR/guests/*.elf under
+# BUILD_DIR/forkd and reports one line per guest.
+#
+#   tests/vmm/run.sh BUILD_DIR
+#
+# A guest NAME passes by default when `forkd vm run` exits 0 and its
+# console has a line "SUCCESS". Extra `vm run` options for it can sit in
+# tests/vmm/cases/NAME.args (one line, e.g. "--vcpus 2"). A guest with a
+# script tests/vmm/cases/NAME.sh is run by that script instead, with
+#   FORKD  the forkd binary     GUEST  the guest's ELF
+#   WORK   a fresh directory (console, logs; removed after a pass)
+# in its environment; it exits 0 (pass), 77 (skip) or anything else (fail).
+#
+# Environment:
+#   FORKD_TEST_FILTER    extended regex: run only guests whose name matches
+#   FORKD_TEST_TIMEOUT   guest time limit in seconds (default 60)
+#   FORKD_TEST_ARGS      extra `vm run` options for every default run
+#
+# Prints "PASS|FAIL|SKIP name (1.23 s)" per guest, the console tail and the
+# VMM's stderr for failures, and ends with "N passed, N failed, N skipped".
+# Exit status: 0 when nothing failed, 1 when something did, 77 when KVM is
+# unavailable and nothing could run.
+set -u
+
+if (($# != 1)); then
+	echo "usage: $0 BUILD_DIR" >&2
+	exit 2
+fi
+build=$1
+forkd=$build/forkd
+here=$(cd "$(dirname "$0")" && pwd)
+cases=$here/cases
+limit=${FORKD_TEST_TIMEOUT:-60}
+filter=${FORKD_TEST_FILTER:-}
+passed=0 failed=0 skipped=0
+
+summary() {
+	echo "$passed passed, $failed failed, $skipped skipped"
+}
+
+shopt -s nullglob
+guests=("$build"/guests/*.elf)
+if ((${#guests[@]} == 0)); then
+	echo "error: no test guests in $build/guests (run 'make guests')" >&2
+	exit 1
+fi
+if [[ ! -x $forkd ]]; then
+	echo "error: $forkd is missing (run 'make')" >&2
+	exit 1
+fi
+
+kvm_reason=""
+if [[ ! -e /dev/kvm ]]; then
+	kvm_reason="/dev/kvm does not exist (no KVM module, or not exposed to this container)"
+elif [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+	kvm_reason="/dev/kvm ($(stat -c '%A %U:%G' /dev/kvm)) is not readable and writable by $(id -un)"
+fi
+if [[ -n $kvm_reason ]]; then
+	echo "************************************************************"
+	echo "SKIP: /dev/kvm not available ($kvm_reason)"
+	echo "SKIP: none of the ${#guests[@]} VMM tests ran"
+	echo "************************************************************"
+	skipped=${#guests[@]}
+	summary
+	exit 77
+fi
+
+now() {
+	date +%s.%N
+}
+
+# Print the last lines of a file, indented, under a heading.
+show_tail() {
+	local title=$1 file=$2
+	[[ -s $file ]] || return 0
+	echo "    --- $title (last 20 lines) ---"
+	tail -n 20 "$file" | sed 's/^/    | /'
+}
+
+run_default() {
+	local name=$1 guest=$2 work=$3 args=()
+
+	if [[ -f $cases/$name.args ]]; then
+		read -r -a args <"$cases/$name.args"
+	fi
+	# shellcheck disable=SC2206 # word splitting of FORKD_TEST_ARGS is intended
+	args+=(${FORKD_TEST_ARGS:-})
+	timeout -k 5 $((limit + 30)) "$forkd" vm run --kernel "$guest" \
+		--console "$work/console.log" --timeout-secs "$limit" "${args[@]}" \
+		>"$work/stdout.log" 2>"$work/stderr.log"
+	local rc=$?
+	if ((rc != 0)); then
+		echo "forkd exited with status $rc" >"$work/why"
+		return 1
+	fi
+	if ! grep -qx SUCCESS "$work/console.log"; then
+		echo "no SUCCESS line on the console" >"$work/why"
+		return 1
+	fi
+	return 0
+}
+
+run_case() {
+	local name=$1 guest=$2 work=$3
+	# A case script may run the guest several times; give it room.
+	FORKD=$forkd GUEST=$guest WORK=$work timeout -k 5 $((limit * 4 + 60)) \
+		bash "$cases/$name.sh" >"$work/case.log" 2>&1
+	local rc=$?
+	((rc == 0 || rc == 77)) || echo "case script exited with status $rc" >"$work/why"
+	return $rc
+}
+
+for guest in "${guests[@]}"; do
+	name=$(basename "$guest" .elf)
+	if [[ -n $filter ]] && ! [[ $name =~ $filter ]]; then
+		continue
+	fi
+	work=$(mktemp -d "${TMPDIR:-/tmp}/forkd-vmm-$name.XXXXXX")
+	t0=$(now)
+	if [[ -f $cases/$name.sh ]]; then
+		run_case "$name" "$guest" "$work"
+	else
+		run_default "$name" "$guest" "$work"
+	fi
+	rc=$?
+	secs=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+	if ((rc == 0)); then
+		echo "PASS $name ($secs s)"
+		passed=$((passed + 1))
+		rm -rf "$work"
+	elif ((rc == 77)) && [[ -f $cases/$name.sh ]]; then
+		echo "SKIP $name ($secs s): $(tail -n 1 "$work/case.log")"
+		skipped=$((skipped + 1))
+		rm -rf "$work"
+	else
+		echo "FAIL $name ($secs s): $(cat "$work/why" 2>/dev/null)"
+		failed=$((failed + 1))
+		show_tail "case script output" "$work/case.log"
+		show_tail "console" "$work/console.log"
+		show_tail "forkd stderr" "$work/stderr.log"
+		echo "    (files kept in $work)"
+	fi
+done
+
+summary
+((failed == 0))
