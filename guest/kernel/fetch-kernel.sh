@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Fetch Debian 12's cloud kernel (linux-image-cloud-amd64 → the versioned
-# linux-image-6.1.0-*-cloud-amd64 package) into the forkd cache, and build the
-# forkd_mmio helper module against its headers.
+# linux-image-6.1.0-*-cloud-amd64 package) into the forkd cache.
 #
 # Layout under ${FORKD_CACHE:-$HOME/.cache/forkd}/kernel/:
 #   <release>_<debian-version>/
@@ -10,7 +9,6 @@
 #                     out of the bzImage so a VMM can skip the decompressor
 #       config        kernel .config (symlink into boot/)
 #       modules       /lib/modules/<release> of the package (symlink)
-#       extra/forkd_mmio.ko   see guest/kernel/mmio-shim/forkd_mmio.c
 #       release       the kernel release (uname -r)
 #       package       package name and version
 #   current -> <release>_<debian-version>
@@ -25,7 +23,6 @@ set -euo pipefail
 
 META_PKG=linux-image-cloud-amd64
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SHIM_SRC=$SCRIPT_DIR/mmio-shim
 CACHE=${FORKD_CACHE:-$HOME/.cache/forkd}
 KROOT=$CACHE/kernel
 
@@ -172,61 +169,12 @@ fetch_image() {
     mv -T "$KROOT/current.new" "$KROOT/current"
 }
 
-# Build guest/kernel/mmio-shim against this kernel's headers (downloaded as
-# Debian packages, unpacked in the cache; nothing is installed).  Rebuilt only
-# when the shim's source changes.
-build_shim() {
-    local dir=$1 release ver pkg
-    release=$(cat "$dir/release")
-    ver=$(sed -n 's/^version=//p' "$dir/package")
-    [[ -d $SHIM_SRC ]] || { log "no $SHIM_SRC; skipping forkd_mmio.ko"; return 0; }
-    local src_hash
-    src_hash=$(cd "$SHIM_SRC" && cat Kbuild ./*.c | sha256sum | cut -d' ' -f1)
-    if [[ -f $dir/extra/forkd_mmio.ko && "$(cat "$dir/extra/forkd_mmio.src" 2>/dev/null)" == "$src_hash" ]]; then
-        return 0
-    fi
-    need_tools make "gcc-12"
-
-    local hdr=$dir/headers
-    if [[ ! -f $hdr/.complete ]]; then
-        ensure_lists
-        pkg=linux-headers-$release
-        local deps common kbuild
-        deps=$(apt_field "$pkg" Depends)
-        [[ -n $deps ]] || die "apt does not know $pkg"
-        common=$(tr ',' '\n' <<<"$deps" | sed -n 's/^ *\(linux-headers-[^ ]*-common\).*/\1/p' | head -n1)
-        kbuild=$(tr ',' '\n' <<<"$deps" | sed -n 's/^ *\(linux-kbuild-[^ ]*\).*/\1/p' | head -n1)
-        [[ -n $common && -n $kbuild ]] || die "cannot parse $pkg Depends: $deps"
-        apt_download "$pkg=$ver" "$common=$ver" "$kbuild=$ver"
-        rm -rf "$hdr"
-        mkdir -p "$hdr"
-        local deb
-        for deb in "$tmp"/linux-headers-*.deb "$tmp"/linux-kbuild-*.deb; do
-            dpkg-deb -x "$deb" "$hdr" || die "dpkg-deb -x $deb failed"
-        done
-        # The flavour's Makefile includes the common tree by absolute path.
-        sed -i "s#/usr/src/#$hdr/usr/src/#g" "$hdr/usr/src/linux-headers-$release/Makefile"
-        touch "$hdr/.complete"
-    fi
-
-    make_tmp
-    log "building forkd_mmio.ko for $release"
-    mkdir -p "$tmp/shim"
-    cp "$SHIM_SRC"/Kbuild "$SHIM_SRC"/*.c "$tmp/shim/"
-    make -s -C "$hdr/usr/src/linux-headers-$release" M="$tmp/shim" modules >"$tmp/shim.log" 2>&1 ||
-        { cat "$tmp/shim.log" >&2; die "building forkd_mmio.ko failed"; }
-    mkdir -p "$dir/extra"
-    cp "$tmp/shim/forkd_mmio.ko" "$dir/extra/forkd_mmio.ko"
-    echo "$src_hash" >"$dir/extra/forkd_mmio.src"
-}
-
 if [[ $refresh == 1 ]] || ! dir_complete "$KROOT/current"; then
     fetch_image
 else
     log "cache hit: $(readlink "$KROOT/current")"
 fi
 dir=$(cd "$KROOT/current" && pwd -P)
-build_shim "$dir"
 
 release=$(cat "$dir/release")
 echo "dir=$dir"
@@ -235,5 +183,4 @@ echo "vmlinuz=$dir/vmlinuz"
 [[ -f $dir/vmlinux ]] && echo "vmlinux=$dir/vmlinux"
 echo "config=$dir/config"
 echo "modules=$dir/modules"
-[[ -f $dir/extra/forkd_mmio.ko ]] && echo "forkd_mmio=$dir/extra/forkd_mmio.ko"
 exit 0

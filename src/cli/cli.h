@@ -2,6 +2,8 @@
 #ifndef FORKD_CLI_CLI_H
 #define FORKD_CLI_CLI_H
 
+#include <stdint.h>
+
 #include "common/log.h"
 
 struct cli_command {
@@ -14,7 +16,16 @@ struct cli_command {
 void cli_usage_error(const char *verb, const char *fmt, ...) __printf(2, 3)
 	__attribute__((noreturn));
 
+struct vm;
+
+/* SIGINT/SIGTERM stop this VM (status VM_EXIT_SIGNAL). */
+void cli_stop_on_signals(struct vm *vm);
+/* One line: how long, why, status, exits and assists. */
+void cli_report_stop(struct vm *vm, int status, uint64_t t0_ns);
+
 int cmd_vm(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_fork(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 #endif

@@ -29,16 +29,23 @@ int guest_mem_map(struct guest_mem *mem, uint64_t size, const struct mem_opts *o
 		flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
 		break;
 	case MEM_FILE_PRIVATE:
-		fd = open(opts->path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return log_errno("open %s", opts->path);
+		if (opts->fd > 0) {
+			fd = fcntl(opts->fd, F_DUPFD_CLOEXEC, 3);
+			if (fd < 0)
+				return log_errno("dup guest memory file");
+		} else {
+			fd = open(opts->path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				return log_errno("open %s", opts->path);
+		}
 		if (fstat(fd, &st) < 0) {
 			err = log_errno("stat %s", opts->path);
 			goto err_close;
 		}
 		/* A mapping past end of file faults with SIGBUS later: refuse now. */
 		if ((uint64_t)st.st_size != size) {
-			log_err("%s: size %lld, expected %llu bytes of guest RAM", opts->path,
+			log_err("%s: size %lld, expected %llu bytes of guest RAM",
+				opts->path ? opts->path : "guest memory file",
 				(long long)st.st_size, (unsigned long long)size);
 			err = -EINVAL;
 			goto err_close;

@@ -39,6 +39,8 @@ struct guest_mem {
 struct mem_opts {
 	enum mem_backing backing;
 	const char *path; /* MEM_FILE_PRIVATE: file whose size must equal size */
+	int fd;           /* MEM_FILE_PRIVATE: an open fd instead of path (> 0;
+			     dup'ed, so the caller keeps its own) */
 	bool hugetlb;     /* MEM_MEMFD: MFD_HUGETLB (2 MiB pages) */
 };
 

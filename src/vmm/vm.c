@@ -132,9 +132,19 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	err = set_memory_regions(vm);
 	if (err)
 		goto err;
-	err = cpuid_policy_build(vm->kvm_fd, vm->pvm, &vm->cpuid);
-	if (err)
-		goto err;
+	if (cfg->cpuid) {
+		vm->cpuid = calloc(1, sizeof(*vm->cpuid) + cfg->nr_cpuid * sizeof(cfg->cpuid[0]));
+		if (!vm->cpuid) {
+			err = -ENOMEM;
+			goto err;
+		}
+		vm->cpuid->nent = cfg->nr_cpuid;
+		memcpy(vm->cpuid->entries, cfg->cpuid, cfg->nr_cpuid * sizeof(cfg->cpuid[0]));
+	} else {
+		err = cpuid_policy_build(vm->kvm_fd, vm->pvm, &vm->cpuid);
+		if (err)
+			goto err;
+	}
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vm->vcpus[i].fd = -1;
 	for (i = 0; i < vm->nr_vcpus; i++) {
@@ -310,42 +320,56 @@ void vm_request_stop_signal(struct vm *vm, int status)
 	wake_stop(vm);
 }
 
-int vm_run(struct vm *vm, uint64_t timeout_ms)
+int vm_start(struct vm *vm)
 {
-	struct pollfd pfd = {.fd = vm->stopfd, .events = POLLIN};
-	uint64_t deadline = timeout_ms ? now_ns() + timeout_ms * 1000000ULL : 0;
 	int err, i;
 
 	err = evloop_start(&vm->loop);
 	if (err)
-		return VM_EXIT_ERROR;
+		return err;
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		err = vcpu_start(&vm->vcpus[i]);
 		if (err) {
 			vm_request_stop(vm, VM_EXIT_ERROR, "could not start vcpu %d", i);
-			break;
+			return err;
 		}
 	}
+	return 0;
+}
+
+int vm_wait(struct vm *vm, int extra_fd, uint64_t deadline_ns)
+{
+	struct pollfd pfd[2] = {{.fd = vm->stopfd, .events = POLLIN},
+				{.fd = extra_fd, .events = POLLIN}};
+
 	while (!vm->stopping) {
 		int wait_ms = -1, n;
 
-		if (deadline) {
+		if (deadline_ns) {
 			uint64_t now = now_ns();
 
-			if (now >= deadline) {
-				vm_request_stop(vm, VM_EXIT_TIMEOUT, "timed out after %llu ms",
-						(unsigned long long)timeout_ms);
-				break;
+			if (now >= deadline_ns) {
+				vm_request_stop(vm, VM_EXIT_TIMEOUT, "timed out");
+				return 0;
 			}
-			wait_ms = (int)MIN((deadline - now) / 1000000ULL + 1, 60000ULL);
+			wait_ms = (int)MIN((deadline_ns - now) / 1000000ULL + 1, 60000ULL);
 		}
-		n = poll(&pfd, 1, wait_ms);
+		n = poll(pfd, extra_fd >= 0 ? 2 : 1, wait_ms);
 		if (n < 0 && errno != EINTR) {
-			vm_request_stop(vm, VM_EXIT_ERROR, "poll(stop eventfd): %s",
-					strerror(errno));
-			break;
+			vm_request_stop(vm, VM_EXIT_ERROR, "poll: %s", strerror(errno));
+			return 0;
 		}
+		if (n > 0 && extra_fd >= 0 && (pfd[1].revents & POLLIN) && !vm->stopping)
+			return 1;
 	}
+	return 0;
+}
+
+int vm_finish(struct vm *vm, int status)
+{
+	int i;
+
+	vm_request_stop(vm, status, "stopped by forkd");
 	wake_parked(vm);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
@@ -353,4 +377,16 @@ int vm_run(struct vm *vm, uint64_t timeout_ms)
 		vcpu_join(&vm->vcpus[i]);
 	evloop_destroy(&vm->loop);
 	return vm->exit_status;
+}
+
+int vm_run(struct vm *vm, uint64_t timeout_ms)
+{
+	if (vm_start(vm) == 0)
+		vm_wait(vm, -1, timeout_ms ? now_ns() + timeout_ms * 1000000ULL : 0);
+	else
+		vm_request_stop(vm, VM_EXIT_ERROR, "could not start the VM");
+	if (vm->exit_status == VM_EXIT_TIMEOUT)
+		snprintf(vm->exit_reason, sizeof(vm->exit_reason), "timed out after %llu ms",
+			 (unsigned long long)timeout_ms);
+	return vm_finish(vm, VM_EXIT_ERROR);
 }

@@ -61,11 +61,23 @@ struct vcpu {
 	bool io_pending;
 };
 
+struct sbuf;
+
 /* One stateful part of the machine. Devices are kept in creation order,
- * which is also the order their state is saved and restored in. */
+ * which is also the order their state is saved and restored in: a VM is
+ * restored by creating the same devices in the same order, then handing
+ * each its saved blob. */
 struct device_ops {
 	const char *name;
 	void (*destroy)(void *priv);
+	/* Append the device's state to out. Called with the VM paused (vCPUs
+	 * parked, event loop stopped). NULL: nothing to save. */
+	int (*save)(void *priv, struct sbuf *out);
+	/* Load state written by save. The blob comes from a file and may be
+	 * corrupt or hostile: validate every field before using it, and leave
+	 * the device unchanged on error (-EINVAL). Called before the vCPUs
+	 * run. NULL: the device has no state. */
+	int (*restore)(void *priv, const uint8_t *data, size_t len);
 };
 
 struct device {
@@ -77,6 +89,9 @@ struct vm_config {
 	uint64_t mem_bytes;  /* multiple of 2 MiB */
 	int nr_vcpus;        /* 1..VM_MAX_VCPUS */
 	struct mem_opts mem; /* backing of guest RAM */
+	/* CPUID policy to use (a snapshot's); NULL: build this host's. */
+	const struct kvm_cpuid_entry2 *cpuid;
+	uint32_t nr_cpuid;
 };
 
 struct vm {
@@ -128,8 +143,19 @@ int vm_irq_line(struct vm *vm, unsigned irq, int level) __must_check;
 
 /* Start every vCPU thread and the event loop; block until the guest stops,
  * vm_request_stop() is called, or timeout_ms passes (0: no limit). Returns
- * the enum vm_exit status. */
+ * the enum vm_exit status. vm_start + vm_wait + vm_finish in one. */
 int vm_run(struct vm *vm, uint64_t timeout_ms);
+
+/* Start the event loop and every vCPU thread. */
+int vm_start(struct vm *vm) __must_check;
+/* Wait until the VM stops (returns 0), extra_fd (-1: none) becomes
+ * readable (returns 1), or the monotonic deadline_ns passes (0: none;
+ * the VM is then stopped with VM_EXIT_TIMEOUT and 0 returned). */
+int vm_wait(struct vm *vm, int extra_fd, uint64_t deadline_ns);
+/* Stop what vm_start started (kick, join, stop the loop); returns the
+ * enum vm_exit status. The VM must have been asked to stop, or this asks
+ * with `status`. */
+int vm_finish(struct vm *vm, int status);
 
 /* Park every running vCPU at a clean boundary: any PIO/MMIO exit already
  * handled is completed by KVM first, so saved registers never reflect a

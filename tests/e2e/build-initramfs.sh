@@ -9,7 +9,7 @@
 #   /bin/vsock-test       tests/e2e/vsock-test.c, gcc -static
 #   /lib/modules/*.ko     virtio_mmio, virtio_blk, virtio_net, vsock virtio
 #                         transport, virtio_rng and their dependencies
-#                         (uncompressed), plus forkd_mmio.ko
+#                         (uncompressed)
 #   /lib/modules/load-order   module names in dependency order
 #   /dev/console          when run as root
 #
@@ -50,7 +50,6 @@ kval() { sed -n "s/^$1=//p" <<<"$kinfo"; }
 kdir=$(kval dir)
 release=$(kval release)
 moddir=$(kval modules)
-shim=$(kval forkd_mmio)
 [[ -d $moddir ]] || die "kernel modules dir $moddir missing"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/forkd-initramfs.XXXXXX")
@@ -124,7 +123,6 @@ key=$({
     echo "format 1"
     echo "kernel $release $(readlink -f "$kdir")"
     sha256sum "$SCRIPT_DIR/build-initramfs.sh" "$SCRIPT_DIR/init.sh" "$SCRIPT_DIR/vsock-test.c" "$BUSYBOX" | cut -d' ' -f1
-    [[ -n $shim ]] && sha256sum "$shim" | cut -d' ' -f1
     gcc --version | head -n1
     for m in "${load_order[@]}"; do
         echo "$m $(sha256sum "$tmp/mods/$m.ko" | cut -d' ' -f1)"
@@ -157,11 +155,6 @@ else
         install -m 0644 "$tmp/mods/$m.ko" "$root/lib/modules/$m.ko"
     done
     printf '%s\n' "${load_order[@]}" >"$root/lib/modules/load-order"
-    if [[ -n $shim ]]; then
-        install -m 0644 "$shim" "$root/lib/modules/forkd_mmio.ko"
-    else
-        log "warning: no forkd_mmio.ko; virtio-mmio devices need CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES"
-    fi
     echo "$release" >"$root/etc/kernel-release"
 
     if [[ $(id -u) == 0 ]]; then

@@ -40,9 +40,8 @@ wait_for() {
 
 # --- modules -----------------------------------------------------------------
 # /lib/modules/load-order lists the modules in dependency order (written by
-# build-initramfs.sh).  forkd_mmio.ko is loaded last: it turns the kernel's
-# virtio_mmio.device=… entries into platform devices when the kernel itself
-# cannot (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES unset).
+# build-initramfs.sh).  virtio_mmio finds the devices in forkd's ACPI DSDT
+# (_HID LNRO0005); this kernel ignores virtio_mmio.device=.
 mods_ok=0
 mods_fail=""
 if [ -f /lib/modules/load-order ]; then
@@ -56,44 +55,54 @@ if [ -f /lib/modules/load-order ]; then
     done </lib/modules/load-order
 fi
 
-have_mmio_devices() {
-    for d in /sys/bus/platform/devices/virtio-mmio*; do
+# Devices the virtio_mmio driver already bound: described by ACPI (forkd's
+# DSDT, _HID LNRO0005) or by a kernel that parses virtio_mmio.device= itself.
+have_virtio_devices() {
+    for d in /sys/bus/virtio/devices/*; do
         [ -e "$d" ] && return 0
     done
     return 1
 }
 
-mmio_devs=""
-read -r cmdline </proc/cmdline
-for tok in $cmdline; do
-    case $tok in
-        virtio_mmio.device=*) mmio_devs="$mmio_devs,${tok#virtio_mmio.device=}" ;;
-    esac
-done
-mmio_devs=${mmio_devs#,}
-if [ -z "$mmio_devs" ]; then
-    fail modules "no virtio_mmio.device= entries on the kernel command line"
-elif have_mmio_devices; then
-    : # the kernel already made the devices from its command line
-elif [ -f /lib/modules/forkd_mmio.ko ]; then
-    insmod /lib/modules/forkd_mmio.ko "device=$mmio_devs" || mods_fail="$mods_fail forkd_mmio"
+found_by=none
+if have_virtio_devices; then
+    found_by=acpi
 else
-    mods_fail="$mods_fail forkd_mmio(missing)"
+    mods_fail="$mods_fail (no-virtio-devices-bound)"
 fi
+ndev=0
+for d in /sys/bus/virtio/devices/*; do
+    [ -e "$d" ] && ndev=$((ndev + 1))
+done
 if [ -z "$mods_fail" ]; then
-    ok modules "loaded=$mods_ok devices=$mmio_devs"
+    ok modules "loaded=$mods_ok virtio_devices=$ndev found_by=$found_by"
 else
-    fail modules "failed:$mods_fail devices=$mmio_devs"
+    fail modules "failed:$mods_fail virtio_devices=$ndev"
 fi
 say "uptime $(uptime_s)"
 
 # --- vsock listener (host -> guest), started before anything else talks -------
+# A bound virtio vsock device (not just the vsock core's /dev/vsock).
+have_vsock_dev() {
+    for d in /sys/bus/virtio/drivers/vmw_vsock_virtio_transport/virtio*; do
+        [ -e "$d" ] && return 0
+    done
+    return 1
+}
+
 listen_pid=""
-if [ -e /dev/vsock ] || wait_for '[ -e /dev/vsock ]' 10; then
-    VSOCK_TEST_TIMEOUT=1800 vsock-test listen 6000 &
+vsock_dev=0
+wait_for have_vsock_dev 15 && vsock_dev=1
+if [ $vsock_dev = 0 ]; then
+    fail vsock-listen "no virtio vsock device"
+elif [ -e /dev/vsock ] || wait_for '[ -e /dev/vsock ]' 10; then
+    VSOCK_TEST_TIMEOUT=1800 vsock-test listen 6000 >/tmp/vsock-listen.out &
     listen_pid=$!
-    usleep 200000
-    say "vsock-listen ready"
+    if wait_for 'grep -q listening /tmp/vsock-listen.out' 30; then
+        say "vsock-listen ready"
+    else
+        fail vsock-listen "listener did not come up: $(cat /tmp/vsock-listen.out)"
+    fi
 else
     fail vsock-listen "/dev/vsock missing"
 fi
@@ -151,7 +160,9 @@ net_check
 say "uptime $(uptime_s)"
 
 # --- vsock (guest -> host) ----------------------------------------------------
-if [ -e /dev/vsock ]; then
+if [ $vsock_dev = 0 ]; then
+    fail vsock "no virtio vsock device"
+elif [ -e /dev/vsock ]; then
     reply=$(VSOCK_TEST_TIMEOUT=120 vsock-test connect 2 5000 hello-from-guest 2>&1)
     rc=$?
     if [ $rc -eq 0 ] && [ -n "$reply" ]; then
@@ -205,13 +216,9 @@ say "uptime $(uptime_s)"
 say "done"
 sync
 
-# Power off: an i8042 reset pulse (0xFE to port 0x64), which forkd treats as a
-# clean exit.  Without /dev/port (Debian's cloud kernel has no CONFIG_DEVPORT)
-# the kernel does the same on "reboot -f" when booted with reboot=k.
-if [ -c /dev/port ]; then
-    printf '\376' | dd of=/dev/port bs=1 seek=100 count=1 2>/dev/null
-    sleep 5
-fi
-reboot -f
+# Power off: the kernel enters ACPI S5 through forkd's sleep control register
+# and forkd exits 0. (A panic, with reboot=t panic=-1, triple-faults instead:
+# exit 2.)
+poweroff -f
 sleep 30
 say "poweroff FAIL still running"

@@ -3,8 +3,8 @@
  * Built with `gcc -static -O2` and put into the test initramfs.
  *
  *   vsock-test listen PORT
- *       accept one AF_VSOCK stream connection on PORT, read one line, write
- *       back "echo:<line>\n", exit 0.
+ *       print "listening on port PORT" once bound, accept one AF_VSOCK stream
+ *       connection on PORT, read one line, write back "echo:<line>\n", exit 0.
  *   vsock-test connect CID PORT MSG
  *       connect to CID:PORT, write "MSG\n", read one reply line, print it on
  *       stdout, exit 0 only if a reply line arrived.
@@ -112,6 +112,9 @@ static int do_listen(unsigned int port)
 		perror("vsock-test: listen");
 		return 1;
 	}
+	/* Tell whoever started us in the background that connects now work. */
+	printf("listening on port %u\n", port);
+	fflush(stdout);
 	do {
 		conn = accept(fd, NULL, NULL);
 	} while (conn < 0 && errno == EINTR);

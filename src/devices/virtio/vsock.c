@@ -1,10 +1,401 @@
-/* PLACEHOLDER: being written; replaced by the real device. */
+/* virtio-vsock (virtio 1.2 §5.10), host side on Unix sockets.
+ *
+ * Queues: 0 receive (device to guest), 1 transmit, 2 event (buffers are
+ * held, no event is ever sent). Only stream sockets; the host is CID 2.
+ *
+ * A connection joins a host Unix socket to a guest port:
+ *   host-initiated  a client of uds_path sends "CONNECT <port>\n"; the
+ *                   device sends OP_REQUEST from an allocated local port,
+ *                   and on OP_RESPONSE writes "OK <local port>\n";
+ *   guest-initiated OP_REQUEST to CID 2 port P connects to "<uds_path>_P"
+ *                   and is answered with OP_RESPONSE or OP_RST.
+ * Then bytes flow both ways as OP_RW under credit flow control (§5.10.6.3):
+ * the device reads a host socket only as far as the guest's credit goes,
+ * and buffers up to VSOCK_BUF_ALLOC bytes of guest data the host socket
+ * did not take yet (what it advertises as buf_alloc).
+ *
+ * Threads: guest packets are handled on the vCPU thread that kicked the
+ * transmit queue; host sockets on the event loop. Both hold vdev->lock,
+ * which guards everything here. Connections live in a fixed table, so an
+ * event for a connection closed meanwhile finds a free (or reused) slot,
+ * never freed memory. Sockets are watched EPOLLONESHOT and re-armed after
+ * each event with what the connection can use now (vsock_conn_rearm()), so
+ * a hung-up socket the device cannot serve yet does not spin the loop.
+ *
+ * Receive queue: packets go straight into the next receive chain. When
+ * there is none, control packets wait in a bounded ring (in order) and no
+ * host socket is read until the driver adds buffers.
+ *
+ * A driver reset (Status 0) drops the connections the guest knew; host
+ * clients still waiting for the guest to accept keep waiting, and their
+ * OP_REQUEST goes out again (drivers reset the device as they start, and a
+ * host agent may connect while the guest is still booting).
+ *
+ * Files: this one (guest packets, queues, set-up), vsock_conn.c
+ * (connections and host sockets), vsock_rxq.c (receive queue and waiting
+ * control packets), vsock_pkt.c (header checks, credit arithmetic, the
+ * handshake line; unit-tested). */
 #include "devices/virtio/vsock.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "devices/virtio/vsock_dev.h"
+
+static struct vsock *to_vsock(struct virtio_dev *vdev)
+{
+	return (struct vsock *)vdev;
+}
+
+/* OP_REQUEST from the guest to host port P: connect to "<uds_path>_P". */
+static void guest_connect(struct vsock *vs, const struct vsock_hdr *h)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct vsock_conn *c;
+	int fd, n;
+
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", vs->uds_path, h->dst_port);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		goto refuse;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_errno("socket(AF_UNIX)");
+		goto refuse;
+	}
+	/* A Unix socket connects at once or not at all (EAGAIN: the
+	 * listener's backlog is full); either way the guest hears now. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		log_debug("virtio-vsock: guest port %u to %s: %s", h->src_port, sa.sun_path,
+			  strerror(errno));
+		close(fd);
+		goto refuse;
+	}
+	c = vsock_conn_alloc(vs, fd, VSOCK_CONN_ESTABLISHED);
+	if (!c) {
+		close(fd);
+		goto refuse;
+	}
+	c->local_port = h->dst_port;
+	c->peer_port = h->src_port;
+	c->peer_buf_alloc = h->buf_alloc;
+	c->peer_fwd_cnt = h->fwd_cnt;
+	if (evloop_add(&vs->vdev.vm->loop, fd, EPOLLONESHOT, vsock_conn_event, c)) {
+		close(fd);
+		c->state = VSOCK_CONN_FREE;
+		goto refuse;
+	}
+	if (vsock_conn_ctrl(vs, c, VSOCK_OP_RESPONSE, 0))
+		return;
+	vsock_conn_rearm(vs, c);
+	return;
+
+refuse:
+	vsock_rxq_send_rst(vs, h->dst_port, h->src_port);
+}
+
+/* OP_RESPONSE to our OP_REQUEST: tell the host client its local port. */
+static void guest_accepted(struct vsock *vs, struct vsock_conn *c)
+{
+	char ok[24];
+	int n = snprintf(ok, sizeof(ok), "OK %u\n", c->local_port);
+
+	/* Nothing was written to this socket before, so its buffer has room
+	 * for the whole line; a short write means the client is gone. */
+	if (send(c->fd, ok, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
+		vsock_conn_reset(vs, c, "host client gone before the guest accepted");
+		return;
+	}
+	c->state = VSOCK_CONN_ESTABLISHED;
+	vsock_conn_rearm(vs, c);
+}
+
+static void guest_packet(struct vsock *vs, const struct virtq_req *req)
+{
+	struct vsock_hdr h;
+	struct vsock_conn *c;
+
+	if (req->out_len < VSOCK_HDR_LEN) {
+		vs->vdev.errors++;
+		return;
+	}
+	(void)virtq_req_read(req, 0, &h, sizeof(h));
+	switch (vsock_pkt_check(&h, req->out_len - VSOCK_HDR_LEN, vs->guest_cid)) {
+	case VSOCK_PKT_OK:
+		break;
+	case VSOCK_PKT_RESET:
+		vs->dropped++;
+		c = vsock_conn_find(vs, h.dst_port, h.src_port);
+		if (c)
+			vsock_conn_reset(vs, c, "invalid packet");
+		else
+			vsock_rxq_send_rst(vs, h.dst_port, h.src_port);
+		return;
+	default:
+		vs->dropped++;
+		return;
+	}
+
+	c = vsock_conn_find(vs, h.dst_port, h.src_port);
+	if (h.op == VSOCK_OP_REQUEST) {
+		if (c) /* a second request on a live connection */
+			vsock_conn_reset(vs, c, "repeated OP_REQUEST");
+		else
+			guest_connect(vs, &h);
+		return;
+	}
+	if (!c) {
+		if (h.op != VSOCK_OP_RST)
+			vsock_rxq_send_rst(vs, h.dst_port, h.src_port);
+		return;
+	}
+	if (h.op == VSOCK_OP_RST) {
+		vsock_conn_close(vs, c);
+		return;
+	}
+	/* Every header carries the sender's credit (§5.10.6.3). */
+	c->peer_buf_alloc = h.buf_alloc;
+	c->peer_fwd_cnt = h.fwd_cnt;
+	if (vsock_conn_peer_free(c))
+		c->credit_requested = false;
+
+	switch (h.op) {
+	case VSOCK_OP_RESPONSE:
+		if (c->state != VSOCK_CONN_CONNECTING) {
+			vsock_conn_reset(vs, c, "unexpected OP_RESPONSE");
+			return;
+		}
+		guest_accepted(vs, c);
+		return;
+	case VSOCK_OP_RW:
+		if (c->state != VSOCK_CONN_ESTABLISHED) {
+			vsock_conn_reset(vs, c, "data before the connection was accepted");
+			return;
+		}
+		vsock_conn_guest_rw(vs, c, req, h.len);
+		break;
+	case VSOCK_OP_SHUTDOWN:
+		c->guest_no_recv |= !!(h.flags & VSOCK_SHUTDOWN_RCV);
+		c->guest_no_send |= !!(h.flags & VSOCK_SHUTDOWN_SEND);
+		if (c->state == VSOCK_CONN_ESTABLISHED && vsock_conn_maybe_finish(vs, c))
+			return;
+		break;
+	case VSOCK_OP_CREDIT_REQUEST:
+		if (vsock_conn_ctrl(vs, c, VSOCK_OP_CREDIT_UPDATE, 0))
+			return;
+		break;
+	default: /* OP_CREDIT_UPDATE: the credit above is all it says */
+		break;
+	}
+	if (c->state != VSOCK_CONN_FREE)
+		vsock_conn_rearm(vs, c);
+}
+
+static void vsock_tx(struct vsock *vs)
+{
+	struct virtio_dev *vdev = &vs->vdev;
+	struct virtq *q = &vdev->queues[VSOCK_TXQ];
+	bool pushed = false;
+	int rc;
+
+	while ((rc = virtq_pop(&vdev->vm->mem, q, &vs->tx_req)) > 0) {
+		guest_packet(vs, &vs->tx_req);
+		if (virtq_push(&vdev->vm->mem, q, vs->tx_req.head, 0))
+			break;
+		pushed = true;
+	}
+	if (rc < 0)
+		virtio_fail(vdev, "malformed transmit chain");
+	if (pushed)
+		virtio_notify_used(vdev, VSOCK_TXQ);
+}
+
+/* The driver added receive buffers (or became ready): deliver what waits
+ * and let the sockets be read again. */
+static void vsock_rx_refilled(struct vsock *vs)
+{
+	if (!vsock_rxq_flush(vs))
+		return;
+	if (vs->rx_starved) {
+		vs->rx_starved = false;
+		vsock_conn_rearm_all(vs);
+	}
+}
+
+static void vsock_notify(struct virtio_dev *vdev, unsigned q)
+{
+	struct vsock *vs = to_vsock(vdev);
+
+	if (q == VSOCK_TXQ)
+		vsock_tx(vs);
+	else if (q == VSOCK_RXQ)
+		vsock_rx_refilled(vs);
+	/* VSOCK_EVTQ: buffers for events the device never sends. */
+	vsock_rxq_kick(vs);
+}
+
+static void vsock_activate(struct virtio_dev *vdev)
+{
+	struct vsock *vs = to_vsock(vdev);
+
+	vsock_rx_refilled(vs);
+	vsock_rxq_kick(vs);
+}
+
+static void vsock_reset(struct virtio_dev *vdev)
+{
+	struct vsock *vs = to_vsock(vdev);
+	unsigned i;
+
+	vs->ctrl_head = vs->ctrl_len = 0;
+	vs->rx_held = vs->rx_used = vs->rx_starved = false;
+	/* The driver forgot every connection. Host clients still waiting for
+	 * the guest to accept keep waiting: a driver resets the device when it
+	 * starts, and a client may well have connected before that. Their
+	 * requests go out again once the driver is ready. */
+	for (i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &vs->conns[i];
+		struct vsock_ctrl req = {VSOCK_OP_REQUEST, 0, (int16_t)i, c->local_port,
+					 c->peer_port};
+
+		if (c->state == VSOCK_CONN_CONNECTING)
+			(void)!vsock_rxq_enqueue(vs, &req);
+		else if (c->state == VSOCK_CONN_ESTABLISHED)
+			vsock_conn_close(vs, c);
+	}
+}
+
+static void vsock_destroy(struct virtio_dev *vdev)
+{
+	struct vsock *vs = to_vsock(vdev);
+	unsigned i;
+
+	/* The event loop is gone by now (vm_destroy() stops it first). */
+	for (i = 0; i < VSOCK_MAX_CONNS; i++) {
+		if (vs->conns[i].state != VSOCK_CONN_FREE)
+			close(vs->conns[i].fd);
+		free(vs->conns[i].buf);
+	}
+	if (vs->listen_fd >= 0)
+		close(vs->listen_fd);
+	if (vs->bound && unlink(vs->uds_path) < 0 && errno != ENOENT)
+		log_errno("unlink %s", vs->uds_path);
+	if (vs->dropped || vs->ctrl_dropped || vdev->errors)
+		log_debug("virtio-vsock: %llu guest packets dropped, %llu control packets lost, "
+			  "%llu malformed",
+			  (unsigned long long)vs->dropped, (unsigned long long)vs->ctrl_dropped,
+			  (unsigned long long)vdev->errors);
+	free(vs);
+}
+
+static const struct virtio_dev_ops vsock_ops = {
+    .name = "virtio-vsock",
+    .device_id = VIRTIO_ID_VSOCK,
+    .nr_queues = 3,
+    .queue_max = VSOCK_QUEUE_MAX,
+    .notify = vsock_notify,
+    .reset = vsock_reset,
+    .activate = vsock_activate,
+    .destroy = vsock_destroy,
+};
+
+/* Listen on path. A stale socket file (nobody accepts on it) is replaced;
+ * a live one, or anything that is not a socket, is left alone. */
+static int vsock_listen(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, err;
+
+	memcpy(sa.sun_path, path, strlen(path)); /* length checked by the caller */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_errno("socket(AF_UNIX)");
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_err("virtio-vsock: %s exists and is not a socket", path);
+			err = -EEXIST;
+			goto err;
+		}
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN) {
+			log_err("virtio-vsock: %s is in use by a live listener", path);
+			err = -EADDRINUSE;
+			goto err;
+		}
+		if (errno != ECONNREFUSED) {
+			err = log_errno("connect %s (probing for a stale socket)", path);
+			goto err;
+		}
+		if (unlink(path) < 0) {
+			err = log_errno("unlink stale %s", path);
+			goto err;
+		}
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = log_errno("bind %s", path);
+		goto err;
+	}
+	if (listen(fd, 64) < 0) {
+		err = log_errno("listen %s", path);
+		unlink(path);
+		goto err;
+	}
+	return fd;
+
+err:
+	close(fd);
+	return err;
+}
 
 int virtio_vsock_create(struct vm *vm, const struct virtio_vsock_opts *opts)
 {
-	log_err("virtio-vsock is not implemented yet");
-	return -ENOSYS;
+	struct vsock *vs;
+	size_t len = opts->uds_path ? strlen(opts->uds_path) : 0;
+	unsigned i;
+	int fd, err;
+
+	if (opts->guest_cid < 3 || opts->guest_cid > 0xfffffffeULL) {
+		log_err("virtio-vsock: guest CID %llu out of range 3..4294967294",
+			(unsigned long long)opts->guest_cid);
+		return -EINVAL;
+	}
+	/* Room for the "_<port>" of guest-initiated connections too. */
+	if (len == 0 || len + 11 >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_err("virtio-vsock: socket path must be 1..%zu characters",
+			sizeof(((struct sockaddr_un *)0)->sun_path) - 12);
+		return -ENAMETOOLONG;
+	}
+	vs = calloc(1, sizeof(*vs));
+	if (!vs)
+		return -ENOMEM;
+	vs->listen_fd = -1;
+	vs->guest_cid = opts->guest_cid;
+	vs->next_port = VSOCK_PORT_FIRST;
+	memcpy(vs->uds_path, opts->uds_path, len);
+	memcpy(vs->config, &vs->guest_cid, sizeof(vs->config));
+	for (i = 0; i < VSOCK_MAX_CONNS; i++) {
+		vs->conns[i].vs = vs;
+		vs->conns[i].fd = -1;
+	}
+	fd = vsock_listen(opts->uds_path);
+	if (fd < 0) {
+		free(vs);
+		return fd;
+	}
+	vs->listen_fd = fd;
+	vs->bound = true;
+	vs->vdev.config = vs->config;
+	vs->vdev.config_size = sizeof(vs->config);
+
+	err = virtio_mmio_register(vm, &vs->vdev, &vsock_ops);
+	if (err)
+		return err; /* vsock_destroy() ran, or runs with the VM */
+	return evloop_add(&vm->loop, fd, EPOLLIN, vsock_conn_listen_event, vs);
 }

@@ -1,9 +1,9 @@
 /* Runtime for forkd's freestanding test guests.
  *
  * A guest prints to COM1 and ends with guest_exit(): 0 prints "SUCCESS"
- * and pulses the i8042 reset line (clean poweroff); anything else prints
- * "FAIL <code>" first. The harness checks both the console and the VMM's
- * exit status. */
+ * and powers off through ACPI S5 (forkd exits 0); anything else prints
+ * "FAIL <code>" and resets through the i8042 (forkd exits 4). The harness
+ * checks both the console and the VMM's exit status. */
 #ifndef FORKD_TEST_GUEST_H
 #define FORKD_TEST_GUEST_H
 

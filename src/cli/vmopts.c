@@ -1,0 +1,176 @@
+#include "cli/vmopts.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/util.h"
+
+enum {
+	O_KERNEL = 1000,
+	O_INITRD,
+	O_CMDLINE,
+	O_MEM,
+	O_VCPUS,
+	O_CONSOLE,
+	O_CONSOLE_MAX,
+	O_TIMEOUT,
+	O_GUEST_DECOMP,
+	O_DISK,
+	O_TAP,
+	O_MAC,
+	O_VSOCK,
+	O_VSOCK_CID,
+	O_NO_RNG,
+};
+
+const struct option vmopts_long[] = {
+	{"kernel", required_argument, NULL, O_KERNEL},
+	{"initrd", required_argument, NULL, O_INITRD},
+	{"cmdline", required_argument, NULL, O_CMDLINE},
+	{"mem-mib", required_argument, NULL, O_MEM},
+	{"vcpus", required_argument, NULL, O_VCPUS},
+	{"console", required_argument, NULL, O_CONSOLE},
+	{"console-max-mib", required_argument, NULL, O_CONSOLE_MAX},
+	{"timeout-secs", required_argument, NULL, O_TIMEOUT},
+	{"guest-decompress", no_argument, NULL, O_GUEST_DECOMP},
+	{"disk", required_argument, NULL, O_DISK},
+	{"tap", required_argument, NULL, O_TAP},
+	{"mac", required_argument, NULL, O_MAC},
+	{"vsock", required_argument, NULL, O_VSOCK},
+	{"vsock-cid", required_argument, NULL, O_VSOCK_CID},
+	{"no-rng", no_argument, NULL, O_NO_RNG},
+	{0},
+};
+
+void vmopts_help(FILE *f)
+{
+	fprintf(f,
+		"  --kernel PATH          bzImage or ELF kernel (vmlinux or a test guest)\n"
+		"  --initrd PATH          initramfs\n"
+		"  --cmdline STR          kernel command line (forkd appends what it needs)\n"
+		"  --mem-mib N            guest RAM in MiB, a multiple of 2 (default 256)\n"
+		"  --vcpus N              vCPUs (default 1)\n"
+		"  --disk PATH[,ro]       raw disk image (repeatable, up to 4: vda, vdb...);\n"
+		"                         the image is never written: guest writes go to a\n"
+		"                         private copy-on-write overlay; ',ro' makes the\n"
+		"                         disk read-only to the guest\n"
+		"  --tap NAME             virtio-net on this tap interface\n"
+		"  --mac MAC              guest MAC (default 52:54:00:12:34:56)\n"
+		"  --vsock PATH           virtio-vsock; host end is this Unix socket\n"
+		"                         (clients write 'CONNECT <port>\\n'; guest\n"
+		"                         connections to port P reach PATH_P)\n"
+		"  --vsock-cid N          guest CID (default 3)\n"
+		"  --no-rng               no virtio-rng device\n"
+		"  --console PATH|-       serial console output (default -, stdout)\n"
+		"  --console-max-mib N    stop writing the console after N MiB (default 16)\n"
+		"  --timeout-secs N       give up after N seconds (default: none)\n"
+		"  --guest-decompress     let a bzImage decompress itself (slow on KVM-PVM)\n");
+}
+
+void vmopts_init(struct vmopts *o)
+{
+	memset(o, 0, sizeof(*o));
+	machine_spec_init(&o->spec);
+	o->console = "-";
+}
+
+static uint64_t num(const char *verb, const char *opt, const char *arg, uint64_t min,
+		    uint64_t max)
+{
+	uint64_t v;
+
+	if (parse_u64(arg, &v) || v < min || v > max)
+		cli_usage_error(verb, "%s wants a number from %llu to %llu, got '%s'", opt,
+				(unsigned long long)min, (unsigned long long)max, arg);
+	return v;
+}
+
+bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg)
+{
+	struct machine_spec *s = &o->spec;
+
+	switch (c) {
+	case O_KERNEL:
+		o->boot.kernel = arg;
+		break;
+	case O_INITRD:
+		o->boot.initrd = arg;
+		break;
+	case O_CMDLINE:
+		o->boot.cmdline = arg;
+		break;
+	case O_MEM:
+		s->mem_mib = num(verb, "--mem-mib", arg, 16, 1024 * 1024);
+		if (s->mem_mib % 2)
+			cli_usage_error(verb, "--mem-mib must be a multiple of 2");
+		break;
+	case O_VCPUS:
+		s->vcpus = (int)num(verb, "--vcpus", arg, 1, VM_MAX_VCPUS);
+		break;
+	case O_CONSOLE:
+		o->console = arg;
+		break;
+	case O_CONSOLE_MAX:
+		s->console_max_bytes = num(verb, "--console-max-mib", arg, 0, 1 << 20) * MIB;
+		break;
+	case O_TIMEOUT:
+		o->timeout_secs = num(verb, "--timeout-secs", arg, 1, 1ULL << 32);
+		break;
+	case O_GUEST_DECOMP:
+		o->boot.guest_decompress = true;
+		break;
+	case O_DISK: {
+		struct virtio_blk_opts *d;
+		char *comma = strrchr(arg, ',');
+
+		if (s->nr_disks == MACHINE_MAX_DISKS)
+			cli_usage_error(verb, "at most %d --disk options", MACHINE_MAX_DISKS);
+		d = &s->disks[s->nr_disks++];
+		/* arg is a writable argv string: cut ",ro" off in place. */
+		if (comma && !strcmp(comma, ",ro")) {
+			*comma = 0;
+			d->read_only = true;
+		}
+		d->path = arg;
+		break;
+	}
+	case O_TAP:
+		s->tap = arg;
+		break;
+	case O_MAC:
+		if (sscanf(arg, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &s->mac[0], &s->mac[1],
+			   &s->mac[2], &s->mac[3], &s->mac[4], &s->mac[5]) != 6 ||
+		    (s->mac[0] & 1))
+			cli_usage_error(verb, "--mac wants a unicast MAC like 52:54:00:12:34:56, got '%s'",
+					arg);
+		break;
+	case O_VSOCK:
+		s->vsock = arg;
+		break;
+	case O_VSOCK_CID:
+		s->vsock_cid = num(verb, "--vsock-cid", arg, 3, 0xfffffffeULL);
+		break;
+	case O_NO_RNG:
+		s->rng = false;
+		break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+int vmopts_finish(struct vmopts *o, const char *verb, int *console_fd)
+{
+	if (!o->boot.kernel)
+		cli_usage_error(verb, "--kernel is required");
+	*console_fd = STDOUT_FILENO;
+	if (strcmp(o->console, "-")) {
+		*console_fd = open(o->console, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+		if (*console_fd < 0)
+			return log_errno("open console file %s", o->console);
+	}
+	o->spec.console_fd = *console_fd;
+	return 0;
+}

@@ -1,0 +1,30 @@
+/* Options that describe a VM to boot, shared by `vm run` and `snapshot`. */
+#ifndef FORKD_CLI_VMOPTS_H
+#define FORKD_CLI_VMOPTS_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "fork/machine.h"
+#include "vmm/boot.h"
+
+struct vmopts {
+	struct machine_spec spec;
+	struct boot_opts boot;
+	const char *console; /* path or "-" */
+	uint64_t timeout_secs;
+};
+
+/* getopt_long entries for the shared options (terminated by a zero entry),
+ * and their help text. */
+extern const struct option vmopts_long[];
+void vmopts_help(FILE *f);
+void vmopts_init(struct vmopts *o);
+/* Handle option c (from getopt_long with vmopts_long); false if c is not a
+ * shared option. Usage errors exit through cli_usage_error(verb). */
+bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg);
+/* After parsing: --kernel given, etc. Opens the console (*console_fd). */
+int vmopts_finish(struct vmopts *o, const char *verb, int *console_fd);
+
+#endif

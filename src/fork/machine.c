@@ -1,0 +1,67 @@
+#include "fork/machine.h"
+
+#include <string.h>
+
+#include "common/util.h"
+#include "devices/acpi_sleep.h"
+#include "devices/i8042.h"
+#include "devices/serial.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/vsock.h"
+#include "devices/vmctl.h"
+
+void machine_spec_init(struct machine_spec *s)
+{
+	static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+
+	memset(s, 0, sizeof(*s));
+	s->mem_mib = 256;
+	s->vcpus = 1;
+	memcpy(s->mac, mac, 6);
+	s->vsock_cid = 3;
+	s->rng = true;
+	s->console_fd = -1;
+	s->console_max_bytes = 16 * MIB;
+	s->warm_fd = -1;
+	s->mem.backing = MEM_ANON;
+}
+
+int machine_build(struct vm *vm, const struct machine_spec *s, struct vmctl **vmctl)
+{
+	struct vm_config cfg = {.mem_bytes = s->mem_mib * MIB,
+				.nr_vcpus = s->vcpus,
+				.mem = s->mem,
+				.cpuid = s->cpuid,
+				.nr_cpuid = s->nr_cpuid};
+	struct serial_opts so = {.out_fd = s->console_fd, .in_fd = -1,
+				 .max_bytes = s->console_max_bytes};
+	int err;
+
+	err = vm_create(vm, &cfg);
+	if (err)
+		return err;
+	/* The order below is part of the snapshot format: see machine.h. */
+	if ((err = serial_create(vm, &so)) || (err = i8042_create(vm)) ||
+	    (err = acpi_sleep_create(vm)) || (err = vmctl_create(vm, s->warm_fd, vmctl)))
+		goto fail;
+	for (unsigned i = 0; i < s->nr_disks; i++)
+		if ((err = virtio_blk_create(vm, &s->disks[i])))
+			goto fail;
+	if (s->tap) {
+		struct virtio_net_opts no = {.tap = s->tap};
+
+		memcpy(no.mac, s->mac, 6);
+		if ((err = virtio_net_create(vm, &no)))
+			goto fail;
+	}
+	if (s->vsock &&
+	    (err = virtio_vsock_create(vm, &(struct virtio_vsock_opts){s->vsock_cid, s->vsock})))
+		goto fail;
+	if (s->rng && (err = virtio_rng_create(vm)))
+		goto fail;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return err;
+}

@@ -1,0 +1,47 @@
+/* A machine description and the one function that builds a VM from it.
+ *
+ * Parent and children must create the same devices in the same order
+ * (device state is restored by position), so every VM forkd runs, booted
+ * or restored, is built here:
+ *   serial (COM1), i8042, ACPI sleep, vmctl, virtio-blk per disk,
+ *   virtio-net, virtio-vsock, virtio-rng. */
+#ifndef FORKD_FORK_MACHINE_H
+#define FORKD_FORK_MACHINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/virtio/blk.h"
+#include "vmm/vm.h"
+
+#define MACHINE_MAX_DISKS 4
+
+struct machine_spec {
+	uint64_t mem_mib;
+	int vcpus;
+	struct virtio_blk_opts disks[MACHINE_MAX_DISKS];
+	unsigned nr_disks;
+	const char *tap;   /* NULL: no virtio-net */
+	uint8_t mac[6];
+	const char *vsock; /* NULL: no virtio-vsock */
+	uint64_t vsock_cid;
+	bool rng;
+	int console_fd; /* not owned; -1 discards */
+	uint64_t console_max_bytes;
+	int warm_fd;    /* eventfd for vmctl's doorbell, or -1 */
+	struct mem_opts mem;
+	/* A snapshot's CPUID policy (NULL: this host's). */
+	const struct kvm_cpuid_entry2 *cpuid;
+	uint32_t nr_cpuid;
+};
+
+/* Defaults: 256 MiB, 1 vCPU, rng on, anonymous RAM, console discarded. */
+void machine_spec_init(struct machine_spec *s);
+
+struct vmctl;
+
+/* Create the VM and all its devices. On failure everything is released. */
+int machine_build(struct vm *vm, const struct machine_spec *s, struct vmctl **vmctl)
+	__must_check;
+
+#endif

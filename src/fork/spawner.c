@@ -1,0 +1,203 @@
+#include "fork/spawner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "devices/vmctl.h"
+#include "fork/machine.h"
+
+int snapshot_image_load(const char *tag, struct snapshot_image *img)
+{
+	char path[PATH_MAX + 16];
+	struct stat st;
+	int err;
+
+	memset(img, 0, sizeof(*img));
+	img->mem_fd = -1;
+	err = snapshot_dir(tag, img->dir, sizeof(img->dir));
+	if (err)
+		return err;
+	if (stat(img->dir, &st) < 0) {
+		log_err("no snapshot '%s' (looked in %s); create it with 'forkd snapshot --tag %s'",
+			tag, img->dir, tag);
+		return -ENOENT;
+	}
+	err = snapshot_meta_read(img->dir, &img->meta);
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), "%s/vmstate", img->dir);
+	err = vmstate_load(path, &img->vs);
+	if (err)
+		return err;
+	err = vm_state_machine(path, &img->vs, &img->machine);
+	if (err)
+		goto fail;
+	if (img->machine.mem_bytes != img->meta.mem_mib * MIB ||
+	    img->machine.nr_vcpus != img->meta.vcpus) {
+		log_err("%s: vmstate and snapshot.json disagree on RAM or vCPUs", img->dir);
+		err = -EINVAL;
+		goto fail;
+	}
+	err = snapshot_check_memory(img->dir, img->machine.mem_bytes);
+	if (err)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/memory.bin", img->dir);
+	img->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (img->mem_fd < 0) {
+		err = log_errno("open %s", path);
+		goto fail;
+	}
+	return 0;
+fail:
+	snapshot_image_free(img);
+	return err;
+}
+
+void snapshot_image_free(struct snapshot_image *img)
+{
+	vmstate_free(&img->vs);
+	if (img->mem_fd >= 0)
+		close(img->mem_fd);
+	img->mem_fd = -1;
+}
+
+/* Live fork: the child's RAM is a memfd holding a copy of memory.bin. Only
+ * the file's data extents are copied; holes stay unallocated. */
+static int copy_memory(int src, struct guest_mem *mem)
+{
+	off_t off = 0, end;
+
+	for (;;) {
+		off = lseek(src, off, SEEK_DATA);
+		if (off < 0)
+			return errno == ENXIO ? 0 : log_errno("lseek(memory.bin, SEEK_DATA)");
+		end = lseek(src, off, SEEK_HOLE);
+		if (end < 0)
+			return log_errno("lseek(memory.bin, SEEK_HOLE)");
+		if ((uint64_t)end > mem->size)
+			return -EINVAL;
+		if (pread_full(src, mem->base + off, (size_t)(end - off), (uint64_t)off))
+			return log_errno("read memory.bin");
+		off = end;
+	}
+}
+
+static struct vm *child_vm;
+
+static void child_on_signal(int sig)
+{
+	if (child_vm)
+		vm_request_stop_signal(child_vm, VM_EXIT_SIGNAL);
+}
+
+static void report(const struct child_opts *o, int32_t status, uint64_t restore_ns)
+{
+	struct child_report r = {o->index, status, restore_ns, getpid()};
+
+	if (o->report_fd >= 0 && write(o->report_fd, &r, sizeof(r)) != sizeof(r))
+		log_errno("child %u: report to spawner", o->index);
+}
+
+/* Runs in the forked child. The order matters: memory and devices exist
+ * before state is loaded into them; identity is handed over after the
+ * restore (which bumps vmctl's generation) and before any vCPU runs. */
+static int child_run(const struct snapshot_image *img, const struct child_opts *o,
+		     uint64_t t_fork)
+{
+	struct machine_spec spec;
+	struct vmctl *vmctl = NULL;
+	struct sigaction sa = {.sa_handler = child_on_signal};
+	char dir[PATH_MAX + 32], path[PATH_MAX + 64];
+	int console_fd, err, status;
+	struct vm *vm;
+
+	snprintf(dir, sizeof(dir), "%s/child-%u", o->workdir, o->index);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return log_errno("mkdir %s", dir);
+	snprintf(path, sizeof(path), "%s/console.log", dir);
+	console_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (console_fd < 0)
+		return log_errno("open %s", path);
+
+	machine_spec_init(&spec);
+	spec.mem_mib = img->machine.mem_bytes / MIB;
+	spec.vcpus = (int)img->machine.nr_vcpus;
+	spec.cpuid = img->machine.cpuid;
+	spec.nr_cpuid = img->machine.nr_cpuid;
+	spec.console_fd = console_fd;
+	spec.console_max_bytes = o->console_max_bytes;
+	/* The device set must match the parent's, device for device. */
+	spec.rng = img->machine.nr_devices > 4;
+	if (o->live_fork) {
+		spec.mem.backing = MEM_MEMFD;
+		spec.mem.hugetlb = o->hugepages;
+	} else {
+		spec.mem.backing = MEM_FILE_PRIVATE;
+		spec.mem.fd = img->mem_fd;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	err = machine_build(vm, &spec, &vmctl);
+	if (err) {
+		free(vm);
+		return err;
+	}
+	if (vm->nr_devices != img->machine.nr_devices) {
+		log_err("child %u: snapshot has %u devices, this machine %u", o->index,
+			img->machine.nr_devices, vm->nr_devices);
+		err = -EINVAL;
+		goto out;
+	}
+	if (o->live_fork && (err = copy_memory(img->mem_fd, &vm->mem)))
+		goto out;
+	if ((err = vm_state_check_cpuid(vm, &img->machine)) ||
+	    (err = vm_state_restore(vm, &img->vs, &img->machine)) ||
+	    (err = vmctl_set_identity(vmctl, o->index)))
+		goto out;
+	child_vm = vm;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	err = vm_start(vm);
+	if (err)
+		goto out;
+	report(o, 0, now_ns() - t_fork);
+	vm_wait(vm, -1, 0);
+	status = vm_finish(vm, VM_EXIT_ERROR);
+	vm_destroy(vm);
+	free(vm);
+	return status;
+out:
+	vm_destroy(vm);
+	free(vm);
+	return err;
+}
+
+pid_t spawner_fork_child(const struct snapshot_image *img, const struct child_opts *o)
+{
+	uint64_t t_fork = now_ns();
+	pid_t pid = fork();
+	int ret;
+
+	if (pid < 0)
+		return log_errno("fork(child %u)", o->index);
+	if (pid > 0)
+		return pid;
+	/* Child: die with the spawner rather than linger as an orphan VM. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	ret = child_run(img, o, t_fork);
+	if (ret < 0) {
+		report(o, ret, 0);
+		_exit(VM_EXIT_ERROR);
+	}
+	_exit(ret);
+}

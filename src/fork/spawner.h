@@ -1,0 +1,53 @@
+/* Starting children from a snapshot.
+ *
+ * The spawner is single-threaded: it loads and validates the snapshot once
+ * (vmstate parsed, memory.bin opened and size-checked), then forks one
+ * process per child. Each child builds its own KVM VM, maps memory.bin
+ * MAP_PRIVATE (or copies it into a memfd for live fork), restores the
+ * saved state, receives its index and fresh entropy, and runs. */
+#ifndef FORKD_FORK_SPAWNER_H
+#define FORKD_FORK_SPAWNER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "snapshot/snapshot.h"
+#include "snapshot/vmstate.h"
+#include "vmm/vm_state.h"
+
+struct snapshot_image {
+	char dir[PATH_MAX];
+	struct snapshot_meta meta;
+	struct vmstate vs;
+	struct vm_machine machine;
+	int mem_fd; /* memory.bin, O_RDONLY; children inherit it */
+};
+
+/* Load and check everything a child needs; one error line on failure. */
+int snapshot_image_load(const char *tag, struct snapshot_image *img) __must_check;
+void snapshot_image_free(struct snapshot_image *img);
+
+struct child_opts {
+	uint32_t index;
+	bool live_fork; /* RAM in a memfd (MAP_SHARED), copied from memory.bin */
+	bool hugepages; /* with live_fork: MFD_HUGETLB */
+	const char *workdir; /* child files go to <workdir>/child-<index>/ */
+	int report_fd;  /* pipe: one struct child_report when running */
+	uint64_t console_max_bytes;
+};
+
+/* Sent once by each child, in one write (atomic on a pipe). */
+struct child_report {
+	uint32_t index;
+	int32_t status;     /* 0: vCPUs running; else the failure's -errno */
+	uint64_t restore_ns; /* fork to vCPUs running */
+	pid_t pid;
+};
+
+/* Fork one child. Returns its pid (>0) in the spawner, or -errno. The child
+ * never returns: it exits with its VM's exit status. */
+pid_t spawner_fork_child(const struct snapshot_image *img, const struct child_opts *o);
+
+#endif

@@ -1,0 +1,246 @@
+#include "snapshot/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+bool snapshot_tag_valid(const char *tag)
+{
+	size_t n = tag ? strlen(tag) : 0;
+
+	if (n == 0 || n > SNAPSHOT_TAG_MAX || strstr(tag, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = tag[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') || c == '_';
+
+		if (!alnum && (i == 0 || (c != '.' && c != '-')))
+			return false;
+	}
+	return true;
+}
+
+int snapshot_home(char *buf, size_t size)
+{
+	const char *home = getenv("FORKD_HOME"), *xdg = getenv("XDG_DATA_HOME");
+	int n;
+
+	if (home && *home)
+		n = snprintf(buf, size, "%s", home);
+	else if (xdg && *xdg)
+		n = snprintf(buf, size, "%s/forkd", xdg);
+	else if ((home = getenv("HOME")) && *home)
+		n = snprintf(buf, size, "%s/.local/share/forkd", home);
+	else {
+		log_err("no $FORKD_HOME, $XDG_DATA_HOME or $HOME: cannot place snapshots");
+		return -ENOENT;
+	}
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int snapshot_dir(const char *tag, char *buf, size_t size)
+{
+	char home[PATH_MAX];
+	int err, n;
+
+	if (!snapshot_tag_valid(tag)) {
+		log_err("invalid tag '%s': use 1-64 of A-Z a-z 0-9 _ . - , not starting with . "
+			"or -, and no '..'",
+			tag ? tag : "");
+		return -EINVAL;
+	}
+	err = snapshot_home(home, sizeof(home));
+	if (err)
+		return err;
+	n = snprintf(buf, size, "%s/snapshots/%s", home, tag);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int write_file_atomic(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return log_errno("create %s", tmp);
+	err = write_full(fd, data, len);
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	close(fd);
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err) {
+		log_err("write %s: %s", path, strerror(-err));
+		unlink(tmp);
+	}
+	return err;
+}
+
+int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:s?, s:i}", "tag", m->tag,
+			      "created", m->created, "kernel", m->kernel, "initrd", m->initrd,
+			      "cmdline", m->cmdline, "mem_mib", (json_int_t)m->mem_mib, "vcpus",
+			      (int)m->vcpus, "parent", m->parent[0] ? m->parent : NULL,
+			      "format_version", (int)m->format_version);
+	char *text;
+	int err;
+
+	if (!o)
+		return -ENOMEM;
+	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!text)
+		return -ENOMEM;
+	err = write_file_atomic(dir, "snapshot.json", text, strlen(text));
+	free(text);
+	return err;
+}
+
+static int copy_str(const char *path, const char *field, const char *v, char *dst, size_t size)
+{
+	if (strlen(v) >= size) {
+		log_err("%s: field '%s' is too long", path, field);
+		return -EINVAL;
+	}
+	strcpy(dst, v);
+	return 0;
+}
+
+int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
+{
+	char path[PATH_MAX];
+	const char *tag, *created, *kernel, *initrd, *cmdline, *parent = NULL;
+	json_int_t mem_mib, vcpus, version;
+	json_error_t jerr;
+	json_t *o;
+	int err = -EINVAL;
+
+	snprintf(path, sizeof(path), "%s/snapshot.json", dir);
+	memset(m, 0, sizeof(*m));
+	o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!o) {
+		if (access(path, F_OK) < 0)
+			return log_errno("%s", path);
+		log_err("%s: line %d: %s", path, jerr.line, jerr.text);
+		return -EINVAL;
+	}
+	if (json_unpack_ex(o, &jerr, 0, "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s?s, s:I}", "tag",
+			   &tag, "created", &created, "kernel", &kernel, "initrd", &initrd,
+			   "cmdline", &cmdline, "mem_mib", &mem_mib, "vcpus", &vcpus, "parent",
+			   &parent, "format_version", &version)) {
+		log_err("%s: %s", path, jerr.text);
+		goto out;
+	}
+	if (version != SNAPSHOT_FORMAT_VERSION) {
+		log_err("%s: format version %lld; this forkd reads version %d", path,
+			(long long)version, SNAPSHOT_FORMAT_VERSION);
+		err = -EPROTO;
+		goto out;
+	}
+	if (!snapshot_tag_valid(tag) || (parent && !snapshot_tag_valid(parent))) {
+		log_err("%s: invalid tag", path);
+		goto out;
+	}
+	if (mem_mib < 16 || mem_mib > 1024 * 1024 || mem_mib % 2 || vcpus < 1 ||
+	    vcpus > 64) {
+		log_err("%s: mem_mib %lld or vcpus %lld out of range", path, (long long)mem_mib,
+			(long long)vcpus);
+		goto out;
+	}
+	if (copy_str(path, "tag", tag, m->tag, sizeof(m->tag)) ||
+	    copy_str(path, "created", created, m->created, sizeof(m->created)) ||
+	    copy_str(path, "kernel", kernel, m->kernel, sizeof(m->kernel)) ||
+	    copy_str(path, "initrd", initrd, m->initrd, sizeof(m->initrd)) ||
+	    copy_str(path, "cmdline", cmdline, m->cmdline, sizeof(m->cmdline)) ||
+	    (parent && copy_str(path, "parent", parent, m->parent, sizeof(m->parent))))
+		goto out;
+	m->mem_mib = (uint64_t)mem_mib;
+	m->vcpus = (uint32_t)vcpus;
+	m->format_version = (uint32_t)version;
+	err = 0;
+out:
+	json_decref(o);
+	return err;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+
+	for (size_t i = 0; i < 4096 / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+int snapshot_write_memory(const char *dir, const struct guest_mem *mem)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	uint64_t off = 0;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/memory.bin", dir);
+	snprintf(tmp, sizeof(tmp), "%s/.memory.bin.tmp", dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return log_errno("create %s", tmp);
+	/* Runs of non-zero pages are written with one pwrite; zero pages stay
+	 * holes, so a mostly idle guest costs little disk. */
+	while (off < mem->size && !err) {
+		uint64_t start;
+
+		while (off < mem->size && page_is_zero(mem->base + off))
+			off += 4096;
+		start = off;
+		while (off < mem->size && !page_is_zero(mem->base + off) && off - start < 64 * MIB)
+			off += 4096;
+		if (off > start)
+			err = pwrite_full(fd, mem->base + start, off - start, start);
+	}
+	if (!err && ftruncate(fd, (off_t)mem->size) < 0)
+		err = -errno;
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	close(fd);
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err) {
+		log_err("write %s: %s", path, strerror(-err));
+		unlink(tmp);
+	}
+	return err;
+}
+
+int snapshot_check_memory(const char *dir, uint64_t bytes)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/memory.bin", dir);
+	if (stat(path, &st) < 0)
+		return log_errno("%s", path);
+	if (!S_ISREG(st.st_mode)) {
+		log_err("%s: not a regular file", path);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size != bytes) {
+		log_err("%s: %lld bytes, but the snapshot's guest has %llu bytes of RAM "
+			"(truncated or from another snapshot)",
+			path, (long long)st.st_size, (unsigned long long)bytes);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,52 @@
+/* Snapshot directories: $FORKD_HOME/snapshots/<tag>/ holding memory.bin,
+ * vmstate and snapshot.json (docs/FORMAT.md).
+ *
+ * Every path is built from a validated tag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}
+ * and never "..", so a tag cannot name anything outside the snapshots
+ * directory. */
+#ifndef FORKD_SNAPSHOT_SNAPSHOT_H
+#define FORKD_SNAPSHOT_SNAPSHOT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/log.h"
+#include "vmm/memory.h"
+
+#define SNAPSHOT_TAG_MAX 64
+#define SNAPSHOT_FORMAT_VERSION 1
+
+bool snapshot_tag_valid(const char *tag);
+
+/* $FORKD_HOME, else $XDG_DATA_HOME/forkd, else $HOME/.local/share/forkd. */
+int snapshot_home(char *buf, size_t size) __must_check;
+
+/* <home>/snapshots/<tag> (the tag must be valid). */
+int snapshot_dir(const char *tag, char *buf, size_t size) __must_check;
+
+struct snapshot_meta {
+	char tag[SNAPSHOT_TAG_MAX + 1];
+	char created[32];      /* ISO 8601, UTC */
+	char kernel[PATH_MAX]; /* as given when booted */
+	char initrd[PATH_MAX];
+	char cmdline[4096];
+	uint64_t mem_mib;
+	uint32_t vcpus;
+	char parent[SNAPSHOT_TAG_MAX + 1]; /* "" for none */
+	uint32_t format_version;
+};
+
+int snapshot_meta_write(const char *dir, const struct snapshot_meta *m) __must_check;
+/* Reads and validates snapshot.json (types, ranges, tag, version). */
+int snapshot_meta_read(const char *dir, struct snapshot_meta *m) __must_check;
+
+/* Write guest RAM to <dir>/memory.bin densely, leaving all-zero pages as
+ * holes; fsync'ed, written through a temporary name. */
+int snapshot_write_memory(const char *dir, const struct guest_mem *mem) __must_check;
+
+/* Check <dir>/memory.bin exists, is a regular file and holds exactly
+ * `bytes` (a shorter file would SIGBUS a child later). */
+int snapshot_check_memory(const char *dir, uint64_t bytes) __must_check;
+
+#endif

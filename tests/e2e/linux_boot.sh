@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# forkd end-to-end test: boot Debian 12's cloud kernel with a test initramfs
+# under build/forkd and check console, virtio-blk (with copy-on-write),
+# virtio-net (tap), virtio-vsock (both directions), virtio-rng and a clean
+# power-off.  See tests/e2e/README.md.
+#
+# Needs root and /dev/kvm (exit 77 = skipped otherwise).  Slow on KVM-PVM hosts:
+# the guest kernel's code is emulated there.
+#
+# Environment:
+#   FORKD_BIN               VMM binary (default: build/forkd)
+#   FORKD_E2E_KERNEL        vmlinuz (default) or vmlinux (skips the decompressor)
+#   FORKD_E2E_CMDLINE_EXTRA appended to the kernel command line
+#   FORKD_E2E_TIMEOUT       VMM --timeout-secs (default 2400)
+#   FORKD_E2E_TAP           tap name (default forkdt0)
+#   FORKD_E2E_KEEP=1        keep the temporary directory
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
+FORKD_BIN=${FORKD_BIN:-$REPO/build/forkd}
+TAP=${FORKD_E2E_TAP:-forkdt0}
+TIMEOUT=${FORKD_E2E_TIMEOUT:-2400}
+KERNEL_KIND=${FORKD_E2E_KERNEL:-vmlinuz}
+HOST_IP=10.42.0.1
+MAGIC=FORKD-DISK-MAGIC
+
+t_start=$(date +%s)
+log() { echo "linux_boot: $*"; }
+die() { echo "linux_boot: error: $*" >&2; exit 1; }
+skip() { echo "linux_boot: SKIP: $*"; exit 77; }
+
+# --- preconditions -----------------------------------------------------------
+[[ $(id -u) == 0 ]] || skip "needs root (tap device, /dev/kvm)"
+[[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]] || skip "/dev/kvm is missing or not accessible"
+[[ -c /dev/net/tun ]] || skip "/dev/net/tun is missing (needed for the tap device)"
+missing=()
+for t in ip python3 sha256sum truncate dd; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+done
+((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (run scripts/setup.sh)"
+[[ -x $FORKD_BIN ]] || die "$FORKD_BIN not found or not executable (build it first: make)"
+case $KERNEL_KIND in vmlinuz|vmlinux) ;; *) die "FORKD_E2E_KERNEL must be vmlinuz or vmlinux" ;; esac
+
+# --- temp dir, tap, cleanup ----------------------------------------------------
+work=$(mktemp -d /tmp/forkd-e2e.XXXXXX)
+tap_made=0
+failed=1
+# shellcheck disable=SC2317  # called through the EXIT trap
+cleanup() {
+    local rc=$?
+    if ((tap_made)); then
+        ip link del "$TAP" 2>/dev/null || true
+    fi
+    if ((failed)) && [[ -s $work/console.log ]]; then
+        echo "----- last 40 console lines ($work/console.log) -----"
+        tail -n 40 "$work/console.log" | tr -d '\r' || true
+        echo "-----"
+    fi
+    if [[ ${FORKD_E2E_KEEP:-0} == 1 ]]; then
+        log "kept $work"
+    else
+        rm -rf "$work"
+    fi
+    log "total wall time $(($(date +%s) - t_start)) s"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- kernel and initramfs ------------------------------------------------------
+t=$(date +%s)
+kinfo=$("$REPO/guest/kernel/fetch-kernel.sh") || die "guest/kernel/fetch-kernel.sh failed"
+log "fetch-kernel.sh took $(($(date +%s) - t)) s"
+kernel=$(sed -n "s/^$KERNEL_KIND=//p" <<<"$kinfo")
+[[ -n $kernel && -f $kernel ]] || die "fetch-kernel.sh gave no $KERNEL_KIND"
+kconfig=$(sed -n 's/^config=//p' <<<"$kinfo")
+
+t=$(date +%s)
+"$SCRIPT_DIR/build-initramfs.sh" "$work/initramfs.cpio.gz" >/dev/null ||
+    die "tests/e2e/build-initramfs.sh failed"
+log "build-initramfs.sh took $(($(date +%s) - t)) s"
+
+# --- disk image --------------------------------------------------------------------
+disk=$work/disk.img
+truncate -s 64M "$disk"
+printf '%s' "$MAGIC" | dd of="$disk" conv=notrunc status=none
+disk_sha=$(sha256sum "$disk" | cut -d' ' -f1)
+log "disk image $disk (64 MiB) sha256 $disk_sha"
+
+# --- tap -------------------------------------------------------------------------------
+if ip link show "$TAP" >/dev/null 2>&1; then
+    log "removing stale $TAP"
+    ip link del "$TAP"
+fi
+ip tuntap add dev "$TAP" mode tap || die "cannot create tap $TAP"
+tap_made=1
+ip addr add "$HOST_IP/24" dev "$TAP"
+ip link set "$TAP" up
+
+# --- kernel command line -------------------------------------------------------------
+# lpj: loops per jiffy for a TSC delay loop = TSC Hz / CONFIG_HZ; presetting it
+# skips the delay-loop calibration, which is very slow when emulated.
+hz=$(sed -n 's/^CONFIG_HZ=//p' "$kconfig")
+mhz=$(awk -F: '/^cpu MHz/ { printf "%d", $2; exit }' /proc/cpuinfo)
+lpj=""
+if [[ -n $hz && -n $mhz && $mhz -gt 0 ]]; then
+    lpj="lpj=$((mhz * 1000000 / hz))"
+fi
+# The init powers off with "poweroff -f" (ACPI S5: forkd exits 0); reboot=t
+# panic=-1 turn a kernel panic into a triple fault (forkd exits 2), so the
+# two can never be confused.
+cmdline="console=ttyS0 reboot=t panic=-1 nokaslr i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd $lpj tsc=reliable"
+cmdline+=${FORKD_E2E_CMDLINE_EXTRA:+ $FORKD_E2E_CMDLINE_EXTRA}
+
+# --- run ---------------------------------------------------------------------------------
+log "booting $kernel (this takes minutes on KVM-PVM hosts)"
+log "cmdline: $cmdline"
+results=$work/results
+python3 "$SCRIPT_DIR/e2e_host.py" --console "$work/console.log" --vsock "$work/vsock.sock" \
+    --results "$results" --deadline $((TIMEOUT + 120)) -- \
+    "$FORKD_BIN" vm run --kernel "$kernel" --initrd "$work/initramfs.cpio.gz" \
+    --cmdline "$cmdline" --mem-mib 512 --vcpus 2 --disk "$disk" --tap "$TAP" \
+    --vsock "$work/vsock.sock" --console "$work/console.log" --timeout-secs "$TIMEOUT" ||
+    die "e2e_host.py failed"
+[[ -f $results ]] || die "no results from e2e_host.py"
+
+# --- verdict -------------------------------------------------------------------------------
+pass=0
+fail=0
+report() { # name ok|FAIL detail
+    if [[ $2 == ok ]]; then
+        pass=$((pass + 1))
+        printf '  ok    %-16s %s\n' "$1" "$3"
+    else
+        fail=$((fail + 1))
+        printf '  FAIL  %-16s %s\n' "$1" "$3"
+    fi
+}
+# Report the first results line "<kind> <name> ok|FAIL [detail]" for a check.
+check_from_results() { # kind name
+    local line verdict detail=""
+    line=$(grep -m1 "^$1 $2 " "$results" || true)
+    if [[ -z $line ]]; then
+        report "$2" FAIL "no result (no FORKD-E2E marker on the console)"
+        return
+    fi
+    line=${line#"$1 $2 "}
+    verdict=${line%% *}
+    [[ $line == *' '* ]] && detail=${line#* }
+    report "$2" "$verdict" "$detail"
+}
+
+echo "results:"
+status=$(sed -n 's/^exit_status //p' "$results")
+if [[ $status == 0 ]]; then
+    report vmm-exit ok "status 0 (clean power-off)"
+else
+    report vmm-exit FAIL "status $status"
+fi
+for c in modules blk blk-write net vsock vsock-listen rng "done"; do
+    check_from_results guest "$c"
+done
+check_from_results check vsock-g2h-host
+check_from_results check vsock-h2g-host
+now_sha=$(sha256sum "$disk" | cut -d' ' -f1)
+if [[ $now_sha == "$disk_sha" ]]; then
+    report disk-unchanged ok "base image sha256 unchanged (guest wrote to its overlay)"
+else
+    report disk-unchanged FAIL "base image changed: $now_sha"
+fi
+
+echo "$pass passed, $fail failed"
+if ((fail == 0)); then
+    failed=0
+    exit 0
+fi
+exit 1
