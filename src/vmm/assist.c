@@ -1,6 +1,7 @@
 #include "vmm/assist.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -53,13 +54,23 @@ int assist_decode(const uint8_t *insn, unsigned n, struct assist_insn *out)
 	}
 	if (i < n && (insn[i] & 0xf0) == 0x40)
 		rex = insn[i++];
-	if (!rep || i + 3 > n || insn[i] != 0x0f)
+	if (i + 3 > n || insn[i] != 0x0f)
 		return -ENOTSUP;
-	if (insn[i + 1] != 0xb8)
+	if (rep && insn[i + 1] == 0xb8) {
+		out->op = ASSIST_POPCNT;
+		out->opsize = (rex & 8) ? 8 : opsize16 ? 2 : 4;
+	} else if (!rep && !opsize16 && insn[i + 1] == 0xae &&
+		   (insn[i + 2] >> 6) != 3 && ((insn[i + 2] >> 3) & 7) == 2) {
+		out->op = ASSIST_LDMXCSR;
+		out->opsize = 4;
+	} else if (!rep && !opsize16 && insn[i + 1] == 0xae &&
+		   (insn[i + 2] >> 6) != 3 && ((insn[i + 2] >> 3) & 7) == 3) {
+		out->op = ASSIST_STMXCSR;
+		out->opsize = 4;
+	} else {
 		return -ENOTSUP;
-	out->op = ASSIST_POPCNT;
+	}
 	i += 2;
-	out->opsize = (rex & 8) ? 8 : opsize16 ? 2 : 4;
 	modrm = insn[i++];
 	mod = modrm >> 6;
 	out->reg = ((modrm >> 3) & 7) | ((rex & 4) << 1);
@@ -158,7 +169,45 @@ static int read_guest_virt(struct vcpu *vcpu, uint64_t gva, void *buf, unsigned 
 	return 0;
 }
 
+/* Deliver a fault with an error code; RIP stays on the instruction. */
+static int inject_exception_code(struct vcpu *vcpu, uint8_t vector, uint32_t code)
+{
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return log_errno("KVM_GET_VCPU_EVENTS(vcpu %d)", vcpu->id);
+	ev.exception.injected = 1;
+	ev.exception.nr = vector;
+	ev.exception.has_error_code = 1;
+	ev.exception.error_code = code;
+	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return log_errno("KVM_SET_VCPU_EVENTS(vcpu %d)", vcpu->id);
+	return 0;
+}
+
 /* Deliver exception `vector` (no error code) with RIP as it is in regs. */
+/* Write guest-virtual memory through the vCPU's page tables. */
+static int write_guest_virt(struct vcpu *vcpu, uint64_t gva, const void *buf, unsigned len)
+{
+	const uint8_t *in = buf;
+
+	while (len) {
+		struct kvm_translation tr = {.linear_address = gva};
+		unsigned chunk = (unsigned)MIN((uint64_t)len, 4096 - (gva & 4095));
+
+		if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0)
+			return log_errno("KVM_TRANSLATE(vcpu %d, 0x%llx)", vcpu->id,
+					 (unsigned long long)gva);
+		if (!tr.valid || !tr.writeable ||
+		    guest_write(&vcpu->vm->mem, tr.physical_address, in, chunk))
+			return -EFAULT;
+		in += chunk;
+		gva += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
 static int inject_exception(struct vcpu *vcpu, struct kvm_regs *regs, uint8_t vector)
 {
 	struct kvm_vcpu_events ev;
@@ -176,12 +225,69 @@ static int inject_exception(struct vcpu *vcpu, struct kvm_regs *regs, uint8_t ve
 	return 0;
 }
 
+/* MXCSR bits defined on the CPUs forkd runs on (DAZ included); setting any
+ * other bit is #GP(0). */
+#define MXCSR_MASK 0xffffu
+
+/* MXCSR lives at byte 24 of the XSAVE legacy region. KVM takes it from
+ * KVM_SET_XSAVE only when XSTATE_BV (header, byte 512) marks the SSE
+ * component present. (KVM_GET_FPU's mxcsr reads 0 on KVM-PVM, and
+ * KVM_SET_FPU does not reach it.) */
+#define XSAVE_MXCSR_OFFSET    24
+#define XSAVE_XSTATE_BV       512
+#define XFEATURE_MASK_SSE     (1ULL << 1)
+
+static int assist_mxcsr(struct vcpu *vcpu, struct kvm_regs *regs, const struct assist_insn *d,
+			uint64_t ea)
+{
+	struct kvm_xsave *xs = malloc(sizeof(*xs));
+	uint32_t v;
+	int err = 0;
+
+	if (!xs)
+		return -ENOMEM;
+	if (ioctl(vcpu->fd, KVM_GET_XSAVE, xs) < 0) {
+		err = log_errno("KVM_GET_XSAVE(vcpu %d)", vcpu->id);
+		goto out;
+	}
+	if (d->op == ASSIST_LDMXCSR) {
+		err = read_guest_virt(vcpu, ea, &v, 4);
+		if (err)
+			goto out;
+		if (v & ~MXCSR_MASK) {
+			free(xs);
+			return inject_exception_code(vcpu, 13, 0);
+		}
+		uint64_t bv;
+
+		memcpy((uint8_t *)xs->region + XSAVE_MXCSR_OFFSET, &v, 4);
+		memcpy(&bv, (uint8_t *)xs->region + XSAVE_XSTATE_BV, 8);
+		bv |= XFEATURE_MASK_SSE;
+		memcpy((uint8_t *)xs->region + XSAVE_XSTATE_BV, &bv, 8);
+		if (ioctl(vcpu->fd, KVM_SET_XSAVE, xs) < 0) {
+			err = log_errno("KVM_SET_XSAVE(vcpu %d)", vcpu->id);
+			goto out;
+		}
+	} else {
+		memcpy(&v, (uint8_t *)xs->region + XSAVE_MXCSR_OFFSET, 4);
+		err = write_guest_virt(vcpu, ea, &v, 4);
+		if (err)
+			goto out;
+	}
+	regs->rip += d->len;
+	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
+		err = log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
+out:
+	free(xs);
+	return err == -EFAULT ? -ENOTSUP : err;
+}
+
 int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 {
 	struct assist_insn d;
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	uint64_t src = 0, result;
+	uint64_t src = 0, result, ea = 0;
 	__u64 *dst;
 	bool cf, zf;
 	int err;
@@ -224,7 +330,7 @@ int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 	if (!sregs.cs.l)
 		return -ENOTSUP; /* decoded as 64-bit code only */
 	if (d.mem) {
-		uint64_t ea = (uint64_t)d.disp;
+		ea = (uint64_t)d.disp;
 
 		if (d.rip_relative)
 			ea += regs.rip + d.len;
@@ -236,11 +342,15 @@ int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 			ea += sregs.fs.base;
 		else if (d.seg == 0x65)
 			ea += sregs.gs.base;
+	} else {
+		src = *reg_ptr(&regs, d.rm);
+	}
+	if (d.op == ASSIST_LDMXCSR || d.op == ASSIST_STMXCSR)
+		return assist_mxcsr(vcpu, &regs, &d, ea);
+	if (d.mem) {
 		err = read_guest_virt(vcpu, ea, &src, d.opsize);
 		if (err)
 			return err == -EFAULT ? -ENOTSUP : err;
-	} else {
-		src = *reg_ptr(&regs, d.rm);
 	}
 
 	result = assist_compute(d.op, d.opsize, src, &cf, &zf);

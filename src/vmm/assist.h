@@ -10,6 +10,8 @@
  *   clac / stac          0F 01 CA / CB: clear / set RFLAGS.AC (SMAP)
  *   fwait                9B: #MF if the x87 status word has an unmasked
  *                        exception pending (ES), else nothing
+ *   ldmxcsr / stmxcsr m32  0F AE /2, /3 (kernel_fpu_begin); #GP for
+ *                        reserved MXCSR bits
  *
  * (Measured: the same emulator runs F3 0F BC/BD itself, as BSF/BSR, so
  * tzcnt/lzcnt never reach forkd; Linux uses them only where the results
@@ -27,7 +29,7 @@
 #include "vmm/vm.h"
 
 enum assist_op { ASSIST_NONE, ASSIST_INT3, ASSIST_POPCNT, ASSIST_CLAC, ASSIST_STAC,
-		     ASSIST_FWAIT };
+		     ASSIST_FWAIT, ASSIST_LDMXCSR, ASSIST_STMXCSR };
 
 /* A decoded instruction (64-bit mode). */
 struct assist_insn {

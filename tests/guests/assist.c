@@ -74,6 +74,26 @@ int main(void)
 	r = 0x1234;
 	__asm__ volatile("fninit; fwait; mov $0x5678, %0" : "+r"(r));
 	CHECK(r == 0x5678);
-	puts_("assist: int3, popcnt, clac, stac and fwait correct\n");
+	/* ldmxcsr / stmxcsr round trip (needs CR4.OSFXSR) */
+	{
+		uint64_t cr4;
+		uint32_t in = 0x1f80 | 0x6000, out = 0; /* round toward zero */
+
+		__asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+		__asm__ volatile("mov %0, %%cr4" ::"r"(cr4 | (1 << 9) | (1 << 10)));
+		__asm__ volatile("ldmxcsr %0" ::"m"(in));
+		__asm__ volatile("stmxcsr %0" : "=m"(out));
+		if (out != in) {
+			puts_("stmxcsr read ");
+			put_hex(out);
+			putc_(10);
+		}
+		CHECK(out == in);
+		in = 0x1f80;
+		__asm__ volatile("ldmxcsr %0" ::"m"(in));
+		__asm__ volatile("stmxcsr %0" : "=m"(out));
+		CHECK(out == 0x1f80);
+	}
+	puts_("assist: int3, popcnt, clac, stac, fwait, ldmxcsr and stmxcsr correct\n");
 	return 0;
 }
