@@ -194,6 +194,8 @@ pid_t spawner_fork_child(const struct snapshot_image *img, const struct child_op
 		return pid;
 	/* Child: die with the spawner rather than linger as an orphan VM. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (o->close_fd >= 0)
+		close(o->close_fd);
 	ret = child_run(img, o, t_fork);
 	if (ret < 0) {
 		report(o, ret, 0);

@@ -35,6 +35,7 @@ struct child_opts {
 	bool hugepages; /* with live_fork: MFD_HUGETLB */
 	const char *workdir; /* child files go to <workdir>/child-<index>/ */
 	int report_fd;  /* pipe: one struct child_report when running */
+	int close_fd;   /* the pipe's read end, closed in the child (-1: none) */
 	uint64_t console_max_bytes;
 };
 

@@ -123,6 +123,7 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 {
 	char path[PATH_MAX];
 	const char *tag, *created, *kernel, *initrd, *cmdline, *parent = NULL;
+	json_t *jparent = NULL;
 	json_int_t mem_mib, vcpus, version;
 	json_error_t jerr;
 	json_t *o;
@@ -137,11 +138,17 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 		log_err("%s: line %d: %s", path, jerr.line, jerr.text);
 		return -EINVAL;
 	}
-	if (json_unpack_ex(o, &jerr, 0, "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s?s, s:I}", "tag",
+	if (json_unpack_ex(o, &jerr, 0, "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s?o, s:I}", "tag",
 			   &tag, "created", &created, "kernel", &kernel, "initrd", &initrd,
 			   "cmdline", &cmdline, "mem_mib", &mem_mib, "vcpus", &vcpus, "parent",
-			   &parent, "format_version", &version)) {
+			   &jparent, "format_version", &version)) {
 		log_err("%s: %s", path, jerr.text);
+		goto out;
+	}
+	if (jparent && json_is_string(jparent)) {
+		parent = json_string_value(jparent);
+	} else if (jparent && !json_is_null(jparent)) {
+		log_err("%s: 'parent' must be a tag or null", path);
 		goto out;
 	}
 	if (version != SNAPSHOT_FORMAT_VERSION) {
