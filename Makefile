@@ -23,7 +23,10 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all clean check test test-unit test-vmm test-e2e guests format format-check
+demo: all guests
+	@scripts/demo.sh
+
+.PHONY: demo all clean check test test-unit test-vmm test-e2e guests format format-check
 all: $(BUILD)/forkd
 
 $(BUILD)/forkd: $(CLI_OBJS) $(BUILD)/libforkd.a
