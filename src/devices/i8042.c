@@ -5,11 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sbuf.h"
+
 #define I8042_DATA    0x60
 #define I8042_CMD     0x64
 #define STATUS_OBF    0x01 /* output buffer full */
 #define STATUS_SYS    0x04 /* passed self-test */
 #define STATUS_CMD    0x08 /* last write was a command */
+#define STATUS_UNLOCK 0x10 /* keyboard not inhibited by the keylock */
 #define CMD_READ_CTR  0x20
 #define CMD_WRITE_CTR 0x60
 #define CMD_AUX_DIS   0xa7
@@ -125,9 +128,54 @@ static void i8042_destroy(void *priv)
 	free(k);
 }
 
+/* Saved state (docs/FORMAT.md, "Device state"): version, then status,
+ * controller configuration byte, output buffer and the command waiting for
+ * its data byte, one byte each. */
+#define I8042_STATE_VERSION 1
+
+static int i8042_save(void *priv, struct sbuf *out)
+{
+	struct i8042 *k = priv;
+
+	pthread_mutex_lock(&k->lock);
+	sbuf_u32(out, I8042_STATE_VERSION);
+	sbuf_u8(out, k->status);
+	sbuf_u8(out, k->ctr);
+	sbuf_u8(out, k->out);
+	sbuf_u8(out, k->pending_cmd);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static int i8042_restore(void *priv, const uint8_t *data, size_t len)
+{
+	struct i8042 *k = priv;
+	struct sreader r = sreader_init(data, len);
+	uint32_t version = sreader_u32(&r);
+	uint8_t status = sreader_u8(&r), ctr = sreader_u8(&r), out = sreader_u8(&r),
+		pending = sreader_u8(&r);
+
+	if (!sreader_done(&r) || version != I8042_STATE_VERSION)
+		return -EINVAL;
+	/* Only these status bits exist here, and SYS is never cleared. */
+	if ((status & ~(STATUS_OBF | STATUS_SYS | STATUS_CMD)) || !(status & STATUS_SYS))
+		return -EINVAL;
+	if (pending != 0 && pending != CMD_WRITE_CTR && pending != CMD_WRITE_OUT)
+		return -EINVAL;
+	pthread_mutex_lock(&k->lock);
+	k->status = status;
+	k->ctr = ctr;
+	k->out = out;
+	k->pending_cmd = pending;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
 static const struct device_ops i8042_ops = {
-	.name = "i8042",
-	.destroy = i8042_destroy,
+    .name = "i8042",
+    .destroy = i8042_destroy,
+    .save = i8042_save,
+    .restore = i8042_restore,
 };
 
 int i8042_create(struct vm *vm)
@@ -139,7 +187,7 @@ int i8042_create(struct vm *vm)
 		return -ENOMEM;
 	k->vm = vm;
 	pthread_mutex_init(&k->lock, NULL);
-	k->status = STATUS_SYS;
+	k->status = STATUS_SYS | STATUS_UNLOCK;
 	k->ctr = 0x30; /* both ports' clocks disabled, no interrupts */
 	err = vm_add_device(vm, &i8042_ops, k);
 	if (err) {

@@ -77,7 +77,7 @@ kernel=$(sed -n "s/^$KERNEL_KIND=//p" <<<"$kinfo")
 kconfig=$(sed -n 's/^config=//p' <<<"$kinfo")
 
 t=$(date +%s)
-"$SCRIPT_DIR/build-initramfs.sh" "$work/initramfs.cpio.gz" >/dev/null ||
+"$SCRIPT_DIR/build-initramfs.sh" "$work/initramfs.cpio" >/dev/null ||
     die "tests/e2e/build-initramfs.sh failed"
 log "build-initramfs.sh took $(($(date +%s) - t)) s"
 
@@ -119,7 +119,7 @@ log "cmdline: $cmdline"
 results=$work/results
 python3 "$SCRIPT_DIR/e2e_host.py" --console "$work/console.log" --vsock "$work/vsock.sock" \
     --results "$results" --deadline $((TIMEOUT + 120)) -- \
-    "$FORKD_BIN" vm run --kernel "$kernel" --initrd "$work/initramfs.cpio.gz" \
+    "$FORKD_BIN" vm run --kernel "$kernel" --initrd "$work/initramfs.cpio" \
     --cmdline "$cmdline" --mem-mib 512 --vcpus 2 --disk "$disk" --tap "$TAP" \
     --vsock "$work/vsock.sock" --console "$work/console.log" --timeout-secs "$TIMEOUT" ||
     die "e2e_host.py failed"
