@@ -14,7 +14,7 @@ struct cli_command {
 
 /* Print "forkd: error: ..." and exit(2): a usage error. Only CLI code may. */
 void cli_usage_error(const char *verb, const char *fmt, ...) __printf(2, 3)
-	__attribute__((noreturn));
+    __attribute__((noreturn));
 
 struct vm;
 

@@ -74,22 +74,32 @@ static uint64_t num(const char *opt, const char *arg, uint64_t min, uint64_t max
 
 static void parse(int argc, char **argv, struct fork_args *a)
 {
-	enum { O_TAG = 3000, O_SETTLE, O_KEEP, O_WORKDIR, O_LIVE, O_HUGE, O_NETNS, O_MEMLIM,
-	       O_WAIT, O_TIMEOUT };
+	enum {
+		O_TAG = 3000,
+		O_SETTLE,
+		O_KEEP,
+		O_WORKDIR,
+		O_LIVE,
+		O_HUGE,
+		O_NETNS,
+		O_MEMLIM,
+		O_WAIT,
+		O_TIMEOUT
+	};
 	static const struct option opts[] = {
-		{"tag", required_argument, NULL, O_TAG},
-		{"count", required_argument, NULL, 'n'},
-		{"settle-secs", required_argument, NULL, O_SETTLE},
-		{"keep-workdir", no_argument, NULL, O_KEEP},
-		{"workdir", required_argument, NULL, O_WORKDIR},
-		{"live-fork", no_argument, NULL, O_LIVE},
-		{"hugepages", no_argument, NULL, O_HUGE},
-		{"per-child-netns", no_argument, NULL, O_NETNS},
-		{"memory-limit-mib", required_argument, NULL, O_MEMLIM},
-		{"wait", no_argument, NULL, O_WAIT},
-		{"timeout-secs", required_argument, NULL, O_TIMEOUT},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"tag", required_argument, NULL, O_TAG},
+	    {"count", required_argument, NULL, 'n'},
+	    {"settle-secs", required_argument, NULL, O_SETTLE},
+	    {"keep-workdir", no_argument, NULL, O_KEEP},
+	    {"workdir", required_argument, NULL, O_WORKDIR},
+	    {"live-fork", no_argument, NULL, O_LIVE},
+	    {"hugepages", no_argument, NULL, O_HUGE},
+	    {"per-child-netns", no_argument, NULL, O_NETNS},
+	    {"memory-limit-mib", required_argument, NULL, O_MEMLIM},
+	    {"wait", no_argument, NULL, O_WAIT},
+	    {"timeout-secs", required_argument, NULL, O_TIMEOUT},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int c;
 
@@ -119,12 +129,14 @@ static void parse(int argc, char **argv, struct fork_args *a)
 			a->hugepages = true;
 			break;
 		case O_NETNS:
-			cli_usage_error("fork", "--per-child-netns is not available yet; refusing to "
-						"start children without the isolation you asked for");
+			cli_usage_error("fork",
+					"--per-child-netns is not available yet; refusing to "
+					"start children without the isolation you asked for");
 		case O_MEMLIM:
 			num("--memory-limit-mib", optarg, 16, 1 << 20);
-			cli_usage_error("fork", "--memory-limit-mib is not available yet; refusing to "
-						"start children without the limit you asked for");
+			cli_usage_error("fork",
+					"--memory-limit-mib is not available yet; refusing to "
+					"start children without the limit you asked for");
 		case O_WAIT:
 			a->wait_exit = true;
 			break;
@@ -173,7 +185,8 @@ static int remove_workdir(const char *dir, uint64_t n)
 	char path[PATH_MAX + 64];
 
 	for (uint64_t i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "%s/child-%llu/console.log", dir, (unsigned long long)i);
+		snprintf(path, sizeof(path), "%s/child-%llu/console.log", dir,
+			 (unsigned long long)i);
 		unlink(path);
 		snprintf(path, sizeof(path), "%s/child-%llu", dir, (unsigned long long)i);
 		rmdir(path);
@@ -231,11 +244,12 @@ int cmd_fork(int argc, char **argv)
 		uint64_t need = img.machine.mem_bytes / (2 * MIB) * a.n, have = free_hugepages();
 
 		if (have < need) {
-			log_err("--hugepages: %llu free 2 MiB hugepages, %llu children of %llu MiB "
-				"need %llu; reserve more with 'echo %llu > /proc/sys/vm/nr_hugepages'",
-				(unsigned long long)have, (unsigned long long)a.n,
-				(unsigned long long)(img.machine.mem_bytes / MIB),
-				(unsigned long long)need, (unsigned long long)need);
+			log_err(
+			    "--hugepages: %llu free 2 MiB hugepages, %llu children of %llu MiB "
+			    "need %llu; reserve more with 'echo %llu > /proc/sys/vm/nr_hugepages'",
+			    (unsigned long long)have, (unsigned long long)a.n,
+			    (unsigned long long)(img.machine.mem_bytes / MIB),
+			    (unsigned long long)need, (unsigned long long)need);
 			goto out_img;
 		}
 	}
@@ -359,7 +373,7 @@ int cmd_fork(int argc, char **argv)
 	if (a.wait_exit) {
 		for (uint64_t i = 0; i < a.n; i++) {
 			int code = WIFEXITED(status[i]) ? WEXITSTATUS(status[i])
-							 : 128 + WTERMSIG(status[i]);
+							: 128 + WTERMSIG(status[i]);
 
 			printf("fork: child %llu exit status %d\n", (unsigned long long)i, code);
 			if (code != 0)

@@ -70,8 +70,7 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag,
-			  const char *dir)
+static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag, const char *dir)
 {
 	struct vmstate_writer w;
 	struct snapshot_meta meta = {0};
@@ -109,9 +108,8 @@ static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag
 	err = snapshot_meta_write(dir, &meta);
 	if (err)
 		return err;
-	log_info("snapshot: vmstate %.1f ms, memory.bin %.1f ms (%llu MiB)",
-		 (t_state - t0) / 1e6, (t_mem - t_state) / 1e6,
-		 (unsigned long long)(vm->mem.size / MIB));
+	log_info("snapshot: vmstate %.1f ms, memory.bin %.1f ms (%llu MiB)", (t_state - t0) / 1e6,
+		 (t_mem - t_state) / 1e6, (unsigned long long)(vm->mem.size / MIB));
 	return 0;
 }
 
@@ -155,8 +153,9 @@ int cmd_snapshot(int argc, char **argv)
 	if (!tag)
 		cli_usage_error("snapshot", "--tag is required");
 	if (!snapshot_tag_valid(tag))
-		cli_usage_error("snapshot", "invalid tag '%s': use 1-64 of A-Z a-z 0-9 _ . - , "
-					    "starting with a letter, digit or _, and no '..'",
+		cli_usage_error("snapshot",
+				"invalid tag '%s': use 1-64 of A-Z a-z 0-9 _ . - , "
+				"starting with a letter, digit or _, and no '..'",
 				tag);
 	if (snapshot_dir(tag, dir, sizeof(dir)))
 		return 1;

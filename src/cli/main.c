@@ -11,10 +11,10 @@
 #endif
 
 static const struct cli_command commands[] = {
-	{"vm", "boot and run one virtual machine (forkd vm run --help)", cmd_vm},
-	{"snapshot", "boot a VM, wait until it is warm, write a snapshot", cmd_snapshot},
-	{"fork", "start N children from a snapshot (copy-on-write memory)", cmd_fork},
-	{"version", "print the version", cmd_version},
+    {"vm", "boot and run one virtual machine (forkd vm run --help)", cmd_vm},
+    {"snapshot", "boot a VM, wait until it is warm, write a snapshot", cmd_snapshot},
+    {"fork", "start N children from a snapshot (copy-on-write memory)", cmd_fork},
+    {"version", "print the version", cmd_version},
 };
 
 static void usage(FILE *f)

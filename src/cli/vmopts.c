@@ -26,47 +26,46 @@ enum {
 };
 
 const struct option vmopts_long[] = {
-	{"kernel", required_argument, NULL, O_KERNEL},
-	{"initrd", required_argument, NULL, O_INITRD},
-	{"cmdline", required_argument, NULL, O_CMDLINE},
-	{"mem-mib", required_argument, NULL, O_MEM},
-	{"vcpus", required_argument, NULL, O_VCPUS},
-	{"console", required_argument, NULL, O_CONSOLE},
-	{"console-max-mib", required_argument, NULL, O_CONSOLE_MAX},
-	{"timeout-secs", required_argument, NULL, O_TIMEOUT},
-	{"guest-decompress", no_argument, NULL, O_GUEST_DECOMP},
-	{"disk", required_argument, NULL, O_DISK},
-	{"tap", required_argument, NULL, O_TAP},
-	{"mac", required_argument, NULL, O_MAC},
-	{"vsock", required_argument, NULL, O_VSOCK},
-	{"vsock-cid", required_argument, NULL, O_VSOCK_CID},
-	{"no-rng", no_argument, NULL, O_NO_RNG},
-	{0},
+    {"kernel", required_argument, NULL, O_KERNEL},
+    {"initrd", required_argument, NULL, O_INITRD},
+    {"cmdline", required_argument, NULL, O_CMDLINE},
+    {"mem-mib", required_argument, NULL, O_MEM},
+    {"vcpus", required_argument, NULL, O_VCPUS},
+    {"console", required_argument, NULL, O_CONSOLE},
+    {"console-max-mib", required_argument, NULL, O_CONSOLE_MAX},
+    {"timeout-secs", required_argument, NULL, O_TIMEOUT},
+    {"guest-decompress", no_argument, NULL, O_GUEST_DECOMP},
+    {"disk", required_argument, NULL, O_DISK},
+    {"tap", required_argument, NULL, O_TAP},
+    {"mac", required_argument, NULL, O_MAC},
+    {"vsock", required_argument, NULL, O_VSOCK},
+    {"vsock-cid", required_argument, NULL, O_VSOCK_CID},
+    {"no-rng", no_argument, NULL, O_NO_RNG},
+    {0},
 };
 
 void vmopts_help(FILE *f)
 {
-	fprintf(f,
-		"  --kernel PATH          bzImage or ELF kernel (vmlinux or a test guest)\n"
-		"  --initrd PATH          initramfs\n"
-		"  --cmdline STR          kernel command line (forkd appends what it needs)\n"
-		"  --mem-mib N            guest RAM in MiB, a multiple of 2 (default 256)\n"
-		"  --vcpus N              vCPUs (default 1)\n"
-		"  --disk PATH[,ro]       raw disk image (repeatable, up to 4: vda, vdb...);\n"
-		"                         the image is never written: guest writes go to a\n"
-		"                         private copy-on-write overlay; ',ro' makes the\n"
-		"                         disk read-only to the guest\n"
-		"  --tap NAME             virtio-net on this tap interface\n"
-		"  --mac MAC              guest MAC (default 52:54:00:12:34:56)\n"
-		"  --vsock PATH           virtio-vsock; host end is this Unix socket\n"
-		"                         (clients write 'CONNECT <port>\\n'; guest\n"
-		"                         connections to port P reach PATH_P)\n"
-		"  --vsock-cid N          guest CID (default 3)\n"
-		"  --no-rng               no virtio-rng device\n"
-		"  --console PATH|-       serial console output (default -, stdout)\n"
-		"  --console-max-mib N    stop writing the console after N MiB (default 16)\n"
-		"  --timeout-secs N       give up after N seconds (default: none)\n"
-		"  --guest-decompress     let a bzImage decompress itself (slow on KVM-PVM)\n");
+	fprintf(f, "  --kernel PATH          bzImage or ELF kernel (vmlinux or a test guest)\n"
+		   "  --initrd PATH          initramfs\n"
+		   "  --cmdline STR          kernel command line (forkd appends what it needs)\n"
+		   "  --mem-mib N            guest RAM in MiB, a multiple of 2 (default 256)\n"
+		   "  --vcpus N              vCPUs (default 1)\n"
+		   "  --disk PATH[,ro]       raw disk image (repeatable, up to 4: vda, vdb...);\n"
+		   "                         the image is never written: guest writes go to a\n"
+		   "                         private copy-on-write overlay; ',ro' makes the\n"
+		   "                         disk read-only to the guest\n"
+		   "  --tap NAME             virtio-net on this tap interface\n"
+		   "  --mac MAC              guest MAC (default 52:54:00:12:34:56)\n"
+		   "  --vsock PATH           virtio-vsock; host end is this Unix socket\n"
+		   "                         (clients write 'CONNECT <port>\\n'; guest\n"
+		   "                         connections to port P reach PATH_P)\n"
+		   "  --vsock-cid N          guest CID (default 3)\n"
+		   "  --no-rng               no virtio-rng device\n"
+		   "  --console PATH|-       serial console output (default -, stdout)\n"
+		   "  --console-max-mib N    stop writing the console after N MiB (default 16)\n"
+		   "  --timeout-secs N       give up after N seconds (default: none)\n"
+		   "  --guest-decompress     let a bzImage decompress itself (slow on KVM-PVM)\n");
 }
 
 void vmopts_init(struct vmopts *o)
@@ -76,8 +75,7 @@ void vmopts_init(struct vmopts *o)
 	o->console = "-";
 }
 
-static uint64_t num(const char *verb, const char *opt, const char *arg, uint64_t min,
-		    uint64_t max)
+static uint64_t num(const char *verb, const char *opt, const char *arg, uint64_t min, uint64_t max)
 {
 	uint64_t v;
 
@@ -140,11 +138,12 @@ bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg)
 		s->tap = arg;
 		break;
 	case O_MAC:
-		if (sscanf(arg, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &s->mac[0], &s->mac[1],
-			   &s->mac[2], &s->mac[3], &s->mac[4], &s->mac[5]) != 6 ||
+		if (sscanf(arg, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &s->mac[0], &s->mac[1], &s->mac[2],
+			   &s->mac[3], &s->mac[4], &s->mac[5]) != 6 ||
 		    (s->mac[0] & 1))
-			cli_usage_error(verb, "--mac wants a unicast MAC like 52:54:00:12:34:56, got '%s'",
-					arg);
+			cli_usage_error(
+			    verb, "--mac wants a unicast MAC like 52:54:00:12:34:56, got '%s'",
+			    arg);
 		break;
 	case O_VSOCK:
 		s->vsock = arg;

@@ -1,3 +1,9 @@
+/* Stateless, so deliberately not a struct device and absent from the
+ * vmstate's device sections (docs/FORMAT.md, "Device state"): a write to
+ * the control register either asks for S5 (the VM stops) or is ignored,
+ * and the status register always reads 0 (the machine never sleeps, so
+ * WAK_STS is never set). Nothing a guest does here leaves anything behind
+ * to save or restore. */
 #include "devices/acpi_sleep.h"
 
 #include <string.h>
@@ -6,7 +12,7 @@
 
 #define SLP_TYP_SHIFT 2
 #define SLP_TYP_MASK  (7u << SLP_TYP_SHIFT)
-#define SLP_EN        (1u << 5)
+#define SLP_EN	      (1u << 5)
 
 static void sleep_control_write(void *opaque, uint64_t off, const void *data, unsigned len)
 {

@@ -91,10 +91,10 @@ static void vmctl_destroy(void *priv)
 }
 
 static const struct device_ops vmctl_ops = {
-	.name = "vmctl",
-	.destroy = vmctl_destroy,
-	.save = vmctl_save,
-	.restore = vmctl_restore,
+    .name = "vmctl",
+    .destroy = vmctl_destroy,
+    .save = vmctl_save,
+    .restore = vmctl_restore,
 };
 
 int vmctl_create(struct vm *vm, int warm_fd, struct vmctl **out)

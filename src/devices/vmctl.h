@@ -16,9 +16,9 @@
 
 #include "vmm/vm.h"
 
-#define VMCTL_PORT          0x610
+#define VMCTL_PORT	    0x610
 #define VMCTL_DOORBELL_WARM 1
-#define VMCTL_NO_INDEX      0xffffffffu
+#define VMCTL_NO_INDEX	    0xffffffffu
 #define VMCTL_ENTROPY_BYTES 64
 
 struct vmctl;

@@ -21,14 +21,14 @@ struct machine_spec {
 	int vcpus;
 	struct virtio_blk_opts disks[MACHINE_MAX_DISKS];
 	unsigned nr_disks;
-	const char *tap;   /* NULL: no virtio-net */
+	const char *tap; /* NULL: no virtio-net */
 	uint8_t mac[6];
 	const char *vsock; /* NULL: no virtio-vsock */
 	uint64_t vsock_cid;
 	bool rng;
 	int console_fd; /* not owned; -1 discards */
 	uint64_t console_max_bytes;
-	int warm_fd;    /* eventfd for vmctl's doorbell, or -1 */
+	int warm_fd; /* eventfd for vmctl's doorbell, or -1 */
 	struct mem_opts mem;
 	/* A snapshot's CPUID policy (NULL: this host's). */
 	const struct kvm_cpuid_entry2 *cpuid;
@@ -41,7 +41,6 @@ void machine_spec_init(struct machine_spec *s);
 struct vmctl;
 
 /* Create the VM and all its devices. On failure everything is released. */
-int machine_build(struct vm *vm, const struct machine_spec *s, struct vmctl **vmctl)
-	__must_check;
+int machine_build(struct vm *vm, const struct machine_spec *s, struct vmctl **vmctl) __must_check;
 
 #endif

@@ -109,8 +109,7 @@ static void report(const struct child_opts *o, int32_t status, uint64_t restore_
 /* Runs in the forked child. The order matters: memory and devices exist
  * before state is loaded into them; identity is handed over after the
  * restore (which bumps vmctl's generation) and before any vCPU runs. */
-static int child_run(const struct snapshot_image *img, const struct child_opts *o,
-		     uint64_t t_fork)
+static int child_run(const struct snapshot_image *img, const struct child_opts *o, uint64_t t_fork)
 {
 	struct machine_spec spec;
 	struct vmctl *vmctl = NULL;
@@ -135,7 +134,7 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	spec.console_fd = console_fd;
 	spec.console_max_bytes = o->console_max_bytes;
 	/* The device set must match the parent's, device for device. */
-	spec.rng = img->machine.nr_devices > 4;
+	spec.rng = img->machine.nr_devices > 3;
 	if (o->live_fork) {
 		spec.mem.backing = MEM_MEMFD;
 		spec.mem.hugetlb = o->hugepages;

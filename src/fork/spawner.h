@@ -31,18 +31,18 @@ void snapshot_image_free(struct snapshot_image *img);
 
 struct child_opts {
 	uint32_t index;
-	bool live_fork; /* RAM in a memfd (MAP_SHARED), copied from memory.bin */
-	bool hugepages; /* with live_fork: MFD_HUGETLB */
+	bool live_fork;	     /* RAM in a memfd (MAP_SHARED), copied from memory.bin */
+	bool hugepages;	     /* with live_fork: MFD_HUGETLB */
 	const char *workdir; /* child files go to <workdir>/child-<index>/ */
-	int report_fd;  /* pipe: one struct child_report when running */
-	int close_fd;   /* the pipe's read end, closed in the child (-1: none) */
+	int report_fd;	     /* pipe: one struct child_report when running */
+	int close_fd;	     /* the pipe's read end, closed in the child (-1: none) */
 	uint64_t console_max_bytes;
 };
 
 /* Sent once by each child, in one write (atomic on a pipe). */
 struct child_report {
 	uint32_t index;
-	int32_t status;     /* 0: vCPUs running; else the failure's -errno */
+	int32_t status;	     /* 0: vCPUs running; else the failure's -errno */
 	uint64_t restore_ns; /* fork to vCPUs running */
 	pid_t pid;
 };

@@ -90,11 +90,11 @@ static int write_file_atomic(const char *dir, const char *name, const void *data
 
 int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:s?, s:i}", "tag", m->tag,
-			      "created", m->created, "kernel", m->kernel, "initrd", m->initrd,
-			      "cmdline", m->cmdline, "mem_mib", (json_int_t)m->mem_mib, "vcpus",
-			      (int)m->vcpus, "parent", m->parent[0] ? m->parent : NULL,
-			      "format_version", (int)m->format_version);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:s?, s:i}", "tag", m->tag, "created",
+		      m->created, "kernel", m->kernel, "initrd", m->initrd, "cmdline", m->cmdline,
+		      "mem_mib", (json_int_t)m->mem_mib, "vcpus", (int)m->vcpus, "parent",
+		      m->parent[0] ? m->parent : NULL, "format_version", (int)m->format_version);
 	char *text;
 	int err;
 
@@ -161,8 +161,7 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 		log_err("%s: invalid tag", path);
 		goto out;
 	}
-	if (mem_mib < 16 || mem_mib > 1024 * 1024 || mem_mib % 2 || vcpus < 1 ||
-	    vcpus > 64) {
+	if (mem_mib < 16 || mem_mib > 1024 * 1024 || mem_mib % 2 || vcpus < 1 || vcpus > 64) {
 		log_err("%s: mem_mib %lld or vcpus %lld out of range", path, (long long)mem_mib,
 			(long long)vcpus);
 		goto out;

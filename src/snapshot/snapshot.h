@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "vmm/memory.h"
 
-#define SNAPSHOT_TAG_MAX 64
+#define SNAPSHOT_TAG_MAX	64
 #define SNAPSHOT_FORMAT_VERSION 1
 
 bool snapshot_tag_valid(const char *tag);

@@ -28,8 +28,8 @@
 
 #include "common/log.h"
 
-#define VMSTATE_MAGIC    "FORKDVMS"
-#define VMSTATE_VERSION  1
+#define VMSTATE_MAGIC	 "FORKDVMS"
+#define VMSTATE_VERSION	 1
 #define VMSTATE_MAX_SIZE (64ULL << 20) /* refuse larger files */
 
 enum vmstate_type {
@@ -79,8 +79,7 @@ struct vmstate {
 int vmstate_load(const char *path, struct vmstate *vs) __must_check;
 /* Validate an in-memory image (vmstate_load() uses it; so do tests).
  * Takes ownership of buf on success. */
-int vmstate_parse(const char *name, uint8_t *buf, uint64_t size, struct vmstate *vs)
-	__must_check;
+int vmstate_parse(const char *name, uint8_t *buf, uint64_t size, struct vmstate *vs) __must_check;
 void vmstate_free(struct vmstate *vs);
 
 /* The section of this type and instance, or NULL. */

@@ -56,10 +56,10 @@ struct acpi_fadt {
 	uint64_t hypervisor_id;
 } __attribute__((packed));
 
-#define FADT_F_HW_REDUCED      (1u << 20)
-#define BOOT_ARCH_VGA_ABSENT   (1u << 2)
-#define BOOT_ARCH_NO_MSI       (1u << 3)
-#define BOOT_ARCH_NO_CMOS_RTC  (1u << 5)
+#define FADT_F_HW_REDUCED     (1u << 20)
+#define BOOT_ARCH_VGA_ABSENT  (1u << 2)
+#define BOOT_ARCH_NO_MSI      (1u << 3)
+#define BOOT_ARCH_NO_CMOS_RTC (1u << 5)
 
 _Static_assert(sizeof(struct acpi_fadt) == 276, "FADT layout");
 _Static_assert(sizeof(struct acpi_rsdp) == 36, "RSDP layout");
@@ -148,8 +148,8 @@ static size_t aml_pkglen_size(size_t body)
 /* The body of Device(Vnnn): _HID, _UID, _CRS. */
 static void aml_virtio_device_body(struct aml *a, unsigned index, uint64_t base, unsigned irq)
 {
-	static const uint8_t hid[] = {0x08, '_', 'H', 'I', 'D', 0x0d, 'L', 'N', 'R', 'O',
-				      '0', '0', '0', '5', 0x00};
+	static const uint8_t hid[] = {0x08, '_', 'H', 'I', 'D', 0x0d, 'L', 'N',
+				      'R',  'O', '0', '0', '0', '5',  0x00};
 	static const uint8_t uid[] = {0x08, '_', 'U', 'I', 'D', 0x0a};
 	static const uint8_t crs[] = {0x08, '_', 'C', 'R', 'S', 0x11};
 	const uint8_t res_len = 12 + 9 + 2; /* Memory32Fixed + Extended IRQ + End */
@@ -246,7 +246,7 @@ static size_t madt_write(uint8_t *p, size_t room, struct vm *vm)
 		e[1] = 8;
 		e[2] = (uint8_t)i; /* ACPI processor UID */
 		e[3] = (uint8_t)i; /* APIC id */
-		v = 1;            /* enabled */
+		v = 1;		   /* enabled */
 		memcpy(e + 4, &v, 4);
 	}
 	e[0] = 1; /* I/O APIC */

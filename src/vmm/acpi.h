@@ -23,8 +23,8 @@
 
 /* I/O ports of the hardware-reduced sleep registers (devices/acpi_sleep.c). */
 #define ACPI_SLEEP_CONTROL_PORT 0x600
-#define ACPI_SLEEP_STATUS_PORT  0x601
-#define ACPI_S5_SLP_TYP         5
+#define ACPI_SLEEP_STATUS_PORT	0x601
+#define ACPI_S5_SLP_TYP		5
 
 /* Write every table for this VM's vCPUs and virtio-mmio slots. Call after
  * all devices exist. */

@@ -59,12 +59,12 @@ int assist_decode(const uint8_t *insn, unsigned n, struct assist_insn *out)
 	if (rep && insn[i + 1] == 0xb8) {
 		out->op = ASSIST_POPCNT;
 		out->opsize = (rex & 8) ? 8 : opsize16 ? 2 : 4;
-	} else if (!rep && !opsize16 && insn[i + 1] == 0xae &&
-		   (insn[i + 2] >> 6) != 3 && ((insn[i + 2] >> 3) & 7) == 2) {
+	} else if (!rep && !opsize16 && insn[i + 1] == 0xae && (insn[i + 2] >> 6) != 3 &&
+		   ((insn[i + 2] >> 3) & 7) == 2) {
 		out->op = ASSIST_LDMXCSR;
 		out->opsize = 4;
-	} else if (!rep && !opsize16 && insn[i + 1] == 0xae &&
-		   (insn[i + 2] >> 6) != 3 && ((insn[i + 2] >> 3) & 7) == 3) {
+	} else if (!rep && !opsize16 && insn[i + 1] == 0xae && (insn[i + 2] >> 6) != 3 &&
+		   ((insn[i + 2] >> 3) & 7) == 3) {
 		out->op = ASSIST_STMXCSR;
 		out->opsize = 4;
 	} else {
@@ -93,7 +93,7 @@ int assist_decode(const uint8_t *insn, unsigned n, struct assist_insn *out)
 		out->index = idx == 4 ? -1 : (int)idx; /* rsp cannot be an index */
 		if ((sib & 7) == 5 && mod == 0) {
 			out->base = -1; /* disp32, no base */
-			mod = 2;        /* consume a disp32 below */
+			mod = 2;	/* consume a disp32 below */
 		} else {
 			out->base = (int)base;
 		}
@@ -142,8 +142,8 @@ uint64_t assist_compute(enum assist_op op, unsigned opsize, uint64_t src, bool *
 static __u64 *reg_ptr(struct kvm_regs *r, unsigned n)
 {
 	__u64 *const map[16] = {&r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp,
-				   &r->rsi, &r->rdi, &r->r8,  &r->r9,  &r->r10, &r->r11,
-				   &r->r12, &r->r13, &r->r14, &r->r15};
+				&r->rsi, &r->rdi, &r->r8,  &r->r9,  &r->r10, &r->r11,
+				&r->r12, &r->r13, &r->r14, &r->r15};
 
 	return map[n & 15];
 }
@@ -233,9 +233,9 @@ static int inject_exception(struct vcpu *vcpu, struct kvm_regs *regs, uint8_t ve
  * KVM_SET_XSAVE only when XSTATE_BV (header, byte 512) marks the SSE
  * component present. (KVM_GET_FPU's mxcsr reads 0 on KVM-PVM, and
  * KVM_SET_FPU does not reach it.) */
-#define XSAVE_MXCSR_OFFSET    24
-#define XSAVE_XSTATE_BV       512
-#define XFEATURE_MASK_SSE     (1ULL << 1)
+#define XSAVE_MXCSR_OFFSET 24
+#define XSAVE_XSTATE_BV	   512
+#define XFEATURE_MASK_SSE  (1ULL << 1)
 
 static int assist_mxcsr(struct vcpu *vcpu, struct kvm_regs *regs, const struct assist_insn *d,
 			uint64_t ea)

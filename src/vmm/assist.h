@@ -28,23 +28,31 @@
 
 #include "vmm/vm.h"
 
-enum assist_op { ASSIST_NONE, ASSIST_INT3, ASSIST_POPCNT, ASSIST_CLAC, ASSIST_STAC,
-		     ASSIST_FWAIT, ASSIST_LDMXCSR, ASSIST_STMXCSR };
+enum assist_op {
+	ASSIST_NONE,
+	ASSIST_INT3,
+	ASSIST_POPCNT,
+	ASSIST_CLAC,
+	ASSIST_STAC,
+	ASSIST_FWAIT,
+	ASSIST_LDMXCSR,
+	ASSIST_STMXCSR
+};
 
 /* A decoded instruction (64-bit mode). */
 struct assist_insn {
 	enum assist_op op;
-	unsigned len;      /* bytes, prefixes included */
-	unsigned opsize;   /* 2, 4 or 8 */
-	unsigned reg;      /* destination register number 0..15 */
-	bool mem;          /* source is memory */
-	unsigned rm;       /* source register when !mem */
+	unsigned len;	 /* bytes, prefixes included */
+	unsigned opsize; /* 2, 4 or 8 */
+	unsigned reg;	 /* destination register number 0..15 */
+	bool mem;	 /* source is memory */
+	unsigned rm;	 /* source register when !mem */
 	/* memory source: seg_base + base + index * scale + disp (+ next RIP) */
-	int base, index;   /* register numbers, -1 when absent */
+	int base, index; /* register numbers, -1 when absent */
 	unsigned scale;
 	int64_t disp;
 	bool rip_relative;
-	int seg;           /* 0x64 (fs), 0x65 (gs) or 0 */
+	int seg; /* 0x64 (fs), 0x65 (gs) or 0 */
 };
 
 /* Decode insn[0..n). Returns 0, or -ENOTSUP for anything not listed. Pure:

@@ -18,21 +18,21 @@
 #include "vmm/acpi.h"
 #include "vmm/mptable.h"
 
-#define HDR_MAGIC        0x53726448u /* "HdrS" */
-#define E820_RAM         1
-#define E820_RESERVED    2
+#define HDR_MAGIC	 0x53726448u /* "HdrS" */
+#define E820_RAM	 1
+#define E820_RESERVED	 2
 #define MAX_KERNEL_BYTES (512ULL * MIB)
 
 /* x86 page-table and segment bits used for the boot mappings. */
-#define PTE_P    (1ULL << 0)
-#define PTE_W    (1ULL << 1)
-#define PTE_PS   (1ULL << 7)
-#define CR0_PE   (1ULL << 0)
-#define CR0_MP   (1ULL << 1)
-#define CR0_ET   (1ULL << 4)
-#define CR0_NE   (1ULL << 5)
-#define CR0_PG   (1ULL << 31)
-#define CR4_PAE  (1ULL << 5)
+#define PTE_P	 (1ULL << 0)
+#define PTE_W	 (1ULL << 1)
+#define PTE_PS	 (1ULL << 7)
+#define CR0_PE	 (1ULL << 0)
+#define CR0_MP	 (1ULL << 1)
+#define CR0_ET	 (1ULL << 4)
+#define CR0_NE	 (1ULL << 5)
+#define CR0_PG	 (1ULL << 31)
+#define CR4_PAE	 (1ULL << 5)
 #define EFER_LME (1ULL << 8)
 #define EFER_LMA (1ULL << 10)
 
@@ -111,7 +111,8 @@ int boot_load_elf(struct vm *vm, const uint8_t *img, uint64_t len, struct boot_i
 		if (!dst || ph->p_paddr < BOOT_HIMEM_ADDR) {
 			log_err("kernel: ELF segment %u at 0x%llx+0x%llx is outside guest RAM "
 				"above 1 MiB (more --mem-mib?)",
-				i, (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz);
+				i, (unsigned long long)ph->p_paddr,
+				(unsigned long long)ph->p_memsz);
 			return -ENOSPC;
 		}
 		memcpy(dst, img + ph->p_offset, ph->p_filesz);
@@ -257,8 +258,9 @@ static int load_bzimage(struct vm *vm, const uint8_t *img, uint64_t len,
 			err = boot_load_elf(vm, elf, elf_len, info);
 			free(elf);
 			if (err == 0)
-				log_debug("kernel: bzImage payload decompressed by forkd, entry 0x%llx",
-					  (unsigned long long)info->entry);
+				log_debug(
+				    "kernel: bzImage payload decompressed by forkd, entry 0x%llx",
+				    (unsigned long long)info->entry);
 			return err;
 		}
 		if (err != -ENOTSUP)
@@ -348,10 +350,8 @@ static int write_gdt(struct vm *vm)
 {
 	/* Boot protocol: __BOOT_CS = 0x10, __BOOT_DS = 0x18, flat. */
 	static const uint64_t gdt[] = {
-		0,
-		0,
-		0x00af9b000000ffffULL, /* code: 64-bit, present, DPL 0 */
-		0x00cf93000000ffffULL, /* data: 4 GiB, writable */
+	    0, 0, 0x00af9b000000ffffULL, /* code: 64-bit, present, DPL 0 */
+	    0x00cf93000000ffffULL,	 /* data: 4 GiB, writable */
 	};
 
 	return guest_write(&vm->mem, BOOT_GDT_ADDR, gdt, sizeof(gdt));

@@ -26,27 +26,27 @@
 
 #include "vmm/vm.h"
 
-#define BOOT_GDT_ADDR     0x500ULL
+#define BOOT_GDT_ADDR	  0x500ULL
 #define BOOT_PARAMS_ADDR  0x7000ULL
-#define BOOT_STACK_TOP    0x8ff0ULL
-#define BOOT_PML4_ADDR    0x9000ULL
+#define BOOT_STACK_TOP	  0x8ff0ULL
+#define BOOT_PML4_ADDR	  0x9000ULL
 #define BOOT_CMDLINE_ADDR 0x20000ULL
 #define BOOT_CMDLINE_MAX  0x10000ULL
-#define BOOT_EBDA_ADDR    0x9fc00ULL
-#define BOOT_HIMEM_ADDR   0x100000ULL
+#define BOOT_EBDA_ADDR	  0x9fc00ULL
+#define BOOT_HIMEM_ADDR	  0x100000ULL
 
 struct boot_opts {
-	const char *kernel;  /* path: ELF64 or bzImage */
-	const char *initrd;  /* path or NULL */
-	const char *cmdline; /* may be NULL; vm->cmdline_extra is appended */
+	const char *kernel;    /* path: ELF64 or bzImage */
+	const char *initrd;    /* path or NULL */
+	const char *cmdline;   /* may be NULL; vm->cmdline_extra is appended */
 	bool guest_decompress; /* bzImage: run the kernel's own decompressor */
 };
 
 struct boot_info {
-	uint64_t entry;     /* guest-physical 64-bit entry point */
+	uint64_t entry;	     /* guest-physical 64-bit entry point */
 	uint64_t kernel_end; /* first byte above the loaded kernel */
 	uint64_t initrd_addr, initrd_size;
-	bool elf;           /* loaded as ELF (vmlinux or decompressed payload) */
+	bool elf; /* loaded as ELF (vmlinux or decompressed payload) */
 };
 
 /* Load kernel, initrd and command line into guest RAM, write boot_params,
@@ -58,7 +58,7 @@ int boot_load(struct vm *vm, const struct boot_opts *opts, struct boot_info *inf
 int boot_setup_bsp(struct vm *vm, const struct boot_info *info) __must_check;
 
 /* Exposed for unit tests: load an ELF64 image from memory. */
-int boot_load_elf(struct vm *vm, const uint8_t *img, uint64_t len, struct boot_info *info)
-	__must_check;
+int boot_load_elf(struct vm *vm, const uint8_t *img, uint64_t len,
+		  struct boot_info *info) __must_check;
 
 #endif

@@ -9,17 +9,17 @@
 #define CPUID_MAX_ENTRIES 256
 
 /* CPUID.1:ECX */
-#define F1_ECX_FMA        (1u << 12)
-#define F1_ECX_CX16       (1u << 13)
-#define F1_ECX_XSAVE      (1u << 26)
-#define F1_ECX_OSXSAVE    (1u << 27)
-#define F1_ECX_AVX        (1u << 28)
-#define F1_ECX_F16C       (1u << 29)
+#define F1_ECX_FMA	  (1u << 12)
+#define F1_ECX_CX16	  (1u << 13)
+#define F1_ECX_XSAVE	  (1u << 26)
+#define F1_ECX_OSXSAVE	  (1u << 27)
+#define F1_ECX_AVX	  (1u << 28)
+#define F1_ECX_F16C	  (1u << 29)
 #define F1_ECX_HYPERVISOR (1u << 31)
 /* CPUID.7.0:EBX: AVX2 and the AVX-512 foundation/extension bits */
 #define F7_EBX_AVX_MASK                                                                            \
-	((1u << 5) | (1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) | (1u << 27) |              \
-	 (1u << 28) | (1u << 30) | (1u << 31))
+	((1u << 5) | (1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) | (1u << 27) | (1u << 28) | \
+	 (1u << 30) | (1u << 31))
 /* CPUID.7.0:ECX: AVX512_VBMI, VBMI2, GFNI-on-AVX is fine, VAES, VPCLMULQDQ,
  * VNNI, BITALG, VPOPCNTDQ */
 #define F7_ECX_AVX_MASK                                                                            \
@@ -68,7 +68,7 @@ void cpuid_mask_pvm(struct kvm_cpuid2 *c)
 	for (unsigned i = 0; i < c->nent; i++)
 		if (c->entries[i].function == 0xD)
 			c->entries[i].eax = c->entries[i].ebx = c->entries[i].ecx =
-				c->entries[i].edx = 0;
+			    c->entries[i].edx = 0;
 }
 
 int cpuid_policy_build(int kvm_fd, bool pvm, struct kvm_cpuid2 **out)

@@ -24,8 +24,8 @@
 int cpuid_policy_build(int kvm_fd, bool pvm, struct kvm_cpuid2 **out) __must_check;
 
 /* Apply the policy to one vCPU: same features, per-vCPU APIC ids. */
-int cpuid_apply(int vcpu_fd, const struct kvm_cpuid2 *policy, int vcpu_id, int nr_vcpus)
-	__must_check;
+int cpuid_apply(int vcpu_fd, const struct kvm_cpuid2 *policy, int vcpu_id,
+		int nr_vcpus) __must_check;
 
 /* Look up a leaf (NULL if absent). */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, unsigned function, unsigned index);

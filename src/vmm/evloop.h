@@ -22,15 +22,15 @@ struct evloop {
 	pthread_t thread;
 	bool running;
 	volatile bool stop;
-	pthread_mutex_t lock;         /* guards watches */
+	pthread_mutex_t lock;	      /* guards watches */
 	struct evloop_watch *watches; /* freed only by evloop_destroy() */
 };
 
 int evloop_init(struct evloop *loop) __must_check;
 /* Watch fd for `events` (EPOLLIN...). The watch struct is allocated and
  * owned by the loop until evloop_del(). */
-int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn fn, void *opaque)
-	__must_check;
+int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn fn,
+	       void *opaque) __must_check;
 int evloop_mod(struct evloop *loop, int fd, uint32_t events) __must_check;
 void evloop_del(struct evloop *loop, int fd);
 int evloop_start(struct evloop *loop) __must_check;

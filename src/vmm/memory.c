@@ -55,9 +55,11 @@ int guest_mem_map(struct guest_mem *mem, uint64_t size, const struct mem_opts *o
 	case MEM_MEMFD:
 		fd = memfd_create("forkd-ram", MFD_CLOEXEC | (opts->hugetlb ? MFD_HUGETLB : 0));
 		if (fd < 0)
-			return log_errno("memfd_create(guest RAM%s)", opts->hugetlb ? ", hugetlb" : "");
+			return log_errno("memfd_create(guest RAM%s)",
+					 opts->hugetlb ? ", hugetlb" : "");
 		if (ftruncate(fd, (off_t)size) < 0) {
-			err = log_errno("ftruncate(guest RAM memfd, %llu)", (unsigned long long)size);
+			err =
+			    log_errno("ftruncate(guest RAM memfd, %llu)", (unsigned long long)size);
 			goto err_close;
 		}
 		flags = MAP_SHARED;

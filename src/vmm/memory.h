@@ -23,25 +23,25 @@
 #define MEM_HOLE_END   0x100000000ULL
 
 enum mem_backing {
-	MEM_ANON,         /* private anonymous pages (fresh boot) */
+	MEM_ANON,	  /* private anonymous pages (fresh boot) */
 	MEM_FILE_PRIVATE, /* MAP_PRIVATE of a file: copy-on-write children */
-	MEM_MEMFD,        /* MAP_SHARED memfd (live fork; optional hugetlb) */
+	MEM_MEMFD,	  /* MAP_SHARED memfd (live fork; optional hugetlb) */
 };
 
 struct guest_mem {
-	uint8_t *base;     /* host mapping of all RAM, dense */
-	uint64_t size;     /* bytes of RAM in total */
+	uint8_t *base;	   /* host mapping of all RAM, dense */
+	uint64_t size;	   /* bytes of RAM in total */
 	uint64_t low_size; /* bytes mapped at gpa 0 (<= MEM_HOLE_START) */
 	enum mem_backing backing;
-	int fd;            /* memfd or file, -1 for anonymous */
+	int fd; /* memfd or file, -1 for anonymous */
 };
 
 struct mem_opts {
 	enum mem_backing backing;
 	const char *path; /* MEM_FILE_PRIVATE: file whose size must equal size */
-	int fd;           /* MEM_FILE_PRIVATE: an open fd instead of path (> 0;
+	int fd;		  /* MEM_FILE_PRIVATE: an open fd instead of path (> 0;
 			     dup'ed, so the caller keeps its own) */
-	bool hugetlb;     /* MEM_MEMFD: MFD_HUGETLB (2 MiB pages) */
+	bool hugetlb;	  /* MEM_MEMFD: MFD_HUGETLB (2 MiB pages) */
 };
 
 /* Map `size` bytes (a multiple of 2 MiB) of guest RAM. On success the caller
@@ -55,8 +55,8 @@ void *guest_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 
 /* Copy to/from guest memory; -EFAULT when the range is not RAM. */
 int guest_read(const struct guest_mem *mem, uint64_t gpa, void *buf, uint64_t len) __must_check;
-int guest_write(const struct guest_mem *mem, uint64_t gpa, const void *buf, uint64_t len)
-	__must_check;
+int guest_write(const struct guest_mem *mem, uint64_t gpa, const void *buf,
+		uint64_t len) __must_check;
 
 /* Guest-physical end of RAM (exclusive), for e820 and ACPI-less guests. */
 uint64_t guest_mem_high_size(const struct guest_mem *mem);

@@ -9,7 +9,7 @@
 struct mpf_intel {
 	char signature[4]; /* "_MP_" */
 	uint32_t physptr;
-	uint8_t length; /* in 16-byte units: 1 */
+	uint8_t length;	       /* in 16-byte units: 1 */
 	uint8_t specification; /* 4 = version 1.4 */
 	uint8_t checksum;
 	uint8_t feature1, feature2, feature3, feature4, feature5;
@@ -56,7 +56,7 @@ struct mpc_intsrc {
 } __attribute__((packed));
 
 #define CPU_ENABLED   1
-#define CPU_BSP       2
+#define CPU_BSP	      2
 #define APIC_VERSION  0x14
 #define MP_IRQ_INT    0
 #define MP_IRQ_NMI    1
@@ -98,7 +98,7 @@ int mptable_write(struct guest_mem *mem, uint64_t gpa, uint64_t room, int nr_vcp
 		c->apicid = (uint8_t)i;
 		c->apicver = APIC_VERSION;
 		c->cpuflag = CPU_ENABLED | (i == 0 ? CPU_BSP : 0);
-		c->cpufeature = 0x600; /* family 6 */
+		c->cpufeature = 0x600;			/* family 6 */
 		c->featureflag = (1u << 9) | (1u << 0); /* APIC, FPU */
 		p += sizeof(*c);
 	}

@@ -11,7 +11,6 @@
 /* Write the floating pointer and configuration table at gpa (16-byte
  * aligned, in the EBDA or BIOS area). Returns 0 or -ENOSPC when the
  * table would not fit in `room` bytes. */
-int mptable_write(struct guest_mem *mem, uint64_t gpa, uint64_t room, int nr_vcpus)
-	__must_check;
+int mptable_write(struct guest_mem *mem, uint64_t gpa, uint64_t room, int nr_vcpus) __must_check;
 
 #endif

@@ -38,8 +38,8 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id)
 	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, id);
 	if (vcpu->fd < 0)
 		return log_errno("KVM_CREATE_VCPU(%d)", id);
-	vcpu->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd,
-			 0);
+	vcpu->run =
+	    mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED) {
 		err = log_errno("mmap kvm_run(vcpu %d)", id);
 		vcpu->run = NULL;
@@ -154,9 +154,10 @@ static void report_internal_error(struct vcpu *vcpu)
 			"instruction bytes: %s%s",
 			vcpu->id, run->internal.suberror, (unsigned long long)regs.rip,
 			sregs.cs.selector & 3, hex,
-			vcpu->vm->pvm ? "; KVM-PVM's emulator cannot run this instruction and forkd "
-					"has no assist for it yet"
-				      : "");
+			vcpu->vm->pvm
+			    ? "; KVM-PVM's emulator cannot run this instruction and forkd "
+			      "has no assist for it yet"
+			    : "");
 }
 
 /* Park at a clean boundary until vm_resume() or a stop. An exit handled in
@@ -229,9 +230,10 @@ static void *vcpu_thread(void *arg)
 					"vcpu %d: guest shut down (triple fault)", vcpu->id);
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
-			vm_request_stop(vm, VM_EXIT_CRASH,
-					"vcpu %d: KVM entry failed, hardware reason 0x%llx", vcpu->id,
-					(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			vm_request_stop(
+			    vm, VM_EXIT_CRASH, "vcpu %d: KVM entry failed, hardware reason 0x%llx",
+			    vcpu->id,
+			    (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 			break;
 		case KVM_EXIT_INTERNAL_ERROR: {
 			unsigned n = emulation_insn(run, insn);
@@ -242,11 +244,11 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		case KVM_EXIT_SYSTEM_EVENT:
-			vm_request_stop(vm,
-					run->system_event.type == KVM_SYSTEM_EVENT_CRASH
-						? VM_EXIT_CRASH
-						: VM_EXIT_POWEROFF,
-					"vcpu %d: system event %u", vcpu->id, run->system_event.type);
+			vm_request_stop(
+			    vm,
+			    run->system_event.type == KVM_SYSTEM_EVENT_CRASH ? VM_EXIT_CRASH
+									     : VM_EXIT_POWEROFF,
+			    "vcpu %d: system event %u", vcpu->id, run->system_event.type);
 			break;
 		case KVM_EXIT_INTR:
 			break;

@@ -39,10 +39,10 @@ bool vm_host_is_pvm(void)
 static int set_memory_regions(struct vm *vm)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = vm->mem.low_size,
-		.userspace_addr = (uint64_t)(uintptr_t)vm->mem.base,
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = vm->mem.low_size,
+	    .userspace_addr = (uint64_t)(uintptr_t)vm->mem.base,
 	};
 
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)

@@ -40,10 +40,10 @@ enum vm_exit {
 /* Layout of the 32-bit hole (all below 4 GiB, above RAM). */
 #define VIRTIO_MMIO_BASE 0xD0000000ULL
 #define VIRTIO_MMIO_SIZE 0x1000ULL
-#define IOAPIC_ADDR      0xFEC00000ULL
-#define LAPIC_ADDR       0xFEE00000ULL
-#define KVM_TSS_ADDR     0xFFFBD000ULL
-#define KVM_IDMAP_ADDR   0xFFFBC000ULL
+#define IOAPIC_ADDR	 0xFEC00000ULL
+#define LAPIC_ADDR	 0xFEE00000ULL
+#define KVM_TSS_ADDR	 0xFFFBD000ULL
+#define KVM_IDMAP_ADDR	 0xFFFBC000ULL
 
 struct vm;
 
@@ -87,7 +87,7 @@ struct device {
 
 struct vm_config {
 	uint64_t mem_bytes;  /* multiple of 2 MiB */
-	int nr_vcpus;        /* 1..VM_MAX_VCPUS */
+	int nr_vcpus;	     /* 1..VM_MAX_VCPUS */
 	struct mem_opts mem; /* backing of guest RAM */
 	/* CPUID policy to use (a snapshot's); NULL: build this host's. */
 	const struct kvm_cpuid_entry2 *cpuid;
@@ -106,7 +106,7 @@ struct vm {
 	struct evloop loop;
 	struct device devices[VM_MAX_DEVICES];
 	unsigned nr_devices;
-	unsigned nr_virtio; /* virtio-mmio slots handed out */
+	unsigned nr_virtio;	  /* virtio-mmio slots handed out */
 	char cmdline_extra[1024]; /* appended to the guest command line */
 
 	/* Pause protocol (vm_pause/vm_resume): vCPU threads park on the

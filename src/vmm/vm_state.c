@@ -67,9 +67,13 @@ int vm_state_check_cpuid(struct vm *vm, const struct vm_machine *m)
 		int reg; /* 1 ebx, 2 ecx, 3 edx */
 		const char *name;
 	} feat[] = {
-		{1, 0, 2, "1.ecx"},      {1, 0, 3, "1.edx"},           {7, 0, 1, "7.ebx"},
-		{7, 0, 2, "7.ecx"},      {7, 0, 3, "7.edx"},           {0x80000001, 0, 2, "80000001.ecx"},
-		{0x80000001, 0, 3, "80000001.edx"},
+	    {1, 0, 2, "1.ecx"},
+	    {1, 0, 3, "1.edx"},
+	    {7, 0, 1, "7.ebx"},
+	    {7, 0, 2, "7.ecx"},
+	    {7, 0, 3, "7.edx"},
+	    {0x80000001, 0, 2, "80000001.ecx"},
+	    {0x80000001, 0, 3, "80000001.edx"},
 	};
 	/* Bits forkd sets itself, whatever KVM reports. */
 	const uint32_t hypervisor_bit = 1u << 31;
@@ -93,7 +97,10 @@ int vm_state_check_cpuid(struct vm *vm, const struct vm_machine *m)
 		if (!saved)
 			continue;
 		want = feat[i].reg == 1 ? saved->ebx : feat[i].reg == 2 ? saved->ecx : saved->edx;
-		have = !host ? 0 : feat[i].reg == 1 ? host->ebx : feat[i].reg == 2 ? host->ecx : host->edx;
+		have = !host		  ? 0
+		       : feat[i].reg == 1 ? host->ebx
+		       : feat[i].reg == 2 ? host->ecx
+					  : host->edx;
 		if (feat[i].fn == 1 && feat[i].reg == 2)
 			want &= ~hypervisor_bit;
 		missing = want & ~have;

@@ -25,9 +25,8 @@
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: vsock-test listen PORT\n"
-		"       vsock-test connect CID PORT MSG\n");
+	fprintf(stderr, "usage: vsock-test listen PORT\n"
+			"       vsock-test connect CID PORT MSG\n");
 	exit(2);
 }
 
@@ -156,12 +155,11 @@ static int do_connect(unsigned int cid, unsigned int port, const char *msg)
 		}
 		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
 			break;
-		fprintf(stderr, "vsock-test: connect %u:%u: %s\n", cid, port,
-			strerror(errno));
+		fprintf(stderr, "vsock-test: connect %u:%u: %s\n", cid, port, strerror(errno));
 		close(fd);
 		fd = -1;
-		if (errno != ECONNREFUSED && errno != ECONNRESET &&
-		    errno != EINTR && errno != ETIMEDOUT)
+		if (errno != ECONNREFUSED && errno != ECONNRESET && errno != EINTR &&
+		    errno != ETIMEDOUT)
 			return 1;
 		sleep(2);
 	}
@@ -193,8 +191,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "listen") && argc == 3)
 		return do_listen(parse_u32(argv[2], "port"));
 	if (!strcmp(argv[1], "connect") && argc == 5)
-		return do_connect(parse_u32(argv[2], "cid"),
-				  parse_u32(argv[3], "port"), argv[4]);
+		return do_connect(parse_u32(argv[2], "cid"), parse_u32(argv[3], "port"), argv[4]);
 	usage();
 	return 2;
 }

@@ -43,7 +43,10 @@ int main(void)
 	CHECK(bp_hits == 1);
 
 	/* popcnt r64, r64 */
-	__asm__ volatile("popcnt %2, %0; pushfq; pop %1" : "=r"(r), "=r"(fl) : "r"(0xf0f0ULL) : "cc");
+	__asm__ volatile("popcnt %2, %0; pushfq; pop %1"
+			 : "=r"(r), "=r"(fl)
+			 : "r"(0xf0f0ULL)
+			 : "cc");
 	CHECK(r == 8 && flags_of(fl) == 0);
 	__asm__ volatile("popcnt %2, %0; pushfq; pop %1" : "=r"(r), "=r"(fl) : "r"(0ULL) : "cc");
 	CHECK(r == 0 && flags_of(fl) == ZF);
@@ -58,7 +61,10 @@ int main(void)
 	__asm__ volatile("popcnt %w1, %w0" : "+r"(r) : "r"(0xffffULL) : "cc");
 	CHECK(r == 0xabcd000000000010ULL);
 	/* popcnt r64, m64 with base + disp8 */
-	__asm__ volatile("popcnt 24(%2), %0; pushfq; pop %1" : "=r"(r), "=r"(fl) : "r"(table) : "cc");
+	__asm__ volatile("popcnt 24(%2), %0; pushfq; pop %1"
+			 : "=r"(r), "=r"(fl)
+			 : "r"(table)
+			 : "cc");
 	CHECK(r == 64 && flags_of(fl) == 0);
 	/* stac / clac toggle RFLAGS.AC (and need CR4.SMAP only for #UD checks
 	 * that do not apply at CPL0 with SMAP present) */

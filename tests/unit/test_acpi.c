@@ -99,9 +99,9 @@ static void test_all_slots_many_vcpus(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_no_devices),
-		cmocka_unit_test(test_devices_and_smp),
-		cmocka_unit_test(test_all_slots_many_vcpus),
+	    cmocka_unit_test(test_no_devices),
+	    cmocka_unit_test(test_devices_and_smp),
+	    cmocka_unit_test(test_all_slots_many_vcpus),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

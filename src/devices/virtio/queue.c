@@ -162,8 +162,7 @@ uint64_t virtq_req_read(const struct virtq_req *req, uint64_t off, void *dst, ui
 	return done;
 }
 
-uint64_t virtq_req_write(const struct virtq_req *req, uint64_t off, const void *src,
-			 uint64_t len)
+uint64_t virtq_req_write(const struct virtq_req *req, uint64_t off, const void *src, uint64_t len)
 {
 	const uint8_t *in = src;
 	uint64_t done = 0;

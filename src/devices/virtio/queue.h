@@ -15,16 +15,16 @@
 #include "common/log.h"
 #include "vmm/memory.h"
 
-#define VIRTQ_MAX_SIZE  256
-#define VIRTQ_DESC_NEXT  1
-#define VIRTQ_DESC_WRITE 2
+#define VIRTQ_MAX_SIZE	    256
+#define VIRTQ_DESC_NEXT	    1
+#define VIRTQ_DESC_WRITE    2
 #define VIRTQ_DESC_INDIRECT 4
 
 struct virtq {
 	uint16_t size; /* entries, set by the driver, <= max */
 	uint16_t max;  /* what the device offers */
 	bool ready;
-	bool broken;   /* a malformed ring was seen; nothing more is consumed */
+	bool broken; /* a malformed ring was seen; nothing more is consumed */
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	uint16_t last_avail; /* next avail ring slot to consume */
 	uint16_t used_idx;   /* next used ring slot to fill */
@@ -41,10 +41,10 @@ struct virtq_buf {
 
 struct virtq_req {
 	uint16_t head;
-	unsigned nr;         /* buffers in bufs[] */
-	unsigned nr_out;     /* leading device-readable buffers */
-	uint64_t out_len;    /* bytes the device may read */
-	uint64_t in_len;     /* bytes the device may write */
+	unsigned nr;	  /* buffers in bufs[] */
+	unsigned nr_out;  /* leading device-readable buffers */
+	uint64_t out_len; /* bytes the device may read */
+	uint64_t in_len;  /* bytes the device may write */
 	struct virtq_buf bufs[VIRTQ_MAX_CHAIN];
 };
 
@@ -62,8 +62,8 @@ int virtq_validate(const struct guest_mem *mem, const struct virtq *q) __must_ch
 int virtq_pop(const struct guest_mem *mem, struct virtq *q, struct virtq_req *req) __must_check;
 
 /* Return a chain to the driver with `written` bytes filled in. */
-int virtq_push(const struct guest_mem *mem, struct virtq *q, uint16_t head, uint32_t written)
-	__must_check;
+int virtq_push(const struct guest_mem *mem, struct virtq *q, uint16_t head,
+	       uint32_t written) __must_check;
 
 /* Whether the driver wants an interrupt now (VIRTQ_AVAIL_F_NO_INTERRUPT). */
 bool virtq_should_interrupt(const struct guest_mem *mem, const struct virtq *q);
@@ -71,7 +71,6 @@ bool virtq_should_interrupt(const struct guest_mem *mem, const struct virtq *q);
 /* Bytes of a chain as one stream: copy out of the readable part starting at
  * `off`, or into the writable part. They return the bytes copied. */
 uint64_t virtq_req_read(const struct virtq_req *req, uint64_t off, void *dst, uint64_t len);
-uint64_t virtq_req_write(const struct virtq_req *req, uint64_t off, const void *src,
-			 uint64_t len);
+uint64_t virtq_req_write(const struct virtq_req *req, uint64_t off, const void *src, uint64_t len);
 
 #endif
