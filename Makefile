@@ -1,5 +1,6 @@
 # forkd build. `make` builds build/forkd; `make test` runs the unit and VMM
 # test suites; `make test-e2e` boots a real Linux guest (slow on KVM-PVM).
+.DEFAULT_GOAL := all
 CC      ?= gcc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g

@@ -105,6 +105,19 @@ static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag
 	meta.mem_mib = o->spec.mem_mib;
 	meta.vcpus = (uint32_t)o->spec.vcpus;
 	meta.format_version = SNAPSHOT_FORMAT_VERSION;
+	meta.rng = o->spec.rng;
+	meta.nr_disks = o->spec.nr_disks;
+	for (unsigned i = 0; i < o->spec.nr_disks; i++) {
+		/* Children open the image by this path: make it absolute. */
+		if (!realpath(o->spec.disks[i].path, meta.disks[i].path)) {
+			log_errno("resolve disk path %s", o->spec.disks[i].path);
+			return -EINVAL;
+		}
+		meta.disks[i].read_only = o->spec.disks[i].read_only;
+	}
+	meta.net = o->spec.tap != NULL;
+	meta.vsock = o->spec.vsock != NULL;
+	meta.vsock_cid = o->spec.vsock_cid;
 	err = snapshot_meta_write(dir, &meta);
 	if (err)
 		return err;

@@ -158,7 +158,8 @@ static int i8042_restore(void *priv, const uint8_t *data, size_t len)
 	if (!sreader_done(&r) || version != I8042_STATE_VERSION)
 		return -EINVAL;
 	/* Only these status bits exist here, and SYS is never cleared. */
-	if ((status & ~(STATUS_OBF | STATUS_SYS | STATUS_CMD)) || !(status & STATUS_SYS))
+	if ((status & ~(STATUS_OBF | STATUS_SYS | STATUS_CMD | STATUS_UNLOCK)) ||
+	    !(status & STATUS_SYS))
 		return -EINVAL;
 	if (pending != 0 && pending != CMD_WRITE_CTR && pending != CMD_WRITE_OUT)
 		return -EINVAL;

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/sbuf.h"
 #include "common/util.h"
 
 /* Register offsets (PC16550D datasheet). DLAB in LCR switches 0/1 to the
@@ -20,26 +21,28 @@
 #define UART_MSR     6
 #define UART_SCR     7
 
-#define IER_RDI  0x01 /* received data available */
+#define IER_RDI	 0x01 /* received data available */
 #define IER_THRI 0x02 /* transmitter holding register empty */
+#define IER_MASK 0x0f /* the bits a 16550A implements */
 #define IIR_NONE 0x01
 #define IIR_THRI 0x02
-#define IIR_RDI  0x04
+#define IIR_RDI	 0x04
 #define IIR_FIFO 0xc0 /* FIFOs enabled: identifies a 16550A */
 #define FCR_FIFO 0x01
 #define LCR_DLAB 0x80
-#define MCR_DTR  0x01
-#define MCR_RTS  0x02
+#define MCR_DTR	 0x01
+#define MCR_RTS	 0x02
 #define MCR_OUT1 0x04
 #define MCR_OUT2 0x08
 #define MCR_LOOP 0x10
-#define LSR_DR   0x01
+#define MCR_MASK 0x1f
+#define LSR_DR	 0x01
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
-#define MSR_CTS  0x10
-#define MSR_DSR  0x20
-#define MSR_RI   0x40
-#define MSR_DCD  0x80
+#define MSR_CTS	 0x10
+#define MSR_DSR	 0x20
+#define MSR_RI	 0x40
+#define MSR_DCD	 0x80
 
 #define RX_FIFO 64
 
@@ -134,7 +137,7 @@ static void serial_pio_write(void *opaque, uint64_t off, const void *data, unsig
 		/* Enabling THRI with the holding register empty interrupts at once. */
 		if (!(s->ier & IER_THRI) && (v & IER_THRI))
 			s->thri_pending = true;
-		s->ier = v & 0x0f;
+		s->ier = v & IER_MASK;
 		break;
 	case UART_IIR_FCR:
 		s->fcr = v;
@@ -147,7 +150,7 @@ static void serial_pio_write(void *opaque, uint64_t off, const void *data, unsig
 		s->lcr = v;
 		break;
 	case UART_MCR:
-		s->mcr = v & 0x1f;
+		s->mcr = v & MCR_MASK;
 		break;
 	case UART_SCR:
 		s->scr = v;
@@ -252,9 +255,95 @@ static void serial_destroy(void *priv)
 	free(s);
 }
 
+/* Saved state (docs/FORMAT.md, "Device state"): the registers, the
+ * interrupt condition already signalled and the receive FIFO, oldest byte
+ * first. Console output accounting is not saved: a restored VM writes to
+ * its own console with its own limit. */
+#define SERIAL_STATE_VERSION 1
+
+static int serial_save(void *priv, struct sbuf *out)
+{
+	struct serial *s = priv;
+
+	pthread_mutex_lock(&s->lock);
+	sbuf_u32(out, SERIAL_STATE_VERSION);
+	sbuf_u8(out, s->ier);
+	sbuf_u8(out, s->fcr);
+	sbuf_u8(out, s->lcr);
+	sbuf_u8(out, s->mcr);
+	sbuf_u8(out, s->lsr);
+	sbuf_u8(out, s->msr);
+	sbuf_u8(out, s->scr);
+	sbuf_u8(out, s->dll);
+	sbuf_u8(out, s->dlm);
+	sbuf_u8(out, s->thri_pending);
+	sbuf_u8(out, s->irq_high);
+	sbuf_u8(out, (uint8_t)s->rx_len);
+	for (unsigned i = 0; i < s->rx_len; i++)
+		sbuf_u8(out, s->rx[(s->rx_head + i) % RX_FIFO]);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* The interrupt line needs no edge here: one the guest has not taken yet
+ * is pending in the interrupt controller, whose state is restored before
+ * the devices'. irq_high only says no new edge is due until the condition
+ * clears. */
+static int serial_restore(void *priv, const uint8_t *data, size_t len)
+{
+	struct serial *s = priv;
+	struct sreader r = sreader_init(data, len);
+	uint8_t ier, fcr, lcr, mcr, lsr, msr, scr, dll, dlm, thri, high, rx_len;
+	uint8_t rx[RX_FIFO];
+
+	if (sreader_u32(&r) != SERIAL_STATE_VERSION)
+		return -EINVAL;
+	ier = sreader_u8(&r);
+	fcr = sreader_u8(&r);
+	lcr = sreader_u8(&r);
+	mcr = sreader_u8(&r);
+	lsr = sreader_u8(&r);
+	msr = sreader_u8(&r);
+	scr = sreader_u8(&r);
+	dll = sreader_u8(&r);
+	dlm = sreader_u8(&r);
+	thri = sreader_u8(&r);
+	high = sreader_u8(&r);
+	rx_len = sreader_u8(&r);
+	if (r.err || rx_len > RX_FIFO)
+		return -EINVAL;
+	sreader_get(&r, rx, rx_len);
+	if (!sreader_done(&r) || (ier & ~IER_MASK) || (mcr & ~MCR_MASK) || thri > 1 || high > 1)
+		return -EINVAL;
+	/* THR is always empty (transmission is instant); DR says the FIFO
+	 * holds data. No other LSR bit is ever set. */
+	if (lsr != (LSR_THRE | LSR_TEMT | (rx_len ? LSR_DR : 0)))
+		return -EINVAL;
+
+	pthread_mutex_lock(&s->lock);
+	s->ier = ier;
+	s->fcr = fcr;
+	s->lcr = lcr;
+	s->mcr = mcr;
+	s->lsr = lsr;
+	s->msr = msr;
+	s->scr = scr;
+	s->dll = dll;
+	s->dlm = dlm;
+	s->thri_pending = thri;
+	s->irq_high = high;
+	memcpy(s->rx, rx, rx_len);
+	s->rx_head = 0;
+	s->rx_len = rx_len;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 static const struct device_ops serial_ops = {
-	.name = "serial",
-	.destroy = serial_destroy,
+    .name = "serial",
+    .destroy = serial_destroy,
+    .save = serial_save,
+    .restore = serial_restore,
 };
 
 int serial_create(struct vm *vm, const struct serial_opts *opts)
@@ -276,8 +365,8 @@ int serial_create(struct vm *vm, const struct serial_opts *opts)
 		serial_destroy(s);
 		return err;
 	}
-	err = bus_add(&vm->pio, SERIAL_COM1_PORT, 8, "serial", serial_pio_read, serial_pio_write,
-		      s);
+	err =
+	    bus_add(&vm->pio, SERIAL_COM1_PORT, 8, "serial", serial_pio_read, serial_pio_write, s);
 	if (err)
 		return err;
 	if (s->in_fd >= 0)

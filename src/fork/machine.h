@@ -3,8 +3,10 @@
  * Parent and children must create the same devices in the same order
  * (device state is restored by position), so every VM forkd runs, booted
  * or restored, is built here:
- *   serial (COM1), i8042, ACPI sleep, vmctl, virtio-blk per disk,
- *   virtio-net, virtio-vsock, virtio-rng. */
+ *   serial (COM1), i8042, vmctl, virtio-blk per disk, virtio-net,
+ *   virtio-vsock, virtio-rng.
+ * (The ACPI sleep register is created between i8042 and vmctl; it has no
+ * state and is not in the device list.) */
 #ifndef FORKD_FORK_MACHINE_H
 #define FORKD_FORK_MACHINE_H
 

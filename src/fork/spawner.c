@@ -46,6 +46,13 @@ int snapshot_image_load(const char *tag, struct snapshot_image *img)
 		err = -EINVAL;
 		goto fail;
 	}
+	if (img->meta.net) {
+		log_err("snapshot '%s' has a network device; children need a tap each, which "
+			"comes with per-child network namespaces (not available yet)",
+			tag);
+		err = -ENOTSUP;
+		goto fail;
+	}
 	err = snapshot_check_memory(img->dir, img->machine.mem_bytes);
 	if (err)
 		goto fail;
@@ -114,7 +121,7 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	struct machine_spec spec;
 	struct vmctl *vmctl = NULL;
 	struct sigaction sa = {.sa_handler = child_on_signal};
-	char dir[PATH_MAX + 32], path[PATH_MAX + 64];
+	char dir[PATH_MAX + 32], path[PATH_MAX + 64], vsock_path[PATH_MAX + 64];
 	int console_fd, err, status;
 	struct vm *vm;
 
@@ -134,7 +141,18 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	spec.console_fd = console_fd;
 	spec.console_max_bytes = o->console_max_bytes;
 	/* The device set must match the parent's, device for device. */
-	spec.rng = img->machine.nr_devices > 3;
+	spec.rng = img->meta.rng;
+	spec.nr_disks = img->meta.nr_disks;
+	for (uint32_t i = 0; i < img->meta.nr_disks; i++) {
+		spec.disks[i].path = img->meta.disks[i].path;
+		spec.disks[i].read_only = img->meta.disks[i].read_only;
+		spec.disks[i].overlay_dir = dir;
+	}
+	if (img->meta.vsock) {
+		snprintf(vsock_path, sizeof(vsock_path), "%s/vsock.sock", dir);
+		spec.vsock = vsock_path;
+		spec.vsock_cid = img->meta.vsock_cid;
+	}
 	if (o->live_fork) {
 		spec.mem.backing = MEM_MEMFD;
 		spec.mem.hugetlb = o->hugepages;

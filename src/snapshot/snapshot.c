@@ -95,11 +95,22 @@ int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
 		      m->created, "kernel", m->kernel, "initrd", m->initrd, "cmdline", m->cmdline,
 		      "mem_mib", (json_int_t)m->mem_mib, "vcpus", (int)m->vcpus, "parent",
 		      m->parent[0] ? m->parent : NULL, "format_version", (int)m->format_version);
+	json_t *devices, *disks;
 	char *text;
 	int err;
 
 	if (!o)
 		return -ENOMEM;
+	disks = json_array();
+	for (uint32_t i = 0; disks && i < m->nr_disks; i++)
+		json_array_append_new(disks, json_pack("{s:s, s:b}", "path", m->disks[i].path,
+						       "read_only", m->disks[i].read_only));
+	devices = json_pack("{s:b, s:o, s:b, s:b, s:I}", "rng", m->rng, "disks", disks, "net",
+			    m->net, "vsock", m->vsock, "vsock_cid", (json_int_t)m->vsock_cid);
+	if (!devices || json_object_set_new(o, "devices", devices)) {
+		json_decref(o);
+		return -ENOMEM;
+	}
 	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	if (!text)
@@ -116,6 +127,39 @@ static int copy_str(const char *path, const char *field, const char *v, char *ds
 		return -EINVAL;
 	}
 	strcpy(dst, v);
+	return 0;
+}
+
+static int read_devices(const char *path, json_t *d, struct snapshot_meta *m)
+{
+	json_t *disks, *disk;
+	json_int_t cid = 0;
+	int rng, net, vsock;
+	size_t i;
+
+	if (!d || json_unpack(d, "{s:b, s:o, s:b, s:b, s:I}", "rng", &rng, "disks", &disks, "net",
+			      &net, "vsock", &vsock, "vsock_cid", &cid) ||
+	    !json_is_array(disks) || json_array_size(disks) > SNAPSHOT_MAX_DISKS ||
+	    (vsock && (cid < 3 || cid > 0xfffffffeLL))) {
+		log_err("%s: 'devices' must be {rng, disks[<=%d], net, vsock, vsock_cid}", path,
+			SNAPSHOT_MAX_DISKS);
+		return -EINVAL;
+	}
+	json_array_foreach(disks, i, disk)
+	{
+		const char *p;
+		int ro;
+
+		if (json_unpack(disk, "{s:s, s:b}", "path", &p, "read_only", &ro) ||
+		    copy_str(path, "disks.path", p, m->disks[i].path, sizeof(m->disks[i].path)))
+			return -EINVAL;
+		m->disks[i].read_only = ro;
+	}
+	m->nr_disks = (uint32_t)json_array_size(disks);
+	m->rng = rng;
+	m->net = net;
+	m->vsock = vsock;
+	m->vsock_cid = (uint64_t)cid;
 	return 0;
 }
 
@@ -172,6 +216,8 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 	    copy_str(path, "initrd", initrd, m->initrd, sizeof(m->initrd)) ||
 	    copy_str(path, "cmdline", cmdline, m->cmdline, sizeof(m->cmdline)) ||
 	    (parent && copy_str(path, "parent", parent, m->parent, sizeof(m->parent))))
+		goto out;
+	if (read_devices(path, json_object_get(o, "devices"), m))
 		goto out;
 	m->mem_mib = (uint64_t)mem_mib;
 	m->vcpus = (uint32_t)vcpus;

@@ -16,6 +16,7 @@
 
 #define SNAPSHOT_TAG_MAX	64
 #define SNAPSHOT_FORMAT_VERSION 1
+#define SNAPSHOT_MAX_DISKS      4
 
 bool snapshot_tag_valid(const char *tag);
 
@@ -35,6 +36,16 @@ struct snapshot_meta {
 	uint32_t vcpus;
 	char parent[SNAPSHOT_TAG_MAX + 1]; /* "" for none */
 	uint32_t format_version;
+	/* The device set, which children rebuild in the same order. */
+	bool rng;
+	uint32_t nr_disks;
+	struct {
+		char path[PATH_MAX];
+		bool read_only;
+	} disks[SNAPSHOT_MAX_DISKS];
+	bool net;
+	bool vsock;
+	uint64_t vsock_cid;
 };
 
 int snapshot_meta_write(const char *dir, const struct snapshot_meta *m) __must_check;

@@ -86,6 +86,13 @@ void vmstate_put(struct vmstate_writer *w, uint32_t type, uint32_t instance, con
 
 	if (w->err)
 		return;
+	/* Readers refuse files over VMSTATE_MAX_SIZE: never write one. */
+	if (w->size + SECTION_HEAD + padded > VMSTATE_MAX_SIZE) {
+		log_err("%s: section type %u would take the file past %llu MiB", w->path, type,
+			(unsigned long long)(VMSTATE_MAX_SIZE >> 20));
+		w->err = -EFBIG;
+		return;
+	}
 	w->err = write_full(w->fd, &sh, sizeof(sh));
 	if (!w->err)
 		w->err = write_full(w->fd, data, len);

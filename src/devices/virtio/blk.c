@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sbuf.h"
 #include "common/util.h"
 #include "devices/virtio/blk_overlay.h"
 #include "devices/virtio/mmio.h"
@@ -210,6 +211,33 @@ static void blk_config_write(struct virtio_dev *vdev, uint32_t off, uint32_t len
 	blk_fill_config((struct virtio_blk *)vdev);
 }
 
+/* Saved state (docs/FORMAT.md, "Device state"): a version word, then the
+ * overlay with the contents of every sector the guest wrote. Requests are
+ * served synchronously, so none is in flight at a snapshot. The image
+ * itself is not saved: a restored VM opens the same one, and the overlay
+ * checks its size. */
+#define BLK_STATE_VERSION 1
+/* The overlay travels inside the vmstate file, read into memory whole by
+ * every restore: keep that bounded. */
+#define BLK_STATE_MAX (32 * MIB)
+
+static int blk_save(struct virtio_dev *vdev, struct sbuf *out)
+{
+	struct virtio_blk *blk = (struct virtio_blk *)vdev;
+
+	sbuf_u32(out, BLK_STATE_VERSION);
+	return blk_overlay_save(&blk->disk, out, BLK_STATE_MAX - 4);
+}
+
+static int blk_restore(struct virtio_dev *vdev, struct sreader *r)
+{
+	struct virtio_blk *blk = (struct virtio_blk *)vdev;
+
+	if (sreader_u32(r) != BLK_STATE_VERSION)
+		return -EINVAL;
+	return blk_overlay_restore(&blk->disk, r);
+}
+
 static void blk_destroy(struct virtio_dev *vdev)
 {
 	struct virtio_blk *blk = (struct virtio_blk *)vdev;
@@ -226,6 +254,8 @@ static const struct virtio_dev_ops blk_ops = {
     .notify = blk_notify,
     .config_write = blk_config_write,
     .destroy = blk_destroy,
+    .save = blk_save,
+    .restore = blk_restore,
 };
 
 /* The GET_ID serial: the image's file name, cut to 20 bytes. */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/sbuf.h"
 #include "common/util.h"
 
 #define BITS_PER_WORD 64
@@ -261,4 +262,173 @@ void blk_overlay_close(struct blk_overlay *o)
 	free(o->bitmap);
 	o->ovl_fd = o->base_fd = -1;
 	o->bitmap = NULL;
+}
+
+/* ---- Snapshot state ---- */
+
+/* The first sector at or after `from` whose bit is `set`, or nr_sectors. */
+static uint64_t find_bit(const struct blk_overlay *o, uint64_t from, bool set)
+{
+	uint64_t words = (o->nr_sectors + BITS_PER_WORD - 1) / BITS_PER_WORD;
+	uint64_t w = from / BITS_PER_WORD, v;
+
+	if (from >= o->nr_sectors)
+		return o->nr_sectors;
+	v = (set ? o->bitmap[w] : ~o->bitmap[w]) & (~0ULL << (from % BITS_PER_WORD));
+	while (!v) {
+		if (++w == words)
+			return o->nr_sectors;
+		v = set ? o->bitmap[w] : ~o->bitmap[w];
+	}
+	/* Bits past the end are clear, so a clear one may be found there. */
+	return MIN(w * BITS_PER_WORD + (uint64_t)__builtin_ctzll(v), o->nr_sectors);
+}
+
+/* The first run of overlay sectors at or after `from`, as [*first,
+ * *first + *count); false when there is none. */
+static bool next_run(const struct blk_overlay *o, uint64_t from, uint64_t *first, uint64_t *count)
+{
+	uint64_t s = find_bit(o, from, true);
+
+	if (s >= o->nr_sectors)
+		return false;
+	*first = s;
+	*count = find_bit(o, s, false) - s;
+	return true;
+}
+
+#define HDR_BYTES  (3 * 8 + 4)
+#define RUN_BYTES  16
+#define COPY_CHUNK (256 * KIB)
+
+int blk_overlay_save(const struct blk_overlay *o, struct sbuf *out, uint64_t max_bytes)
+{
+	uint64_t first, count, from = 0, nr_runs = 0, sectors = 0, bytes;
+	uint8_t *chunk;
+	int err = 0;
+
+	while (next_run(o, from, &first, &count)) {
+		nr_runs++;
+		sectors += count;
+		from = first + count;
+	}
+	bytes = HDR_BYTES + nr_runs * RUN_BYTES + sectors * BLK_SECTOR_SIZE;
+	if (bytes > max_bytes) {
+		log_err("disk overlay: the guest has written %llu KiB to its disk, more than a "
+			"snapshot carries (%llu KiB); snapshot it before it writes so much",
+			(unsigned long long)(sectors * BLK_SECTOR_SIZE / KIB),
+			(unsigned long long)(max_bytes / KIB));
+		return -EFBIG;
+	}
+	sbuf_u64(out, o->image_size);
+	sbuf_u64(out, o->nr_sectors);
+	sbuf_u64(out, sectors);
+	sbuf_u32(out, (uint32_t)nr_runs);
+	for (from = 0; next_run(o, from, &first, &count); from = first + count) {
+		sbuf_u64(out, first);
+		sbuf_u64(out, count);
+	}
+	if (!sectors)
+		return 0;
+	chunk = malloc(COPY_CHUNK);
+	if (!chunk)
+		return -ENOMEM;
+	for (from = 0; !err && next_run(o, from, &first, &count); from = first + count) {
+		uint64_t off = first * BLK_SECTOR_SIZE, left = count * BLK_SECTOR_SIZE;
+
+		while (left) {
+			size_t n = (size_t)MIN(left, (uint64_t)COPY_CHUNK);
+
+			err = pread_full(o->ovl_fd, chunk, n, off);
+			if (err) {
+				err = io_error("pread", "overlay", off, n, err);
+				break;
+			}
+			sbuf_put(out, chunk, n);
+			off += n;
+			left -= n;
+		}
+	}
+	free(chunk);
+	return err;
+}
+
+int blk_overlay_restore(struct blk_overlay *o, struct sreader *r)
+{
+	uint64_t image_bytes, nr_sectors, sectors, total = 0, end = 0;
+	const uint8_t *runs, *data;
+	uint32_t nr_runs;
+	int err;
+
+	image_bytes = sreader_u64(r);
+	nr_sectors = sreader_u64(r);
+	sectors = sreader_u64(r);
+	nr_runs = sreader_u32(r);
+	if (r->err)
+		return -EINVAL;
+	if (image_bytes != o->image_size || nr_sectors != o->nr_sectors) {
+		log_err("disk overlay: the snapshot's disk image had %llu bytes (%llu sectors), "
+			"this one has %llu (%llu): not the image the snapshot was taken with",
+			(unsigned long long)image_bytes, (unsigned long long)nr_sectors,
+			(unsigned long long)o->image_size, (unsigned long long)o->nr_sectors);
+		return -EINVAL;
+	}
+	/* Sizes first, so the products below cannot overflow. */
+	if (nr_runs > nr_sectors || sectors > nr_sectors ||
+	    (uint64_t)nr_runs * RUN_BYTES > r->len - r->off ||
+	    sectors * BLK_SECTOR_SIZE != r->len - r->off - (uint64_t)nr_runs * RUN_BYTES)
+		goto bad;
+	runs = r->p + r->off;
+	data = runs + (size_t)nr_runs * RUN_BYTES;
+	/* Runs in order, apart (as blk_overlay_save() finds them), on the
+	 * disk, adding up to the sectors given. */
+	for (uint32_t i = 0; i < nr_runs; i++) {
+		uint64_t first, count;
+
+		memcpy(&first, runs + (size_t)i * RUN_BYTES, 8);
+		memcpy(&count, runs + (size_t)i * RUN_BYTES + 8, 8);
+		if (count == 0 || (i && first <= end) || first >= nr_sectors ||
+		    count > nr_sectors - first)
+			goto bad;
+		end = first + count;
+		total += count;
+	}
+	if (total != sectors)
+		goto bad;
+	if (o->sectors_in_overlay) {
+		log_err("disk overlay: restore needs a fresh overlay; this one holds %llu sectors",
+			(unsigned long long)o->sectors_in_overlay);
+		return -EBUSY;
+	}
+
+	/* Data first, bits after: until a bit is set the image still shows
+	 * through, so a failed write changes nothing the guest can read. */
+	for (uint32_t i = 0; i < nr_runs; i++) {
+		uint64_t first, count;
+
+		memcpy(&first, runs + (size_t)i * RUN_BYTES, 8);
+		memcpy(&count, runs + (size_t)i * RUN_BYTES + 8, 8);
+		err = pwrite_full(o->ovl_fd, data, (size_t)(count * BLK_SECTOR_SIZE),
+				  first * BLK_SECTOR_SIZE);
+		if (err)
+			return io_error("pwrite", "overlay", first * BLK_SECTOR_SIZE,
+					count * BLK_SECTOR_SIZE, err);
+		data += count * BLK_SECTOR_SIZE;
+	}
+	for (uint32_t i = 0; i < nr_runs; i++) {
+		uint64_t first, count;
+
+		memcpy(&first, runs + (size_t)i * RUN_BYTES, 8);
+		memcpy(&count, runs + (size_t)i * RUN_BYTES + 8, 8);
+		for (uint64_t s = first; s < first + count; s++)
+			bit_set(o->bitmap, s);
+	}
+	o->sectors_in_overlay = sectors;
+	r->off = r->len;
+	return 0;
+
+bad:
+	log_err("disk overlay: saved sector runs are malformed (%u runs, %llu sectors)", nr_runs,
+		(unsigned long long)sectors);
+	return -EINVAL;
 }

@@ -57,4 +57,24 @@ int blk_overlay_write(struct blk_overlay *o, uint64_t off, const void *buf,
 /* Whether sector s is in the overlay (false past the end). */
 bool blk_overlay_has(const struct blk_overlay *o, uint64_t sector);
 
+struct sbuf;
+struct sreader;
+
+/* Snapshots: the overlay travels inside the device's saved state, as runs
+ * of sectors with their contents (layout in docs/FORMAT.md, "Device
+ * state"), so a VM restored over the same image sees the writes made
+ * before the snapshot in its own fresh overlay.
+ *
+ * Append the overlay to out. When that would take more than max_bytes,
+ * nothing is appended and -EFBIG is returned (reported); -EIO when reading
+ * the overlay file fails. */
+int blk_overlay_save(const struct blk_overlay *o, struct sbuf *out,
+		     uint64_t max_bytes) __must_check;
+/* Load what blk_overlay_save() wrote, which is the rest of r, into an
+ * overlay nothing was written to yet (else -EBUSY). -EINVAL when the data
+ * is malformed or was saved over an image of another size (reported);
+ * -EIO when writing the overlay file fails. On any error the disk reads
+ * as before. */
+int blk_overlay_restore(struct blk_overlay *o, struct sreader *r) __must_check;
+
 #endif

@@ -5,7 +5,12 @@
  *
  * Locking: vdev->lock is held around every register access and around
  * ops->notify() and ops->reset(). Back-end code running on the event loop
- * (tap or socket input) takes the same lock before touching queues. */
+ * (tap or socket input) takes the same lock before touching queues.
+ *
+ * Snapshots: the transport registers one struct device per virtio device
+ * (named "virtio-mmio") whose state is the transport's (status, features,
+ * queues, interrupt status) followed by what ops->save adds; layout in
+ * docs/FORMAT.md, "Device state". */
 #ifndef FORKD_DEVICES_VIRTIO_MMIO_H
 #define FORKD_DEVICES_VIRTIO_MMIO_H
 
@@ -19,22 +24,31 @@
 #define VIRTIO_MAX_QUEUES 8
 
 /* Device status bits, §2.1 */
-#define VIRTIO_STATUS_ACKNOWLEDGE  1
-#define VIRTIO_STATUS_DRIVER       2
-#define VIRTIO_STATUS_DRIVER_OK    4
-#define VIRTIO_STATUS_FEATURES_OK  8
-#define VIRTIO_STATUS_NEEDS_RESET  64
-#define VIRTIO_STATUS_FAILED       128
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER	  2
+#define VIRTIO_STATUS_DRIVER_OK	  4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED	  128
+#define VIRTIO_STATUS_ALL                                                                          \
+	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |              \
+	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)
+
+/* InterruptStatus bits, §4.2.2 */
+#define VIRTIO_INT_USED	  1
+#define VIRTIO_INT_CONFIG 2
 
 #define VIRTIO_F_VERSION_1 32
 
 /* Device IDs, §5 */
-#define VIRTIO_ID_NET   1
+#define VIRTIO_ID_NET	1
 #define VIRTIO_ID_BLOCK 2
-#define VIRTIO_ID_RNG   4
+#define VIRTIO_ID_RNG	4
 #define VIRTIO_ID_VSOCK 19
 
 struct virtio_dev;
+struct sbuf;
+struct sreader;
 
 struct virtio_dev_ops {
 	const char *name;
@@ -53,6 +67,21 @@ struct virtio_dev_ops {
 	void (*config_write)(struct virtio_dev *vdev, uint32_t off, uint32_t len);
 	/* Free the device (the struct embedding vdev). */
 	void (*destroy)(struct virtio_dev *vdev);
+	/* Append the device's own state (what the transport does not keep)
+	 * to out, starting with a version word. VM paused, lock held.
+	 * Optional: without it the transport's state is the whole state. */
+	int (*save)(struct virtio_dev *vdev, struct sbuf *out);
+	/* Load what save wrote. r spans exactly those bytes, which come from
+	 * a file: validate all of them (sreader_done() included) before
+	 * changing anything, and return -EINVAL with the device unchanged on
+	 * any error; the transport then puts its own state back. The
+	 * transport's state is already in place (validated), so once the
+	 * blob is accepted the hook makes the device live again where the
+	 * driver had it running (virtio_driver_ok()): host back-ends are this
+	 * process's own, not the saving VM's. Lock held, before any vCPU runs
+	 * and before the event loop starts. Optional: without it the saved
+	 * device part must be empty. */
+	int (*restore)(struct virtio_dev *vdev, struct sreader *r);
 };
 
 struct virtio_dev {
@@ -64,7 +93,7 @@ struct virtio_dev {
 
 	uint64_t device_features; /* offered; VERSION_1 is added by the transport */
 	uint64_t driver_features; /* accepted, valid once FEATURES_OK */
-	uint8_t *config;          /* device config space, owned by the device */
+	uint8_t *config;	  /* device config space, owned by the device */
 	uint32_t config_size;
 
 	uint32_t status;
@@ -80,8 +109,8 @@ struct virtio_dev {
  * register the device. On failure the device is freed: at once if it never
  * joined the VM, else by vm_destroy(). Either way the caller must not free
  * it. */
-int virtio_mmio_register(struct vm *vm, struct virtio_dev *vdev, const struct virtio_dev_ops *ops)
-	__must_check;
+int virtio_mmio_register(struct vm *vm, struct virtio_dev *vdev,
+			 const struct virtio_dev_ops *ops) __must_check;
 
 /* Queue q has new used buffers: interrupt the driver unless it asked not
  * to be. Lock held. */

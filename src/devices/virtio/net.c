@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/sbuf.h"
 #include "common/util.h"
 #include "devices/virtio/mmio.h"
 
@@ -262,6 +263,50 @@ static void net_reset(struct virtio_dev *vdev)
 	net_watch_rx(n, false);
 }
 
+/* Saved state (docs/FORMAT.md, "Device state"): a version word, the
+ * config space the driver read (MAC and link status) and whether receive
+ * was waiting for the driver to add buffers. Nothing host-side: a
+ * restored VM has its own tap, and a frame read from the saving VM's tap
+ * but not delivered yet is dropped, as a busy wire would. */
+#define NET_STATE_VERSION 1
+
+static int net_save(struct virtio_dev *vdev, struct sbuf *out)
+{
+	struct net *n = to_net(vdev);
+	bool stalled = virtio_driver_ok(vdev) && vdev->queues[NET_RXQ].ready && !n->rx_armed;
+
+	sbuf_u32(out, NET_STATE_VERSION);
+	sbuf_put(out, n->config, NET_CONFIG_SIZE);
+	sbuf_u8(out, stalled);
+	return 0;
+}
+
+static int net_restore(struct virtio_dev *vdev, struct sreader *r)
+{
+	struct net *n = to_net(vdev);
+	uint8_t config[NET_CONFIG_SIZE], stalled;
+	uint32_t version = sreader_u32(r);
+
+	sreader_get(r, config, sizeof(config));
+	stalled = sreader_u8(r);
+	if (!sreader_done(r) || version != NET_STATE_VERSION || stalled > 1)
+		return -EINVAL;
+	/* A unicast MAC; status holds nothing but LINK_UP (le16). */
+	if ((config[0] & 1) || (config[6] & ~VIRTIO_NET_S_LINK_UP) || config[7])
+		return -EINVAL;
+	if (memcmp(config, n->config, 6))
+		log_info("virtio-net %s: keeping the MAC address the guest was given before the "
+			 "snapshot, not the one configured",
+			 n->ifname);
+	/* The guest read config space at probe: it keeps what it saw. */
+	memcpy(n->config, config, sizeof(config));
+	n->pending_len = 0;
+	/* Receive resumes on this VM's tap, unless it waits for the driver's
+	 * next kick on the receive queue (which re-arms it). */
+	net_watch_rx(n, virtio_driver_ok(vdev) && vdev->queues[NET_RXQ].ready && !stalled);
+	return 0;
+}
+
 static void net_destroy(struct virtio_dev *vdev)
 {
 	struct net *n = to_net(vdev);
@@ -286,6 +331,8 @@ static const struct virtio_dev_ops net_ops = {
     .reset = net_reset,
     .activate = net_activate,
     .destroy = net_destroy,
+    .save = net_save,
+    .restore = net_restore,
 };
 
 /* Attach to (or, with CAP_NET_ADMIN, create) tap `name`: nonblocking, no

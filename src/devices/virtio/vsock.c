@@ -1,7 +1,8 @@
 /* virtio-vsock (virtio 1.2 §5.10), host side on Unix sockets.
  *
  * Queues: 0 receive (device to guest), 1 transmit, 2 event (buffers are
- * held, no event is ever sent). Only stream sockets; the host is CID 2.
+ * held for the one event sent: a transport reset after a restore). Only
+ * stream sockets; the host is CID 2.
  *
  * A connection joins a host Unix socket to a guest port:
  *   host-initiated  a client of uds_path sends "CONNECT <port>\n"; the
@@ -31,6 +32,11 @@
  * OP_REQUEST goes out again (drivers reset the device as they start, and a
  * host agent may connect while the guest is still booting).
  *
+ * Snapshots: connections are not saved (their host sockets belong to the
+ * saving process). A restored device tells the driver with a transport
+ * reset event (§5.10.6, "Device Events"), on which the guest drops every
+ * connection and re-reads its CID; listening sockets survive.
+ *
  * Files: this one (guest packets, queues, set-up), vsock_conn.c
  * (connections and host sockets), vsock_rxq.c (receive queue and waiting
  * control packets), vsock_pkt.c (header checks, credit arithmetic, the
@@ -47,6 +53,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/sbuf.h"
 #include "common/util.h"
 #include "devices/virtio/vsock_dev.h"
 
@@ -229,6 +236,47 @@ static void vsock_rx_refilled(struct vsock *vs)
 	}
 }
 
+/* struct virtio_vsock_event: le32 id (§5.10.6, "Device Events"). */
+#define VSOCK_EVENT_TRANSPORT_RESET 0
+#define VSOCK_EVENT_LEN		    4
+
+/* Send the waiting transport-reset event, if the driver has given an
+ * event buffer (else on its next kick of the event queue). */
+static void vsock_evt_flush(struct vsock *vs)
+{
+	struct virtio_dev *vdev = &vs->vdev;
+	struct virtq *q = &vdev->queues[VSOCK_EVTQ];
+	const uint32_t id = VSOCK_EVENT_TRANSPORT_RESET;
+	bool pushed = false;
+	int rc;
+
+	if (!vs->evt_reset_pending || !virtio_driver_ok(vdev) || !q->ready)
+		return;
+	while ((rc = virtq_pop(&vdev->vm->mem, q, &vs->evt_req)) == 1) {
+		uint32_t len = 0;
+
+		if (vs->evt_req.in_len >= VSOCK_EVENT_LEN) {
+			virtq_req_write(&vs->evt_req, 0, &id, VSOCK_EVENT_LEN);
+			len = VSOCK_EVENT_LEN;
+		} else {
+			vdev->errors++; /* too small: handed back empty */
+		}
+		if (virtq_push(&vdev->vm->mem, q, vs->evt_req.head, len)) {
+			virtio_fail(vdev, "used ring not in guest memory");
+			break;
+		}
+		pushed = true;
+		if (len) {
+			vs->evt_reset_pending = false;
+			break;
+		}
+	}
+	if (rc < 0)
+		virtio_fail(vdev, "malformed chain on the event queue");
+	if (pushed)
+		virtio_notify_used(vdev, VSOCK_EVTQ);
+}
+
 static void vsock_notify(struct virtio_dev *vdev, unsigned q)
 {
 	struct vsock *vs = to_vsock(vdev);
@@ -237,7 +285,8 @@ static void vsock_notify(struct virtio_dev *vdev, unsigned q)
 		vsock_tx(vs);
 	else if (q == VSOCK_RXQ)
 		vsock_rx_refilled(vs);
-	/* VSOCK_EVTQ: buffers for events the device never sends. */
+	else if (q == VSOCK_EVTQ)
+		vsock_evt_flush(vs);
 	vsock_rxq_kick(vs);
 }
 
@@ -247,6 +296,7 @@ static void vsock_activate(struct virtio_dev *vdev)
 
 	vsock_rx_refilled(vs);
 	vsock_rxq_kick(vs);
+	vsock_evt_flush(vs);
 }
 
 static void vsock_reset(struct virtio_dev *vdev)
@@ -256,6 +306,7 @@ static void vsock_reset(struct virtio_dev *vdev)
 
 	vs->ctrl_head = vs->ctrl_len = 0;
 	vs->rx_held = vs->rx_used = vs->rx_starved = false;
+	vs->evt_reset_pending = false; /* a driver starting afresh has no connections */
 	/* The driver forgot every connection. Host clients still waiting for
 	 * the guest to accept keep waiting: a driver resets the device when it
 	 * starts, and a client may well have connected before that. Their
@@ -270,6 +321,63 @@ static void vsock_reset(struct virtio_dev *vdev)
 		else if (c->state == VSOCK_CONN_ESTABLISHED)
 			vsock_conn_close(vs, c);
 	}
+}
+
+/* Saved state (docs/FORMAT.md, "Device state"): a version word, flags
+ * (a receive chain was held; a reset event was waiting) and the held
+ * chain's head. */
+#define VSOCK_STATE_VERSION   1
+#define VSOCK_STATE_RX_HELD   1u
+#define VSOCK_STATE_EVT_RESET 2u
+
+static int vsock_save(struct virtio_dev *vdev, struct sbuf *out)
+{
+	struct vsock *vs = to_vsock(vdev);
+
+	sbuf_u32(out, VSOCK_STATE_VERSION);
+	sbuf_u32(out, (vs->rx_held ? VSOCK_STATE_RX_HELD : 0) |
+			  (vs->evt_reset_pending ? VSOCK_STATE_EVT_RESET : 0));
+	sbuf_u16(out, vs->rx_held ? vs->rx_req.head : 0);
+	return 0;
+}
+
+/* The transport's state is in place. Connections start empty, and so does
+ * the control ring: what waited there was for connections that are gone.
+ * A receive chain the saving device held is given back unused (it cannot
+ * be rebuilt from here, and the driver would wait for it forever); the
+ * driver drops the empty packet and reposts the buffer. */
+static int vsock_restore(struct virtio_dev *vdev, struct sreader *r)
+{
+	struct vsock *vs = to_vsock(vdev);
+	const struct virtq *rxq = &vdev->queues[VSOCK_RXQ];
+	uint32_t version = sreader_u32(r), flags = sreader_u32(r);
+	uint16_t head = sreader_u16(r);
+	bool held = flags & VSOCK_STATE_RX_HELD, live = virtio_driver_ok(vdev);
+	unsigned i;
+
+	if (!sreader_done(r) || version != VSOCK_STATE_VERSION ||
+	    (flags & ~(VSOCK_STATE_RX_HELD | VSOCK_STATE_EVT_RESET)) || (!held && head))
+		return -EINVAL;
+	/* A held chain was popped and not pushed: the queue is ready and
+	 * holds at least that one outstanding. */
+	if (held && (!rxq->ready || head >= rxq->size || rxq->last_avail == rxq->used_idx))
+		return -EINVAL;
+
+	for (i = 0; i < VSOCK_MAX_CONNS; i++)
+		if (vs->conns[i].state != VSOCK_CONN_FREE)
+			vsock_conn_close(vs, &vs->conns[i]);
+	vs->ctrl_head = vs->ctrl_len = 0;
+	vs->rx_held = vs->rx_used = vs->rx_starved = false;
+	if (held) {
+		if (virtq_push(&vdev->vm->mem, &vdev->queues[VSOCK_RXQ], head, 0) == 0)
+			vs->rx_used = true;
+		vsock_rxq_kick(vs);
+	}
+	/* A driver that never got as far as DRIVER_OK resets the device
+	 * before using it: it has no connections to drop. */
+	vs->evt_reset_pending = live || (flags & VSOCK_STATE_EVT_RESET);
+	vsock_evt_flush(vs);
+	return 0;
 }
 
 static void vsock_destroy(struct virtio_dev *vdev)
@@ -304,6 +412,8 @@ static const struct virtio_dev_ops vsock_ops = {
     .reset = vsock_reset,
     .activate = vsock_activate,
     .destroy = vsock_destroy,
+    .save = vsock_save,
+    .restore = vsock_restore,
 };
 
 /* Listen on path. A stale socket file (nobody accepts on it) is replaced;

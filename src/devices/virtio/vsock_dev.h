@@ -91,7 +91,10 @@ struct vsock {
 	bool rx_starved; /* a packet found no receive buffer */
 	bool rx_used;	 /* receive chains pushed, interrupt not sent yet */
 	bool rx_held;	 /* rx_req was popped and not used yet */
-	struct virtq_req rx_req, tx_req;
+	/* A transport-reset event waits for an event-queue buffer (set by
+	 * restore: the guest's connections did not survive). */
+	bool evt_reset_pending;
+	struct virtq_req rx_req, tx_req, evt_req;
 	struct iovec iov[VIRTQ_MAX_CHAIN];
 
 	struct vsock_ctrl ctrl[VSOCK_CTRL_MAX];
