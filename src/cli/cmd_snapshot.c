@@ -30,7 +30,10 @@ static void snapshot_usage(FILE *f)
 		   "\n"
 		   "options:\n"
 		   "  --tag TAG              [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}, required\n"
-		   "  --force                replace an existing snapshot with this tag\n");
+		   "  --force                replace an existing snapshot with this tag\n"
+		   "  --warm-console TEXT    also take the guest as warm when a console line\n"
+		   "                         contains TEXT (for guests that cannot reach the\n"
+		   "                         doorbell port, e.g. Linux without /dev/port)\n");
 	vmopts_help(f);
 	fprintf(f, "  -h, --help             this text\n"
 		   "\n"
@@ -128,7 +131,7 @@ static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag
 
 int cmd_snapshot(int argc, char **argv)
 {
-	enum { O_TAG = 2000, O_FORCE };
+	enum { O_TAG = 2000, O_FORCE, O_WARM_CONSOLE };
 	struct option opts[40];
 	struct vmopts o;
 	struct boot_info bi;
@@ -145,6 +148,7 @@ int cmd_snapshot(int argc, char **argv)
 	memcpy(opts, vmopts_long, n * sizeof(opts[0]));
 	opts[n++] = (struct option){"tag", required_argument, NULL, O_TAG};
 	opts[n++] = (struct option){"force", no_argument, NULL, O_FORCE};
+	opts[n++] = (struct option){"warm-console", required_argument, NULL, O_WARM_CONSOLE};
 	opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	opts[n] = (struct option){0};
 	vmopts_init(&o);
@@ -157,6 +161,10 @@ int cmd_snapshot(int argc, char **argv)
 			tag = optarg;
 		} else if (c == O_FORCE) {
 			force = true;
+		} else if (c == O_WARM_CONSOLE) {
+			if (!*optarg || strlen(optarg) > 200)
+				cli_usage_error("snapshot", "--warm-console wants 1-200 characters");
+			o.spec.warm_console = optarg;
 		} else if (!vmopts_parse(&o, "snapshot", c, optarg)) {
 			cli_usage_error("snapshot", "unknown option");
 		}

@@ -58,6 +58,11 @@ struct serial {
 	bool irq_high;
 	uint8_t rx[RX_FIFO];
 	unsigned rx_head, rx_len;
+
+	const char *warm_marker;
+	int warm_fd;
+	char line[256]; /* current output line, for the warm marker */
+	unsigned line_len;
 };
 
 static uint8_t serial_iir(const struct serial *s)
@@ -82,10 +87,29 @@ static void serial_update_irq(struct serial *s)
 	s->irq_high = high;
 }
 
+/* Match the warm marker line by line; lines longer than the buffer are
+ * matched on their first part. */
+static void serial_watch(struct serial *s, uint8_t c)
+{
+	uint64_t one = 1;
+
+	if (c != '\n') {
+		if (s->line_len < sizeof(s->line) - 1)
+			s->line[s->line_len++] = (char)c;
+		return;
+	}
+	s->line[s->line_len] = 0;
+	s->line_len = 0;
+	if (strstr(s->line, s->warm_marker) && write(s->warm_fd, &one, sizeof(one)) < 0)
+		log_errno("serial: signal warm");
+}
+
 static void serial_output(struct serial *s, uint8_t c)
 {
 	static const char note[] = "\n[forkd: console output limit reached, rest dropped]\n";
 
+	if (s->warm_marker && s->warm_fd >= 0)
+		serial_watch(s, c);
 	if (s->out_fd < 0)
 		return;
 	if (s->max_bytes && s->written >= s->max_bytes) {
@@ -358,6 +382,8 @@ int serial_create(struct vm *vm, const struct serial_opts *opts)
 	s->out_fd = opts->out_fd;
 	s->in_fd = opts->in_fd;
 	s->max_bytes = opts->max_bytes;
+	s->warm_marker = opts->warm_marker && *opts->warm_marker ? opts->warm_marker : NULL;
+	s->warm_fd = opts->warm_fd;
 	s->lsr = LSR_THRE | LSR_TEMT;
 	s->mcr = MCR_OUT2;
 	err = vm_add_device(vm, &serial_ops, s);

@@ -18,6 +18,11 @@ struct serial_opts {
 	int out_fd;         /* console output; not owned, -1 discards */
 	int in_fd;          /* console input; not owned, -1 for none */
 	uint64_t max_bytes; /* output limit, 0 = unlimited */
+	/* When a line of output contains warm_marker, write 1 to warm_fd (an
+	 * eventfd): how a guest without forkd's doorbell port says "warm".
+	 * NULL / -1: off. Checked whether or not output is being stored. */
+	const char *warm_marker;
+	int warm_fd;
 };
 
 struct serial;
