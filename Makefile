@@ -64,7 +64,7 @@ check:
 	@tests/check.sh
 
 test-e2e: $(BUILD)/forkd
-	@tests/e2e/linux_boot.sh $(abspath $(BUILD))
+	@tests/e2e/run.sh $(abspath $(BUILD))
 
 FORMAT_SRCS = $(shell find src tests -name '*.[ch]' -not -path '*/build*')
 format:
