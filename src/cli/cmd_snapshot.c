@@ -139,18 +139,17 @@ int cmd_snapshot(int argc, char **argv)
 	char dir[PATH_MAX], tmpdir[PATH_MAX + 32];
 	const char *tag = NULL;
 	bool force = false;
-	int console_fd = -1, warm_fd = -1, c, n = 0, status, ret = 1;
+	int console_fd = -1, warm_fd = -1, c, status, ret = 1;
 	uint64_t t0 = now_ns(), t_warm;
 	struct stat st;
 
-	while (vmopts_long[n].name)
-		n++;
-	memcpy(opts, vmopts_long, n * sizeof(opts[0]));
-	opts[n++] = (struct option){"tag", required_argument, NULL, O_TAG};
-	opts[n++] = (struct option){"force", no_argument, NULL, O_FORCE};
-	opts[n++] = (struct option){"warm-console", required_argument, NULL, O_WARM_CONSOLE};
-	opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-	opts[n] = (struct option){0};
+	vmopts_table(opts, 40,
+		     (const struct option[]){
+			 {"tag", required_argument, NULL, O_TAG},
+			 {"force", no_argument, NULL, O_FORCE},
+			 {"warm-console", required_argument, NULL, O_WARM_CONSOLE},
+			 {0},
+		     });
 	vmopts_init(&o);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -163,7 +162,8 @@ int cmd_snapshot(int argc, char **argv)
 			force = true;
 		} else if (c == O_WARM_CONSOLE) {
 			if (!*optarg || strlen(optarg) > 200)
-				cli_usage_error("snapshot", "--warm-console wants 1-200 characters");
+				cli_usage_error("snapshot",
+						"--warm-console wants 1-200 characters");
 			o.spec.warm_console = optarg;
 		} else if (!vmopts_parse(&o, "snapshot", c, optarg)) {
 			cli_usage_error("snapshot", "unknown option");

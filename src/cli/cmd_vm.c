@@ -65,14 +65,10 @@ static int vm_run_main(int argc, char **argv)
 	struct vmopts o;
 	struct boot_info bi;
 	struct vm *vm;
-	int console_fd, status = VM_EXIT_ERROR, c, n = 0;
+	int console_fd, status = VM_EXIT_ERROR, c;
 	uint64_t t0 = now_ns();
 
-	while (vmopts_long[n].name)
-		n++;
-	memcpy(opts, vmopts_long, n * sizeof(opts[0]));
-	opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-	opts[n] = (struct option){0};
+	vmopts_table(opts, 32, NULL);
 	vmopts_init(&o);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -68,6 +68,18 @@ void vmopts_help(FILE *f)
 		   "  --guest-decompress     let a bzImage decompress itself (slow on KVM-PVM)\n");
 }
 
+void vmopts_table(struct option *out, size_t cap, const struct option *extra)
+{
+	size_t n = 0;
+
+	for (const struct option *o = vmopts_long; o->name && n + 2 < cap; o++)
+		out[n++] = *o;
+	for (const struct option *o = extra; o && o->name && n + 2 < cap; o++)
+		out[n++] = *o;
+	out[n++] = (struct option){"help", no_argument, NULL, 'h'};
+	out[n] = (struct option){0};
+}
+
 void vmopts_init(struct vmopts *o)
 {
 	memset(o, 0, sizeof(*o));

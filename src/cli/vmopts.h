@@ -20,6 +20,9 @@ struct vmopts {
  * and their help text. */
 extern const struct option vmopts_long[];
 void vmopts_help(FILE *f);
+/* out = the shared options, then extra (zero-terminated), then --help ('h'),
+ * then the terminating zero entry. cap: entries in out. */
+void vmopts_table(struct option *out, size_t cap, const struct option *extra);
 void vmopts_init(struct vmopts *o);
 /* Handle option c (from getopt_long with vmopts_long); false if c is not a
  * shared option. Usage errors exit through cli_usage_error(verb). */

@@ -148,25 +148,42 @@ static __u64 *reg_ptr(struct kvm_regs *r, unsigned n)
 	return map[n & 15];
 }
 
-/* Read guest-virtual memory through the vCPU's page tables, page by page. */
-static int read_guest_virt(struct vcpu *vcpu, uint64_t gva, void *buf, unsigned len)
+/* Copy between buf and guest-virtual memory through the vCPU's page
+ * tables, page by page. -EFAULT when a page is not mapped (or not
+ * writable, for a write) or not RAM. */
+static int access_guest_virt(struct vcpu *vcpu, uint64_t gva, void *buf, unsigned len, bool write)
 {
-	uint8_t *out = buf;
+	uint8_t *p = buf;
 
 	while (len) {
 		struct kvm_translation tr = {.linear_address = gva};
 		unsigned chunk = (unsigned)MIN((uint64_t)len, 4096 - (gva & 4095));
+		int err;
 
 		if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0)
 			return log_errno("KVM_TRANSLATE(vcpu %d, 0x%llx)", vcpu->id,
 					 (unsigned long long)gva);
-		if (!tr.valid || guest_read(&vcpu->vm->mem, tr.physical_address, out, chunk))
+		if (!tr.valid || (write && !tr.writeable))
 			return -EFAULT;
-		out += chunk;
+		err = write ? guest_write(&vcpu->vm->mem, tr.physical_address, p, chunk)
+			    : guest_read(&vcpu->vm->mem, tr.physical_address, p, chunk);
+		if (err)
+			return -EFAULT;
+		p += chunk;
 		gva += chunk;
 		len -= chunk;
 	}
 	return 0;
+}
+
+static int read_guest_virt(struct vcpu *vcpu, uint64_t gva, void *buf, unsigned len)
+{
+	return access_guest_virt(vcpu, gva, buf, len, false);
+}
+
+static int write_guest_virt(struct vcpu *vcpu, uint64_t gva, const void *buf, unsigned len)
+{
+	return access_guest_virt(vcpu, gva, (void *)buf, len, true);
 }
 
 /* Deliver a fault with an error code; RIP stays on the instruction. */
@@ -186,27 +203,6 @@ static int inject_exception_code(struct vcpu *vcpu, uint8_t vector, uint32_t cod
 }
 
 /* Deliver exception `vector` (no error code) with RIP as it is in regs. */
-/* Write guest-virtual memory through the vCPU's page tables. */
-static int write_guest_virt(struct vcpu *vcpu, uint64_t gva, const void *buf, unsigned len)
-{
-	const uint8_t *in = buf;
-
-	while (len) {
-		struct kvm_translation tr = {.linear_address = gva};
-		unsigned chunk = (unsigned)MIN((uint64_t)len, 4096 - (gva & 4095));
-
-		if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0)
-			return log_errno("KVM_TRANSLATE(vcpu %d, 0x%llx)", vcpu->id,
-					 (unsigned long long)gva);
-		if (!tr.valid || !tr.writeable ||
-		    guest_write(&vcpu->vm->mem, tr.physical_address, in, chunk))
-			return -EFAULT;
-		in += chunk;
-		gva += chunk;
-		len -= chunk;
-	}
-	return 0;
-}
 
 static int inject_exception(struct vcpu *vcpu, struct kvm_regs *regs, uint8_t vector)
 {
