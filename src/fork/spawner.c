@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,43 @@
 #include "common/util.h"
 #include "devices/vmctl.h"
 #include "fork/machine.h"
+#include "vmm/vcpu_state.h"
+
+/* Everything a child would reject, checked once here so a bad snapshot
+ * gives one error line and no child starts. */
+static int check_sections(const char *path, const struct snapshot_image *img)
+{
+	uint32_t expect = 3 + img->meta.nr_disks + img->meta.net + img->meta.vsock + img->meta.rng;
+
+	if (img->machine.nr_devices != expect) {
+		log_err("%s: %u devices, but snapshot.json describes a machine with %u", path,
+			img->machine.nr_devices, expect);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < img->machine.nr_vcpus; i++) {
+		const struct vmstate_section *s = vmstate_find(&img->vs, VMSTATE_VCPU, i);
+		struct vcpu_state st;
+
+		if (!s || s->len != sizeof(st)) {
+			log_err("%s: vCPU %u section missing or of the wrong size", path, i);
+			return -EINVAL;
+		}
+		memcpy(&st.nr_msrs, s->data + offsetof(struct vcpu_state, nr_msrs),
+		       sizeof(st.nr_msrs));
+		if (st.nr_msrs > VCPU_STATE_MAX_MSRS) {
+			log_err("%s: vCPU %u lists %u MSRs (at most %d)", path, i, st.nr_msrs,
+				VCPU_STATE_MAX_MSRS);
+			return -EINVAL;
+		}
+	}
+	for (uint32_t i = 0; i < img->machine.nr_devices; i++) {
+		if (!vmstate_find(&img->vs, VMSTATE_DEVICE, i)) {
+			log_err("%s: device %u has no section", path, i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
 
 int snapshot_image_load(const char *tag, struct snapshot_image *img)
 {
@@ -53,6 +91,9 @@ int snapshot_image_load(const char *tag, struct snapshot_image *img)
 		err = -ENOTSUP;
 		goto fail;
 	}
+	err = check_sections(path, img);
+	if (err)
+		goto fail;
 	err = snapshot_check_memory(img->dir, img->machine.mem_bytes);
 	if (err)
 		goto fail;

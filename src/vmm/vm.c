@@ -60,9 +60,10 @@ static int set_memory_regions(struct vm *vm)
 	return 0;
 }
 
-/* Order: the irqchip must exist before vCPUs (their LAPICs are created in
- * the kernel with them) and before the PIT (which feeds it); TSS and
- * identity-map addresses must be set before the first KVM_RUN on Intel. */
+/* Order: RAM first (see below); the irqchip must exist before vCPUs (their
+ * LAPICs are created in the kernel with them) and before the PIT (which
+ * feeds it); TSS and identity-map addresses must be set before the first
+ * KVM_RUN on Intel. */
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
@@ -118,6 +119,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		err = log_errno("KVM_CREATE_VM");
 		goto err;
 	}
+	/* RAM goes in before the irqchip and PIT: the first memslot change
+	 * after KVM_CREATE_IRQCHIP waits for an SRCU grace period (5-20 ms
+	 * measured), which would dominate a forked child's start-up. */
+	err = guest_mem_map(&vm->mem, cfg->mem_bytes, &cfg->mem);
+	if (err)
+		goto err;
+	err = set_memory_regions(vm);
+	if (err)
+		goto err;
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0) {
 		err = log_errno("KVM_SET_TSS_ADDR");
 		goto err;
@@ -134,12 +144,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		err = log_errno("KVM_CREATE_PIT2");
 		goto err;
 	}
-	err = guest_mem_map(&vm->mem, cfg->mem_bytes, &cfg->mem);
-	if (err)
-		goto err;
-	err = set_memory_regions(vm);
-	if (err)
-		goto err;
 	if (cfg->cpuid) {
 		vm->cpuid = calloc(1, sizeof(*vm->cpuid) + cfg->nr_cpuid * sizeof(cfg->cpuid[0]));
 		if (!vm->cpuid) {
