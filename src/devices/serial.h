@@ -12,11 +12,11 @@
 #include "vmm/vm.h"
 
 #define SERIAL_COM1_PORT 0x3f8
-#define SERIAL_COM1_IRQ  4
+#define SERIAL_COM1_IRQ	 4
 
 struct serial_opts {
-	int out_fd;         /* console output; not owned, -1 discards */
-	int in_fd;          /* console input; not owned, -1 for none */
+	int out_fd;	    /* console output; not owned, -1 discards */
+	int in_fd;	    /* console input; not owned, -1 for none */
 	uint64_t max_bytes; /* output limit, 0 = unlimited */
 	/* When a line of output contains warm_marker, write 1 to warm_fd (an
 	 * eventfd): how a guest without forkd's doorbell port says "warm".

@@ -30,7 +30,7 @@ struct machine_spec {
 	bool rng;
 	int console_fd; /* not owned; -1 discards */
 	uint64_t console_max_bytes;
-	int warm_fd; /* eventfd for vmctl's doorbell, or -1 */
+	int warm_fd;		  /* eventfd for vmctl's doorbell, or -1 */
 	const char *warm_console; /* also signal warm_fd when the console shows this */
 	struct mem_opts mem;
 	/* A snapshot's CPUID policy (NULL: this host's). */

@@ -137,8 +137,9 @@ static int read_devices(const char *path, json_t *d, struct snapshot_meta *m)
 	int rng, net, vsock;
 	size_t i;
 
-	if (!d || json_unpack(d, "{s:b, s:o, s:b, s:b, s:I}", "rng", &rng, "disks", &disks, "net",
-			      &net, "vsock", &vsock, "vsock_cid", &cid) ||
+	if (!d ||
+	    json_unpack(d, "{s:b, s:o, s:b, s:b, s:I}", "rng", &rng, "disks", &disks, "net", &net,
+			"vsock", &vsock, "vsock_cid", &cid) ||
 	    !json_is_array(disks) || json_array_size(disks) > SNAPSHOT_MAX_DISKS ||
 	    (vsock && (cid < 3 || cid > 0xfffffffeLL))) {
 		log_err("%s: 'devices' must be {rng, disks[<=%d], net, vsock, vsock_cid}", path,

@@ -16,7 +16,7 @@
 
 #define SNAPSHOT_TAG_MAX	64
 #define SNAPSHOT_FORMAT_VERSION 1
-#define SNAPSHOT_MAX_DISKS      4
+#define SNAPSHOT_MAX_DISKS	4
 
 bool snapshot_tag_valid(const char *tag);
 

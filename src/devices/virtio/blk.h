@@ -13,8 +13,8 @@
 #include "vmm/vm.h"
 
 struct virtio_blk_opts {
-	const char *path;        /* raw disk image */
-	bool read_only;          /* offer VIRTIO_BLK_F_RO: guest writes fail */
+	const char *path;	 /* raw disk image */
+	bool read_only;		 /* offer VIRTIO_BLK_F_RO: guest writes fail */
 	const char *overlay_dir; /* where the unlinked overlay lives; NULL: $TMPDIR or /var/tmp */
 };
 

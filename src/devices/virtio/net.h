@@ -10,7 +10,7 @@
 
 struct virtio_net_opts {
 	const char *tap; /* interface name, must exist (or be creatable: root) */
-	uint8_t mac[6];  /* guest MAC address */
+	uint8_t mac[6];	 /* guest MAC address */
 };
 
 int virtio_net_create(struct vm *vm, const struct virtio_net_opts *opts) __must_check;
