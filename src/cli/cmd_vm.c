@@ -93,7 +93,7 @@ static int vm_run_main(int argc, char **argv)
 		log_info("KVM-PVM host: guest kernel code is emulated; forkd adapts the guest "
 			 "(CPUID, kernel switches \"%s\") and completes instructions the "
 			 "emulator rejects",
-			 vm->cmdline_extra);
+			 PVM_KERNEL_ARGS);
 	if (boot_load(vm, &o.boot, &bi) || boot_setup_bsp(vm, &bi))
 		goto out;
 	log_debug("boot: entry 0x%llx, %s, setup took %.1f ms", (unsigned long long)bi.entry,

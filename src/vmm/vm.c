@@ -15,14 +15,6 @@
 #include "vmm/cpuid.h"
 #include "vmm/vcpu.h"
 
-/* Linux switches for KVM-PVM guests (see vm_create()):
- *   noxsave          no XSAVE/XRSTOR (the emulator has neither)
- *   nosmap           no CLAC/STAC on every user access (each would exit)
- *   clearcpuid=137   no SSSE3 in the kernel: its built-in SIMD (blake2s in
- *                    the RNG) would run vector code the emulator cannot.
- *                    Guest user code still sees and uses SSSE3 natively. */
-#define PVM_KERNEL_ARGS "noxsave nosmap clearcpuid=137"
-
 /* IRQs free for virtio-mmio devices: 4 is COM1; 1, 8, 12 and 13 stay
  * reserved for the legacy devices Linux expects at them. */
 static const unsigned virtio_irqs[] = {5, 6, 7, 9, 10, 11, 14, 15};

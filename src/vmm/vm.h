@@ -22,8 +22,15 @@
 #include "vmm/evloop.h"
 #include "vmm/memory.h"
 
-#define VM_MAX_VCPUS   64
-#define VM_MAX_DEVICES 16
+#define VM_MAX_VCPUS 64
+/* Linux switches for KVM-PVM guests (see vm_create()):
+ *   noxsave          no XSAVE/XRSTOR (the emulator has neither)
+ *   nosmap           no CLAC/STAC on every user access (each would exit)
+ *   clearcpuid=137   no SSSE3 in the kernel: its built-in SIMD (blake2s in
+ *                    the RNG) would run vector code the emulator cannot.
+ *                    Guest user code still sees and uses SSSE3 natively. */
+#define PVM_KERNEL_ARGS "noxsave nosmap clearcpuid=137"
+#define VM_MAX_DEVICES	16
 
 /* Process exit status of a VMM whose guest stopped, so callers can tell a
  * clean poweroff from a crash. */
