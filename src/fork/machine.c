@@ -34,8 +34,11 @@ int machine_build(struct vm *vm, const struct machine_spec *s, struct vmctl **vm
 				.mem = s->mem,
 				.cpuid = s->cpuid,
 				.nr_cpuid = s->nr_cpuid};
-	struct serial_opts so = {
-	    .out_fd = s->console_fd, .in_fd = -1, .max_bytes = s->console_max_bytes};
+	struct serial_opts so = {.out_fd = s->console_fd,
+				 .in_fd = -1,
+				 .max_bytes = s->console_max_bytes,
+				 .warm_marker = s->warm_console,
+				 .warm_fd = s->warm_fd};
 	int err;
 
 	err = vm_create(vm, &cfg);
