@@ -18,7 +18,7 @@ REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
 BUILD=${1:-$REPO/build}
 FORKD_BIN=${FORKD_BIN:-$BUILD/forkd}
 MARK="smp: Brought up 1 node, 2 CPUs"
-SETTLE=${FORKD_E2E_FORK_SETTLE:-90}
+SETTLE=${FORKD_E2E_FORK_SETTLE:-60}
 
 log() { echo "linux_fork: [$(($(date +%s) - t_start))s] $*"; }
 t_start=$(date +%s)
@@ -39,7 +39,10 @@ export FORKD_HOME=$work/home
 
 kinfo=$("$REPO/guest/kernel/fetch-kernel.sh")
 kernel=$(sed -n 's/^vmlinuz=//p' <<<"$kinfo")
-cmdline="console=ttyS0 reboot=t panic=-1 nokaslr tsc=reliable init_on_alloc=0"
+# lpj: skip the delay-loop calibration, slow when the kernel is emulated.
+mhz=$(awk -F: '/^cpu MHz/ { printf "%d", $2; exit }' /proc/cpuinfo)
+hz=$(sed -n 's/^CONFIG_HZ=//p' "$(sed -n 's/^config=//p' <<<"$kinfo")")
+cmdline="console=ttyS0 reboot=t panic=-1 nokaslr tsc=reliable init_on_alloc=0 lpj=$((mhz * 1000000 / ${hz:-250}))"
 cmdline="$cmdline cryptomgr.notests mitigations=off nowatchdog rcupdate.rcu_cpu_stall_suppress=1"
 
 log "booting $kernel until '$MARK'"
