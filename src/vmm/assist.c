@@ -27,6 +27,11 @@ int assist_decode(const uint8_t *insn, unsigned n, struct assist_insn *out)
 		out->len = 1;
 		return 0;
 	}
+	if (n >= 3 && insn[0] == 0x48 && insn[1] == 0x0f && insn[2] == 0x07) {
+		out->op = ASSIST_SYSRET;
+		out->len = 3;
+		return 0;
+	}
 	if (n >= 1 && insn[0] == 0x9b) {
 		out->op = ASSIST_FWAIT;
 		out->len = 1;
@@ -278,6 +283,47 @@ out:
 	return err == -EFAULT ? -ENOTSUP : err;
 }
 
+/* SYSRET to 64-bit user mode (SDM vol. 2B, SYSRET). */
+static int assist_sysret(struct vcpu *vcpu, struct kvm_regs *regs)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = {.hdr.nmsrs = 1, .e.index = 0xc0000081 /* MSR_STAR */};
+	struct kvm_sregs sregs;
+	uint16_t base;
+
+	if (ioctl(vcpu->fd, KVM_GET_MSRS, &m) != 1)
+		return log_errno("KVM_GET_MSRS(vcpu %d, STAR)", vcpu->id);
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return log_errno("KVM_GET_SREGS(vcpu %d)", vcpu->id);
+	base = (uint16_t)(m.e.data >> 48);
+	memset(&sregs.cs, 0, sizeof(sregs.cs));
+	sregs.cs = (struct kvm_segment){.selector = (uint16_t)((base + 16) | 3),
+					.limit = 0xffffffff,
+					.type = 0xb,
+					.present = 1,
+					.dpl = 3,
+					.s = 1,
+					.l = 1,
+					.g = 1};
+	sregs.ss = (struct kvm_segment){.selector = (uint16_t)((base + 8) | 3),
+					.limit = 0xffffffff,
+					.type = 0x3,
+					.present = 1,
+					.dpl = 3,
+					.s = 1,
+					.db = 1,
+					.g = 1};
+	regs->rip = regs->rcx;
+	regs->rflags = (regs->r11 & ~((1ULL << 16) | (1ULL << 17))) | 2;
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
+		return log_errno("KVM_SET_SREGS(vcpu %d)", vcpu->id);
+	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
+		return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
+	return 0;
+}
+
 int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 {
 	struct assist_insn d;
@@ -296,6 +342,8 @@ int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 		regs.rip += 1; /* #BP is a trap: the frame points after int3 */
 		return inject_exception(vcpu, &regs, 3);
 	}
+	if (d.op == ASSIST_SYSRET)
+		return assist_sysret(vcpu, &regs);
 	if (d.op == ASSIST_FWAIT) {
 		struct kvm_fpu fpu;
 

@@ -10,6 +10,8 @@
  *   clac / stac          0F 01 CA / CB: clear / set RFLAGS.AC (SMAP)
  *   fwait                9B: #MF if the x87 status word has an unmasked
  *                        exception pending (ES), else nothing
+ *   sysretq              48 0F 07: back to CPL3 (RIP = RCX, RFLAGS = R11, CS/SS
+ *                        from MSR_STAR), for the SYSCALL path in pvm_syscall.h
  *   ldmxcsr / stmxcsr m32  0F AE /2, /3 (kernel_fpu_begin); #GP for
  *                        reserved MXCSR bits
  *
@@ -36,7 +38,8 @@ enum assist_op {
 	ASSIST_STAC,
 	ASSIST_FWAIT,
 	ASSIST_LDMXCSR,
-	ASSIST_STMXCSR
+	ASSIST_STMXCSR,
+	ASSIST_SYSRET
 };
 
 /* A decoded instruction (64-bit mode). */

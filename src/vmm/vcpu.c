@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "vmm/assist.h"
 #include "vmm/cpuid.h"
+#include "vmm/pvm_syscall.h"
 
 #define APIC_LVT0     0x350
 #define APIC_LVT1     0x360
@@ -251,6 +252,14 @@ static void *vcpu_thread(void *arg)
 			    "vcpu %d: system event %u", vcpu->id, run->system_event.type);
 			break;
 		case KVM_EXIT_INTR:
+			break;
+		case KVM_EXIT_X86_WRMSR:
+			if (pvm_syscall_wrmsr(vcpu))
+				vm_request_stop(vm, VM_EXIT_ERROR, "vcpu %d: MSR 0x%x write failed",
+						vcpu->id, run->msr.index);
+			break;
+		case KVM_EXIT_X86_RDMSR:
+			run->msr.error = 1;
 			break;
 		default:
 			vm_request_stop(vm, VM_EXIT_ERROR, "vcpu %d: unexpected KVM exit %u",

@@ -113,8 +113,9 @@ struct vm {
 	struct evloop loop;
 	struct device devices[VM_MAX_DEVICES];
 	unsigned nr_devices;
-	unsigned nr_virtio;	  /* virtio-mmio slots handed out */
-	char cmdline_extra[1024]; /* appended to the guest command line */
+	unsigned nr_virtio;	   /* virtio-mmio slots handed out */
+	uint64_t pvm_syscall_stub; /* KVM-PVM: the SYSCALL trampoline (pvm_syscall.h) */
+	char cmdline_extra[1024];  /* appended to the guest command line */
 
 	/* Pause protocol (vm_pause/vm_resume): vCPU threads park on the
 	 * condition variable at a clean instruction boundary. */

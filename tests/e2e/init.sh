@@ -18,7 +18,12 @@ mount -t devtmpfs devtmpfs /dev
 # open it again from devtmpfs so output is never lost.
 exec </dev/console >/dev/console 2>&1
 
-say() { echo "FORKD-E2E: $*"; }
+# Markers go to the console and, through /dev/kmsg, to the kernel log too:
+# printk reaches the serial console even where tty output is slow.
+say() {
+    echo "FORKD-E2E: $*"
+    [ -w /dev/kmsg ] && echo "FORKD-E2E: $*" >/dev/kmsg
+}
 ok() { say "$1 ok ${2:-}"; }
 fail() { say "$1 FAIL ${2:-}"; }
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
