@@ -191,25 +191,16 @@ static int write_guest_virt(struct vcpu *vcpu, uint64_t gva, const void *buf, un
 	return access_guest_virt(vcpu, gva, (void *)buf, len, true);
 }
 
-/* Deliver a fault with an error code; RIP stays on the instruction. */
-static int inject_exception_code(struct vcpu *vcpu, uint8_t vector, uint32_t code)
+static int set_regs(struct vcpu *vcpu, const struct kvm_regs *regs)
 {
-	struct kvm_vcpu_events ev;
-
-	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-		return log_errno("KVM_GET_VCPU_EVENTS(vcpu %d)", vcpu->id);
-	ev.exception.injected = 1;
-	ev.exception.nr = vector;
-	ev.exception.has_error_code = 1;
-	ev.exception.error_code = code;
-	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
-		return log_errno("KVM_SET_VCPU_EVENTS(vcpu %d)", vcpu->id);
+	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
+		return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
 	return 0;
 }
 
-/* Deliver exception `vector` (no error code) with RIP as it is in regs. */
-
-static int inject_exception(struct vcpu *vcpu, struct kvm_regs *regs, uint8_t vector)
+/* Deliver exception `vector` at the vCPU's current RIP (set the registers
+ * first where the exception is a trap). has_code: push error_code. */
+static int inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_code, uint32_t code)
 {
 	struct kvm_vcpu_events ev;
 
@@ -217,10 +208,8 @@ static int inject_exception(struct vcpu *vcpu, struct kvm_regs *regs, uint8_t ve
 		return log_errno("KVM_GET_VCPU_EVENTS(vcpu %d)", vcpu->id);
 	ev.exception.injected = 1;
 	ev.exception.nr = vector;
-	ev.exception.has_error_code = 0;
-	ev.exception.error_code = 0;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
-		return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
+	ev.exception.has_error_code = has_code;
+	ev.exception.error_code = has_code ? code : 0;
 	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 		return log_errno("KVM_SET_VCPU_EVENTS(vcpu %d)", vcpu->id);
 	return 0;
@@ -257,7 +246,7 @@ static int assist_mxcsr(struct vcpu *vcpu, struct kvm_regs *regs, const struct a
 			goto out;
 		if (v & ~MXCSR_MASK) {
 			free(xs);
-			return inject_exception_code(vcpu, 13, 0);
+			return inject_exception(vcpu, 13, true, 0); /* #GP(0) */
 		}
 		uint64_t bv;
 
@@ -276,8 +265,7 @@ static int assist_mxcsr(struct vcpu *vcpu, struct kvm_regs *regs, const struct a
 			goto out;
 	}
 	regs->rip += d->len;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
-		err = log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
+	err = set_regs(vcpu, regs);
 out:
 	free(xs);
 	return err == -EFAULT ? -ENOTSUP : err;
@@ -298,7 +286,6 @@ static int assist_sysret(struct vcpu *vcpu, struct kvm_regs *regs)
 	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
 		return log_errno("KVM_GET_SREGS(vcpu %d)", vcpu->id);
 	base = (uint16_t)(m.e.data >> 48);
-	memset(&sregs.cs, 0, sizeof(sregs.cs));
 	sregs.cs = (struct kvm_segment){.selector = (uint16_t)((base + 16) | 3),
 					.limit = 0xffffffff,
 					.type = 0xb,
@@ -319,9 +306,7 @@ static int assist_sysret(struct vcpu *vcpu, struct kvm_regs *regs)
 	regs->rflags = (regs->r11 & ~((1ULL << 16) | (1ULL << 17))) | 2;
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 		return log_errno("KVM_SET_SREGS(vcpu %d)", vcpu->id);
-	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
-		return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
-	return 0;
+	return set_regs(vcpu, regs);
 }
 
 int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
@@ -340,7 +325,7 @@ int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 		return log_errno("KVM_GET_REGS(vcpu %d)", vcpu->id);
 	if (d.op == ASSIST_INT3) {
 		regs.rip += 1; /* #BP is a trap: the frame points after int3 */
-		return inject_exception(vcpu, &regs, 3);
+		return set_regs(vcpu, &regs) ?: inject_exception(vcpu, 3, false, 0);
 	}
 	if (d.op == ASSIST_SYSRET)
 		return assist_sysret(vcpu, &regs);
@@ -352,11 +337,9 @@ int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 		/* FSW.ES summarises unmasked pending x87 exceptions; #MF is a
 		 * fault, raised before fwait completes. */
 		if (fpu.fsw & 0x80)
-			return inject_exception(vcpu, &regs, 16);
+			return inject_exception(vcpu, 16, false, 0);
 		regs.rip += 1;
-		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
-			return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
-		return 0;
+		return set_regs(vcpu, &regs);
 	}
 	if (d.op == ASSIST_CLAC || d.op == ASSIST_STAC) {
 		if (d.op == ASSIST_CLAC)
@@ -364,9 +347,7 @@ int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 		else
 			regs.rflags |= RFLAGS_AC;
 		regs.rip += d.len;
-		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
-			return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
-		return 0;
+		return set_regs(vcpu, &regs);
 	}
 
 	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
@@ -409,7 +390,5 @@ int assist_run(struct vcpu *vcpu, const uint8_t *insn, unsigned n)
 	if (zf)
 		regs.rflags |= RFLAGS_ZF;
 	regs.rip += d.len;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
-		return log_errno("KVM_SET_REGS(vcpu %d)", vcpu->id);
-	return 0;
+	return set_regs(vcpu, &regs);
 }
