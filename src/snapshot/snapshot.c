@@ -65,17 +65,23 @@ int snapshot_dir(const char *tag, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int write_file_atomic(const char *dir, const char *name, const void *data, size_t len)
+/* Files are written under ".<name>.tmp" and renamed into place once
+ * fsync'ed, so a crash never leaves a half-written file under its name. */
+static int open_tmp(const char *dir, const char *name, char *path, char *tmp)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
-	int fd, err;
+	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(path, PATH_MAX, "%s/%s", dir, name);
+	snprintf(tmp, PATH_MAX, "%s/.%s.tmp", dir, name);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return log_errno("create %s", tmp);
-	err = write_full(fd, data, len);
+	return fd;
+}
+
+/* Finish what open_tmp() started: err is the writing's result so far. */
+static int commit_tmp(int fd, const char *tmp, const char *path, int err)
+{
 	if (!err && fsync(fd) < 0)
 		err = -errno;
 	close(fd);
@@ -86,6 +92,16 @@ static int write_file_atomic(const char *dir, const char *name, const void *data
 		unlink(tmp);
 	}
 	return err;
+}
+
+static int write_file_atomic(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd = open_tmp(dir, name, path, tmp);
+
+	if (fd < 0)
+		return fd;
+	return commit_tmp(fd, tmp, path, write_full(fd, data, len));
 }
 
 int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
@@ -245,11 +261,9 @@ int snapshot_write_memory(const char *dir, const struct guest_mem *mem)
 	uint64_t off = 0;
 	int fd, err = 0;
 
-	snprintf(path, sizeof(path), "%s/memory.bin", dir);
-	snprintf(tmp, sizeof(tmp), "%s/.memory.bin.tmp", dir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open_tmp(dir, "memory.bin", path, tmp);
 	if (fd < 0)
-		return log_errno("create %s", tmp);
+		return fd;
 	/* Runs of non-zero pages are written with one pwrite; zero pages stay
 	 * holes, so a mostly idle guest costs little disk. */
 	while (off < mem->size && !err) {
@@ -265,16 +279,7 @@ int snapshot_write_memory(const char *dir, const struct guest_mem *mem)
 	}
 	if (!err && ftruncate(fd, (off_t)mem->size) < 0)
 		err = -errno;
-	if (!err && fsync(fd) < 0)
-		err = -errno;
-	close(fd);
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err) {
-		log_err("write %s: %s", path, strerror(-err));
-		unlink(tmp);
-	}
-	return err;
+	return commit_tmp(fd, tmp, path, err);
 }
 
 int snapshot_check_memory(const char *dir, uint64_t bytes)
