@@ -49,6 +49,11 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id)
 	err = cpuid_apply(vcpu->fd, vm->cpuid, id, vm->nr_vcpus);
 	if (err)
 		goto err;
+	/* A VM built to take a snapshot's state gets FPU and LAPIC from it:
+	 * setting boot defaults first would be work thrown away, on the path
+	 * every forked child takes. */
+	if (vm->restoring)
+		return 0;
 	if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0) {
 		err = log_errno("KVM_SET_FPU(vcpu %d)", id);
 		goto err;

@@ -77,6 +77,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	vm->nr_vcpus = cfg->nr_vcpus;
 	vm->pvm = vm_host_is_pvm();
+	vm->restoring = cfg->cpuid != NULL;
 	/* KVM-PVM takes feature bits it does not itself support (XSAVE, SMAP,
 	 * AVX...) from the host whatever the CPUID table says; only the
 	 * kernel's own switches keep a Linux guest off XSAVE/XRSTOR, which its

@@ -96,14 +96,17 @@ struct vm_config {
 	uint64_t mem_bytes;  /* multiple of 2 MiB */
 	int nr_vcpus;	     /* 1..VM_MAX_VCPUS */
 	struct mem_opts mem; /* backing of guest RAM */
-	/* CPUID policy to use (a snapshot's); NULL: build this host's. */
+	/* CPUID policy to use: a snapshot's, which also means the VM is being
+	 * restored (vCPUs get no boot-time defaults); NULL: build this host's
+	 * and boot. */
 	const struct kvm_cpuid_entry2 *cpuid;
 	uint32_t nr_cpuid;
 };
 
 struct vm {
 	int kvm_fd, vm_fd;
-	bool pvm; /* host is KVM-PVM: guest CPL0 is emulated (platform.md) */
+	bool pvm;	/* host is KVM-PVM: guest CPL0 is emulated (platform.md) */
+	bool restoring; /* built from a snapshot's CPUID policy: state comes next */
 	int run_size;
 	struct guest_mem mem;
 	struct kvm_cpuid2 *cpuid; /* the guest's CPUID policy, all vCPUs */
