@@ -166,9 +166,13 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	int console_fd, err, status;
 	struct vm *vm;
 
-	snprintf(dir, sizeof(dir), "%s/child-%u", o->workdir, o->index);
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return log_errno("mkdir %s", dir);
+	if (o->child_dir) {
+		snprintf(dir, sizeof(dir), "%s", o->child_dir);
+	} else {
+		snprintf(dir, sizeof(dir), "%s/child-%u", o->workdir, o->index);
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return log_errno("mkdir %s", dir);
+	}
 	snprintf(path, sizeof(path), "%s/console.log", dir);
 	console_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (console_fd < 0)
@@ -250,8 +254,12 @@ pid_t spawner_fork_child(const struct snapshot_image *img, const struct child_op
 		return log_errno("fork(child %u)", o->index);
 	if (pid > 0)
 		return pid;
-	/* Child: die with the spawner rather than linger as an orphan VM. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* Child: die with the spawner rather than linger as an orphan VM,
+	 * unless it is meant to outlive it (children a daemon re-adopts). */
+	if (o->detach)
+		setsid();
+	else
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (o->close_fd >= 0)
 		close(o->close_fd);
 	ret = child_run(img, o, t_fork);

@@ -34,6 +34,8 @@ struct child_opts {
 	bool live_fork;	     /* RAM in a memfd (MAP_SHARED), copied from memory.bin */
 	bool hugepages;	     /* with live_fork: MFD_HUGETLB */
 	const char *workdir; /* child files go to <workdir>/child-<index>/ */
+	const char *child_dir; /* if set: child files go here instead (must exist) */
+	bool detach;	       /* outlive the spawner: own session, no parent-death signal */
 	int report_fd;	     /* pipe: one struct child_report when running */
 	int close_fd;	     /* the pipe's read end, closed in the child (-1: none) */
 	uint64_t console_max_bytes;
