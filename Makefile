@@ -7,7 +7,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wmissing-prototypes -Wstrict-prototypes -fno-strict-aliasing \
            -D_GNU_SOURCE -Isrc -MMD -MP
-LDLIBS  += -lpthread -lzstd -lz -llz4 -ljansson
+LDLIBS  += -lpthread -lzstd -lz -llz4 -ljansson -lseccomp -lmnl -lmicrohttpd -lsqlite3
 
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -16,7 +16,7 @@ BUILD   := build-san
 endif
 
 LIB_SRCS := $(wildcard src/common/*.c src/vmm/*.c src/devices/*.c src/devices/virtio/*.c \
-                       src/snapshot/*.c src/fork/*.c)
+                       src/snapshot/*.c src/fork/*.c src/isolate/*.c src/daemon/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
