@@ -1,0 +1,633 @@
+/* agent_stub: the smallest honest speaker of forkd's agent wire protocol
+ * (docs/API.md, "Agent protocol"), for testing the daemon and the CLI
+ * without the Linux guest image.
+ *
+ * With a virtio-vsock device it listens on guest port 8888, rings the warm
+ * doorbell (so `forkd snapshot` takes it there) and serves JSON lines on
+ * many connections at once, one reply line per request line:
+ *   {"op":"ping","id":X}  -> {"id":X,"ok":true,"pong":true,"pid":1,
+ *                             "numpy":"none","warm":true,"index":I}
+ *                            (I: the child index forkd handed over, or null
+ *                            in a VM that was not restored from a snapshot)
+ *   any other op          -> {"id":X,"ok":false,"error":"agent_stub: op not supported"}
+ *   not a JSON object, no op, a line over LINE_MAX bytes -> ok:false with
+ *   the reason; the connection stays open.
+ * It has no processes, files or Python: exec, eval, write_file, read_file
+ * and after_fork are refused rather than imitated.
+ *
+ * Without a vsock device (tests/vmm/run.sh boots every guest plainly) it
+ * feeds sample lines through the same request handler, checks each reply
+ * and prints SUCCESS.
+ *
+ * Guest kernel code is emulated on KVM-PVM hosts, so the byte handling
+ * (line assembly, JSON scan, reply) runs at CPL3 through user_call(); only
+ * the virtqueue work stays at CPL0. Receive is interrupt-driven: the vCPU
+ * sleeps in hlt, which is also where the snapshot is taken. */
+#include "rt/guest.h"
+#include "rt/user.h"
+#include "rt/virtio.h"
+
+#define VMCTL	   0x610
+#define AGENT_PORT 8888
+#define HOST_CID   2
+#define HDR_LEN	   44
+#define LINE_MAX   4096
+#define MAX_CONNS  16
+#define MAX_DEPTH  32
+
+#define OP_REQUEST	  1
+#define OP_RESPONSE	  2
+#define OP_RST		  3
+#define OP_SHUTDOWN	  4
+#define OP_RW		  5
+#define OP_CREDIT_UPDATE  6
+#define OP_CREDIT_REQUEST 7
+
+#define RX_BUFS	    16
+#define RX_BUF_SIZE (HDR_LEN + 4096)
+#define TX_CHUNK    4096
+#define BUF_ALLOC   (64 * 1024)
+#define OUT_SIZE    (4 * LINE_MAX) /* replies to one batch of input */
+
+struct hdr {
+	uint64_t src_cid, dst_cid;
+	uint32_t src_port, dst_port, len;
+	uint16_t type, op;
+	uint32_t flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
+struct conn {
+	bool open;
+	uint32_t peer_port;
+	uint32_t fwd_cnt, fwd_sent;		       /* our receive side */
+	uint32_t tx_cnt, peer_buf_alloc, peer_fwd_cnt; /* our send side */
+	char line[LINE_MAX];
+	uint32_t line_len;
+	bool overflow; /* the line in progress passed LINE_MAX: discard to '\n' */
+};
+
+static struct vdev dev;
+static struct vq rxq, txq, evq;
+static uint8_t rxbuf[RX_BUFS][RX_BUF_SIZE];
+static uint8_t evbuf[4][8];
+static struct hdr txhdr;
+static uint64_t cid;
+static struct conn conns[MAX_CONNS];
+
+/* Shared with the CPL3 handler: input, the connection, the replies. */
+static const uint8_t *in_data;
+static uint32_t in_len;
+static struct conn *in_conn;
+static char out[OUT_SIZE];
+static uint32_t out_len;
+static int64_t child_index = -1;
+
+/* ---- CPL3: lines, JSON, replies ---- */
+
+static uint32_t slen(const char *s)
+{
+	uint32_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+static void emit(const char *s, uint32_t n)
+{
+	memcpy(out + out_len, s, n);
+	out_len += n;
+}
+
+static void emits(const char *s)
+{
+	emit(s, slen(s));
+}
+
+static void emit_dec(uint64_t v)
+{
+	char b[24];
+	int i = 24;
+
+	do {
+		b[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	emit(b + i, (uint32_t)(24 - i));
+}
+
+struct span {
+	const char *p;
+	uint32_t n;
+};
+
+static const char *ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+static bool hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A JSON string at p (RFC 8259 §7): the position after it, or 0. */
+static const char *jstring(const char *p, const char *e)
+{
+	if (p >= e || *p != '"')
+		return 0;
+	for (p++; p < e; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20)
+			return 0;
+		if (c == '\\') {
+			if (++p >= e)
+				return 0;
+			if (*p == 'u') {
+				if (e - p < 5 || !hex(p[1]) || !hex(p[2]) || !hex(p[3]) ||
+				    !hex(p[4]))
+					return 0;
+				p += 4;
+			} else if (!(*p == '"' || *p == '\\' || *p == '/' || *p == 'b' ||
+				     *p == 'f' || *p == 'n' || *p == 'r' || *p == 't')) {
+				return 0;
+			}
+		}
+	}
+	return 0;
+}
+
+static const char *jnumber(const char *p, const char *e)
+{
+	const char *d;
+
+	if (p < e && *p == '-')
+		p++;
+	if (p < e && *p == '0') {
+		p++;
+	} else {
+		for (d = p; p < e && *p >= '0' && *p <= '9';)
+			p++;
+		if (p == d)
+			return 0;
+	}
+	if (p < e && *p == '.') {
+		for (d = ++p; p < e && *p >= '0' && *p <= '9';)
+			p++;
+		if (p == d)
+			return 0;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		for (d = p; p < e && *p >= '0' && *p <= '9';)
+			p++;
+		if (p == d)
+			return 0;
+	}
+	return p;
+}
+
+static const char *jword(const char *p, const char *e, const char *w)
+{
+	uint32_t n = slen(w);
+
+	return (uint32_t)(e - p) >= n && !memcmp(p, w, n) ? p + n : 0;
+}
+
+/* Any JSON value; for the top-level object, the spans of "op" and "id". */
+static const char *jvalue(const char *p, const char *e, int depth, struct span *op, struct span *id)
+{
+	const char *k, *ke, *v;
+
+	p = ws(p, e);
+	if (p >= e || depth > MAX_DEPTH)
+		return 0;
+	switch (*p) {
+	case '"':
+		return jstring(p, e);
+	case 't':
+		return jword(p, e, "true");
+	case 'f':
+		return jword(p, e, "false");
+	case 'n':
+		return jword(p, e, "null");
+	case '[':
+		p = ws(p + 1, e);
+		if (p < e && *p == ']')
+			return p + 1;
+		for (;;) {
+			if (!(p = jvalue(p, e, depth + 1, 0, 0)))
+				return 0;
+			p = ws(p, e);
+			if (p < e && *p == ']')
+				return p + 1;
+			if (p >= e || *p != ',')
+				return 0;
+			p++;
+		}
+	case '{':
+		p = ws(p + 1, e);
+		if (p < e && *p == '}')
+			return p + 1;
+		for (;;) {
+			k = ws(p, e);
+			if (!(ke = p = jstring(k, e)))
+				return 0;
+			p = ws(p, e);
+			if (p >= e || *p++ != ':')
+				return 0;
+			v = ws(p, e);
+			if (!(p = jvalue(v, e, depth + 1, 0, 0)))
+				return 0;
+			if (op && ke - k == 4 && !memcmp(k, "\"op\"", 4))
+				*op = (struct span){v, (uint32_t)(p - v)};
+			if (id && ke - k == 4 && !memcmp(k, "\"id\"", 4))
+				*id = (struct span){v, (uint32_t)(p - v)};
+			p = ws(p, e);
+			if (p < e && *p == '}')
+				return p + 1;
+			if (p >= e || *p != ',')
+				return 0;
+			p++;
+		}
+	default:
+		return jnumber(p, e);
+	}
+}
+
+static void reply_error(const struct span *id, const char *msg)
+{
+	emits("{\"id\":");
+	if (id->n)
+		emit(id->p, id->n);
+	else
+		emits("null");
+	emits(",\"ok\":false,\"error\":\"agent_stub: ");
+	emits(msg);
+	emits("\"}\n");
+}
+
+/* One complete request line (without its '\n'). */
+static void handle_line(const char *line, uint32_t n)
+{
+	const char *e = line + n, *end;
+	struct span op = {0, 0}, id = {0, 0};
+
+	end = ws(line, e);
+	if (end == e)
+		return; /* blank lines are not requests */
+	if (*end != '{' || !(end = jvalue(line, e, 0, &op, &id)) || ws(end, e) != e) {
+		id.n = 0;
+		reply_error(&id, "request is not a JSON object");
+		return;
+	}
+	if (!op.n || op.p[0] != '"') {
+		reply_error(&id, "request has no \\\"op\\\" string");
+		return;
+	}
+	if (op.n != 6 || memcmp(op.p, "\"ping\"", 6)) {
+		reply_error(&id, "op not supported");
+		return;
+	}
+	emits("{\"id\":");
+	if (id.n)
+		emit(id.p, id.n);
+	else
+		emits("null");
+	emits(",\"ok\":true,\"pong\":true,\"pid\":1,\"numpy\":\"none\",\"warm\":true,\"index\":");
+	if (child_index >= 0)
+		emit_dec((uint64_t)child_index);
+	else
+		emits("null");
+	emits("}\n");
+}
+
+/* Consume in_data[0..in_len) into in_conn's line, replying to each full
+ * line into out[]. Stops early while out[] could not hold another reply;
+ * returns how many input bytes it took. */
+static uint64_t user_feed(uint64_t unused)
+{
+	struct conn *c = in_conn;
+	uint32_t i;
+
+	for (i = 0; i < in_len; i++) {
+		char ch = (char)in_data[i];
+
+		if (ch == '\n') {
+			if (OUT_SIZE - out_len < LINE_MAX + 256)
+				break;
+			if (c->overflow) {
+				struct span none = {0, 0};
+
+				reply_error(&none,
+					    "request line over 4096 bytes (this stub's limit)");
+			} else {
+				handle_line(c->line, c->line_len);
+			}
+			c->line_len = 0;
+			c->overflow = false;
+		} else if (c->line_len < LINE_MAX) {
+			c->line[c->line_len++] = ch;
+		} else {
+			c->overflow = true;
+		}
+	}
+	return i;
+}
+
+/* ---- CPL0: virtio-vsock (virtio 1.2 §5.10.6) ---- */
+
+static void rx_add(unsigned i)
+{
+	struct vq_buf b = {rxbuf[i], RX_BUF_SIZE, true};
+
+	CHECK(vq_add(&rxq, &b, 1) >= 0);
+}
+
+static void send_pkt(struct conn *c, uint32_t peer_port, uint16_t op, const void *data,
+		     uint32_t len)
+{
+	struct vq_buf b[2] = {{&txhdr, HDR_LEN, false}, {(void *)data, len, false}};
+
+	txhdr = (struct hdr){.src_cid = cid,
+			     .dst_cid = HOST_CID,
+			     .src_port = AGENT_PORT,
+			     .dst_port = peer_port,
+			     .len = len,
+			     .type = 1,
+			     .op = op,
+			     .buf_alloc = BUF_ALLOC,
+			     .fwd_cnt = c ? c->fwd_cnt : 0};
+	if (c) {
+		c->fwd_sent = c->fwd_cnt;
+		if (op == OP_RW)
+			c->tx_cnt += len;
+	}
+	CHECK(vq_transfer(&dev, &txq, b, len ? 2 : 1) == 0);
+}
+
+static void drop(struct conn *c, bool rst)
+{
+	if (rst)
+		send_pkt(c, c->peer_port, OP_RST, 0, 0);
+	c->open = false;
+}
+
+/* Send out[] within the host's credit; a host that stopped reading loses
+ * the connection rather than the whole agent. */
+static void flush_out(struct conn *c)
+{
+	uint32_t off = 0;
+
+	while (off < out_len && c->open) {
+		uint32_t credit = c->peer_buf_alloc - (c->tx_cnt - c->peer_fwd_cnt);
+		uint32_t n = out_len - off;
+
+		if (credit > c->peer_buf_alloc || credit < n) {
+			puts_("agent_stub: host out of credit, resetting the connection\n");
+			drop(c, true);
+			break;
+		}
+		if (n > TX_CHUNK)
+			n = TX_CHUNK;
+		send_pkt(c, c->peer_port, OP_RW, out + off, n);
+		off += n;
+	}
+	out_len = 0;
+}
+
+static void on_data(struct conn *c, const uint8_t *p, uint32_t len)
+{
+	uint32_t done = 0;
+
+	while (done < len && c->open) {
+		in_data = p + done;
+		in_len = len - done;
+		in_conn = c;
+		done += (uint32_t)user_call(user_feed, 0);
+		flush_out(c);
+	}
+	c->fwd_cnt += len;
+	if (c->open && c->fwd_cnt - c->fwd_sent >= BUF_ALLOC / 2)
+		send_pkt(c, c->peer_port, OP_CREDIT_UPDATE, 0, 0);
+}
+
+static struct conn *find(uint32_t peer_port)
+{
+	for (unsigned i = 0; i < MAX_CONNS; i++)
+		if (conns[i].open && conns[i].peer_port == peer_port)
+			return &conns[i];
+	return 0;
+}
+
+static void on_packet(const struct hdr *h, const uint8_t *data)
+{
+	struct conn *c;
+
+	if (h->dst_cid != cid || h->src_cid != HOST_CID || h->type != 1)
+		return;
+	c = h->dst_port == AGENT_PORT ? find(h->src_port) : 0;
+	if (h->op == OP_REQUEST) {
+		if (c || h->dst_port != AGENT_PORT) {
+			if (c)
+				drop(c, false);
+			send_pkt(0, h->src_port, OP_RST, 0, 0);
+			return;
+		}
+		for (unsigned i = 0; i < MAX_CONNS && !c; i++)
+			if (!conns[i].open)
+				c = &conns[i];
+		if (!c) {
+			send_pkt(0, h->src_port, OP_RST, 0, 0); /* table full */
+			return;
+		}
+		*c = (struct conn){.open = true, .peer_port = h->src_port};
+		c->peer_buf_alloc = h->buf_alloc;
+		c->peer_fwd_cnt = h->fwd_cnt;
+		send_pkt(c, c->peer_port, OP_RESPONSE, 0, 0);
+		return;
+	}
+	if (!c) {
+		if (h->op != OP_RST)
+			send_pkt(0, h->src_port, OP_RST, 0, 0);
+		return;
+	}
+	c->peer_buf_alloc = h->buf_alloc;
+	c->peer_fwd_cnt = h->fwd_cnt;
+	switch (h->op) {
+	case OP_RW:
+		on_data(c, data, h->len);
+		break;
+	case OP_SHUTDOWN:
+		drop(c, true);
+		break;
+	case OP_RST:
+		drop(c, false);
+		break;
+	case OP_CREDIT_REQUEST:
+		send_pkt(c, c->peer_port, OP_CREDIT_UPDATE, 0, 0);
+		break;
+	default:
+		break; /* credit updates only refresh the numbers above */
+	}
+}
+
+static void read_identity(void)
+{
+	virtio_config_read(&dev, 0, &cid, 8);
+	/* vmctl (src/devices/vmctl.h): a generation above 0 means this VM was
+	 * restored, and the index register then holds the child's index. */
+	child_index = inl(VMCTL + 4) ? (int64_t)inl(VMCTL + 8) : -1;
+}
+
+static __attribute__((noreturn)) void serve(void)
+{
+	uint32_t len;
+	int id;
+
+	for (;;) {
+		__asm__ volatile("cli");
+		if ((id = vq_poll(&evq, &len)) >= 0) {
+			/* Transport reset (a restore): every connection is gone
+			 * and the CID may have changed (§5.10.6, Device Events). */
+			for (unsigned i = 0; i < MAX_CONNS; i++)
+				conns[i].open = false;
+			read_identity();
+			/* A chain taken back is re-added at once, so descriptor
+			 * i stays evbuf[i] (as rx_add() keeps rxbuf[i]). */
+			CHECK(id < 4);
+			struct vq_buf b = {evbuf[id], sizeof(evbuf[0]), true};
+			CHECK(vq_add(&evq, &b, 1) == id);
+			vq_kick(&dev, &evq);
+			continue;
+		}
+		if ((id = vq_poll(&rxq, &len)) >= 0) {
+			struct hdr h;
+
+			CHECK(id < RX_BUFS);
+			if (len >= HDR_LEN) {
+				memcpy(&h, rxbuf[id], HDR_LEN);
+				if (h.len <= len - HDR_LEN)
+					on_packet(&h, rxbuf[id] + HDR_LEN);
+			}
+			rx_add((unsigned)id);
+			vq_kick(&dev, &rxq);
+			continue;
+		}
+		CHECK(!(virtio_status(&dev) & VIRTIO_STATUS_NEEDS_RESET));
+		__asm__ volatile("sti; hlt" ::: "memory");
+	}
+}
+
+/* ---- without a vsock device: check the handler on sample lines ---- */
+
+static void expect(const char *input, const char *want)
+{
+	static struct conn c;
+	uint32_t n = slen(want);
+
+	c = (struct conn){.open = true};
+	in_data = (const uint8_t *)input;
+	in_len = slen(input);
+	in_conn = &c;
+	out_len = 0;
+	CHECK(user_call(user_feed, 0) == in_len);
+	if (out_len != n || memcmp(out, want, n)) {
+		out[out_len < OUT_SIZE ? out_len : OUT_SIZE - 1] = 0;
+		puts_("agent_stub: for ");
+		puts_(input);
+		puts_("agent_stub: got  ");
+		puts_(out);
+		puts_("agent_stub: want ");
+		puts_(want);
+		guest_exit(2);
+	}
+}
+
+static void self_test(void)
+{
+	static char big[LINE_MAX + 64];
+	const char *pong = ",\"ok\":true,\"pong\":true,\"pid\":1,\"numpy\":\"none\",\"warm\":true,"
+			   "\"index\":null}\n";
+	static char want[256];
+	uint32_t i;
+
+	out_len = 0;
+	emits("{\"id\":7");
+	emits(pong);
+	memcpy(want, out, out_len);
+	want[out_len] = 0;
+	expect("{\"op\":\"ping\",\"id\":7}\n", want);
+
+	out_len = 0;
+	emits("{\"id\":{\"a\":[1,2.5e3,\"x\\\"}\"]}");
+	emits(pong);
+	emits("{\"id\":null");
+	emits(pong);
+	memcpy(want, out, out_len);
+	want[out_len] = 0;
+	expect(" { \"id\" : {\"a\":[1,2.5e3,\"x\\\"}\"]}, \"op\":\"ping\" }\n\n{\"op\":\"ping\"}\n",
+	       want);
+
+	expect("{\"op\":\"exec\",\"id\":\"e\",\"argv\":[\"ls\"]}\n",
+	       "{\"id\":\"e\",\"ok\":false,\"error\":\"agent_stub: op not supported\"}\n");
+	expect(
+	    "{\"op\":\"ping\",\n",
+	    "{\"id\":null,\"ok\":false,\"error\":\"agent_stub: request is not a JSON object\"}\n");
+	expect(
+	    "[1]\n",
+	    "{\"id\":null,\"ok\":false,\"error\":\"agent_stub: request is not a JSON object\"}\n");
+	expect("{\"id\":3}\n", "{\"id\":3,\"ok\":false,\"error\":\"agent_stub: request has no "
+			       "\\\"op\\\" string\"}\n");
+	expect(
+	    "{\"op\":\"ping\"} x\n",
+	    "{\"id\":null,\"ok\":false,\"error\":\"agent_stub: request is not a JSON object\"}\n");
+	for (i = 0; i < sizeof(big) - 2; i++)
+		big[i] = 'x';
+	big[i] = '\n';
+	expect(big, "{\"id\":null,\"ok\":false,\"error\":\"agent_stub: request line over 4096 "
+		    "bytes (this stub's limit)\"}\n");
+	puts_("agent_stub: no vsock device; request handler checked on 9 sample lines\n");
+}
+
+int main(void);
+int main(void)
+{
+	int slot;
+
+	idt_init();
+	user_init();
+	slot = virtio_find(VIRTIO_ID_VSOCK, 0, &dev);
+	if (slot < 0) {
+		self_test();
+		return 0;
+	}
+	CHECK(virtio_init(&dev, 0) == 0);
+	CHECK(virtio_queue_setup(&dev, 0, &rxq, RX_BUFS) == 0);
+	CHECK(virtio_queue_setup(&dev, 1, &txq, 8) == 0);
+	CHECK(virtio_queue_setup(&dev, 2, &evq, 4) == 0);
+	virtio_irq_enable(&dev);
+	virtio_driver_ok(&dev);
+	read_identity();
+	for (unsigned i = 0; i < RX_BUFS; i++)
+		rx_add(i);
+	vq_kick(&dev, &rxq);
+	for (unsigned i = 0; i < 4; i++) {
+		struct vq_buf b = {evbuf[i], sizeof(evbuf[i]), true};
+
+		CHECK(vq_add(&evq, &b, 1) >= 0);
+	}
+	vq_kick(&dev, &evq);
+	puts_("agent_stub: listening on vsock port 8888, guest CID ");
+	put_dec(cid);
+	putc_('\n');
+	outl(VMCTL, 1); /* warm: a snapshot is taken from here */
+	serve();
+}
