@@ -26,6 +26,13 @@ void cli_report_stop(struct vm *vm, int status, uint64_t t0_ns);
 int cmd_vm(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_fork(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_spawn(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_kill(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 #endif

@@ -14,6 +14,13 @@ static const struct cli_command commands[] = {
     {"vm", "boot and run one virtual machine (forkd vm run --help)", cmd_vm},
     {"snapshot", "boot a VM, wait until it is warm, write a snapshot", cmd_snapshot},
     {"fork", "start N children from a snapshot (copy-on-write memory)", cmd_fork},
+    {"serve", "run the controller daemon (REST API on 127.0.0.1:8889)", cmd_serve},
+    {"spawn", "ask the daemon for N sandboxes from a snapshot", cmd_spawn},
+    {"ls", "list the daemon's sandboxes", cmd_ls},
+    {"kill", "stop sandboxes (ids, --all or --tag)", cmd_kill},
+    {"ping", "ping a sandbox's agent (daemon or vsock socket)", cmd_ping},
+    {"exec", "run a command in a sandbox", cmd_exec},
+    {"eval", "evaluate Python in a sandbox's warm interpreter", cmd_eval},
     {"version", "print the version", cmd_version},
 };
 

@@ -1,0 +1,100 @@
+/* forkd serve: the controller daemon (src/daemon/daemon.h). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/util.h"
+#include "daemon/daemon.h"
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: forkd serve [options]\n"
+		"\n"
+		"Run the forkd controller: a REST API (docs/API.md, docs/openapi.yaml) that\n"
+		"spawns sandboxes from snapshots and forwards ping/exec/eval/files to their\n"
+		"agents. Sandboxes outlive the daemon: a restarted daemon re-adopts the ones\n"
+		"still running and forgets those that exited. SIGTERM stops it gracefully\n"
+		"(requests in flight finish; sandboxes keep running).\n"
+		"\n"
+		"options:\n"
+		"  --bind HOST:PORT      listen address (default %s; port 0: any free\n"
+		"                        port, printed at start). A non-loopback address\n"
+		"                        needs --token-file\n"
+		"  --token-file PATH     bearer token (16-4096 printable bytes, mode 600);\n"
+		"                        without it, requests are not authenticated\n"
+		"  --state-dir DIR       SQLite state and snapshot job logs (default\n"
+		"                        /var/lib/forkd as root, else $XDG_STATE_HOME/forkd\n"
+		"                        or ~/.local/state/forkd)\n"
+		"  --run-root DIR        sandbox run directories DIR/<id>/ (default\n"
+		"                        /run/forkd as root, else $XDG_RUNTIME_DIR/forkd)\n"
+		"  --audit-log PATH|-    one JSON line per request (default\n"
+		"                        STATE_DIR/audit.log; '-' for stderr)\n"
+		"  --guest-dir DIR       test guests (NAME.elf) that POST /v1/snapshots may\n"
+		"                        boot with kind \"test-guest\" (e.g. build/guests)\n"
+		"  --spawn-timeout-secs S  wait at most S for children to report (default 60)\n"
+		"  -h, --help            this text\n"
+		"\n"
+		"Snapshots are read from $FORKD_HOME/snapshots (see 'forkd snapshot').\n",
+		DAEMON_DEFAULT_BIND);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	enum { O_BIND = 3000, O_TOKEN, O_STATE, O_RUN, O_AUDIT, O_GUESTS, O_SPAWN_TO };
+	static const struct option opts[] = {
+	    {"bind", required_argument, NULL, O_BIND},
+	    {"token-file", required_argument, NULL, O_TOKEN},
+	    {"state-dir", required_argument, NULL, O_STATE},
+	    {"run-root", required_argument, NULL, O_RUN},
+	    {"audit-log", required_argument, NULL, O_AUDIT},
+	    {"guest-dir", required_argument, NULL, O_GUESTS},
+	    {"spawn-timeout-secs", required_argument, NULL, O_SPAWN_TO},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	struct daemon_config cfg = {.bind = DAEMON_DEFAULT_BIND, .spawn_timeout_secs = 60};
+	uint64_t v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_BIND:
+			cfg.bind = optarg;
+			break;
+		case O_TOKEN:
+			cfg.token_file = optarg;
+			break;
+		case O_STATE:
+			cfg.state_dir = optarg;
+			break;
+		case O_RUN:
+			cfg.run_root = optarg;
+			break;
+		case O_AUDIT:
+			cfg.audit_log = optarg;
+			break;
+		case O_GUESTS:
+			cfg.guest_dir = optarg;
+			break;
+		case O_SPAWN_TO:
+			if (parse_u64(optarg, &v) || v < 1 || v > 3600)
+				cli_usage_error("serve",
+						"--spawn-timeout-secs wants 1 to 3600, got '%s'",
+						optarg);
+			cfg.spawn_timeout_secs = (unsigned)v;
+			break;
+		case 'h':
+			serve_usage(stdout);
+			return 0;
+		default:
+			cli_usage_error("serve", "unknown option");
+		}
+	}
+	if (optind != argc)
+		cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+	return daemon_run(&cfg);
+}

@@ -1,0 +1,367 @@
+/* POST /v1/sandboxes/{id}/ping|exec|eval, PUT/GET .../files: requests
+ * forwarded to the sandbox's guest agent over its vsock socket.
+ *
+ * Status codes: 200 the agent did it; 422 the agent answered ok:false (its
+ * message in "error", plus "traceback" for eval); 409 the sandbox is not
+ * running; 502 no agent answers on the socket or its answer is malformed;
+ * 504 the agent did not answer in time. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "daemon/agent_client.h"
+#include "daemon/api.h"
+#include "daemon/sandbox.h"
+
+#define EXEC_TIMEOUT_MAX 3600
+#define AGENT_MARGIN_MS	 15000 /* beyond the command's own timeout */
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *b64_encode(const unsigned char *p, size_t n)
+{
+	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+
+		*o++ = b64[v >> 18 & 63];
+		*o++ = b64[v >> 12 & 63];
+		*o++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? b64[v & 63] : '=';
+	}
+	*o = 0;
+	return out;
+}
+
+/* Strict RFC 4648 decoding; -1 on anything else. */
+static ssize_t b64_decode(const char *s, size_t n, unsigned char **out)
+{
+	unsigned char *buf, *o;
+	uint32_t v = 0;
+	size_t pad = 0;
+
+	if (n % 4)
+		return -1;
+	buf = o = malloc(n / 4 * 3 + 1);
+	if (!buf)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *c = s[i] ? strchr(b64, s[i]) : NULL;
+
+		if (s[i] == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=')) {
+			pad++;
+			v <<= 6;
+		} else if (c && !pad) {
+			v = v << 6 | (uint32_t)(c - b64);
+		} else {
+			free(buf);
+			return -1;
+		}
+		if (i % 4 == 3) {
+			*o++ = (unsigned char)(v >> 16);
+			*o++ = (unsigned char)(v >> 8);
+			*o++ = (unsigned char)v;
+			v = 0;
+		}
+	}
+	*out = buf;
+	return (o - buf) - (ssize_t)pad;
+}
+
+/* The sandbox's vsock path, or an error response. */
+static bool running_sandbox(struct api_req *rq, struct api_resp *rs, char *vsock, size_t size)
+{
+	struct sandbox_rec r;
+	int e = store_sandbox_get(&rq->d->store, rq->param, &r);
+
+	if (e == -ENOENT) {
+		api_error(rs, 404, "no sandbox %s", rq->param);
+		return false;
+	}
+	if (e) {
+		api_error(rs, 500, "cannot read the state database");
+		return false;
+	}
+	if (r.pid <= 0 || !sandbox_alive((pid_t)r.pid, r.start_time)) {
+		api_error(rs, 409, "sandbox %s is not running (its VMM exited); DELETE it", r.id);
+		return false;
+	}
+	snprintf(vsock, size, "%s/vsock.sock", r.run_dir);
+	return true;
+}
+
+static bool call_agent_(struct api_req *rq, struct api_resp *rs, json_t *req, int timeout_ms,
+			json_t **resp);
+
+/* Send req (reference stolen) to the agent; on success *resp holds an
+ * ok:true answer. Every other outcome has become the response. */
+static bool call_agent(struct api_req *rq, struct api_resp *rs, json_t *req, int timeout_ms,
+		       json_t **resp)
+{
+	bool ok = call_agent_(rq, rs, req, timeout_ms, resp);
+
+	json_decref(req);
+	return ok;
+}
+
+static bool call_agent_(struct api_req *rq, struct api_resp *rs, json_t *req, int timeout_ms,
+			json_t **resp)
+{
+	char vsock[PATH_MAX + 16], err[AGENT_ERR_LEN];
+	struct metrics *m = &rq->d->metrics;
+	json_t *r;
+	int e;
+
+	*resp = NULL;
+	if (!running_sandbox(rq, rs, vsock, sizeof(vsock)))
+		return false;
+	metrics_add(m, &m->agent_calls, 1);
+	e = agent_call(vsock, req, &r, timeout_ms, err, sizeof(err));
+	if (e) {
+		metrics_add(m, &m->agent_errors, 1);
+		api_error(rs,
+			  e == -ETIMEDOUT		       ? 504
+			  : e == -ENOENT || e == -ECONNREFUSED ? 409
+							       : 502,
+			  "sandbox %s: %s", rq->param, err);
+		return false;
+	}
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		const char *msg = json_string_value(json_object_get(r, "error"));
+		json_t *tb = json_object_get(r, "traceback"), *o;
+
+		snprintf(rs->error, sizeof(rs->error), "%s", msg ? msg : "the agent refused");
+		o = json_pack("{s:s}", "error", msg ? msg : "the agent refused (no message)");
+		if (!o)
+			o = json_pack("{s:s}", "error", "the agent refused (message not UTF-8)");
+		if (json_is_string(tb))
+			json_object_set(o, "traceback", tb);
+		api_json(rs, 422, o);
+		json_decref(r);
+		return false;
+	}
+	json_object_del(r, "id");
+	json_object_del(r, "ok");
+	*resp = r;
+	return true;
+}
+
+void api_sandbox_ping(struct api_req *rq, struct api_resp *rs)
+{
+	static const char *const allowed[] = {NULL};
+	json_t *body = api_body_object(rq, rs, allowed), *resp;
+	uint64_t t0 = now_ns();
+
+	if (!body)
+		return;
+	json_decref(body);
+	if (!call_agent(rq, rs, json_pack("{s:s}", "op", "ping"), 10000, &resp))
+		return;
+	json_object_set_new(resp, "sandbox", json_string(rq->param));
+	json_object_set_new(resp, "rtt_ms", json_real((double)(now_ns() - t0) / 1e6));
+	api_json(rs, 200, resp);
+}
+
+static bool string_array(json_t *a, size_t max)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a) || !json_array_size(a) || json_array_size(a) > max)
+		return false;
+	json_array_foreach(a, i, v) if (!json_is_string(v)) return false;
+	return true;
+}
+
+static bool string_map(json_t *o)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return false;
+	json_object_foreach(o, k, v) if (!json_is_string(v)) return false;
+	return true;
+}
+
+/* "timeout": a number of seconds in (0, max]; default def. */
+static bool timeout_of(json_t *body, double def, double *out, struct api_resp *rs)
+{
+	json_t *t = json_object_get(body, "timeout");
+
+	*out = def;
+	if (!t || json_is_null(t))
+		return true;
+	if (!json_is_number(t) || json_number_value(t) <= 0 ||
+	    json_number_value(t) > EXEC_TIMEOUT_MAX) {
+		api_error(rs, 400, "\"timeout\" must be a number of seconds above 0, at most %d",
+			  EXEC_TIMEOUT_MAX);
+		return false;
+	}
+	*out = json_number_value(t);
+	return true;
+}
+
+void api_sandbox_exec(struct api_req *rq, struct api_resp *rs)
+{
+	static const char *const allowed[] = {"argv",  "cmd",	    "env",     "cwd",
+					      "stdin", "stdin_b64", "timeout", NULL};
+	json_t *body = api_body_object(rq, rs, allowed), *req, *resp, *v;
+	json_t *argv, *cmd;
+	double timeout;
+
+	if (!body)
+		return;
+	argv = json_object_get(body, "argv");
+	cmd = json_object_get(body, "cmd");
+	if (!!argv == !!cmd) {
+		api_error(rs, 400,
+			  "give exactly one of \"argv\" (array of strings) and \"cmd\" "
+			  "(a shell command string)");
+		goto out;
+	}
+	if (argv && !string_array(argv, 4096)) {
+		api_error(rs, 400, "\"argv\" must be a non-empty array of at most 4096 strings");
+		goto out;
+	}
+	if (cmd && (!json_is_string(cmd) || !json_string_length(cmd))) {
+		api_error(rs, 400, "\"cmd\" must be a non-empty string");
+		goto out;
+	}
+	if ((v = json_object_get(body, "env")) && !string_map(v)) {
+		api_error(rs, 400, "\"env\" must be an object of strings");
+		goto out;
+	}
+	if ((v = json_object_get(body, "cwd")) && !json_is_string(v)) {
+		api_error(rs, 400, "\"cwd\" must be a string");
+		goto out;
+	}
+	if (((v = json_object_get(body, "stdin")) && !json_is_string(v)) ||
+	    ((v = json_object_get(body, "stdin_b64")) && !json_is_string(v))) {
+		api_error(rs, 400, "\"stdin\" and \"stdin_b64\" must be strings");
+		goto out;
+	}
+	if (json_object_get(body, "stdin") && json_object_get(body, "stdin_b64")) {
+		api_error(rs, 400, "give at most one of \"stdin\" and \"stdin_b64\"");
+		goto out;
+	}
+	if (!timeout_of(body, 60, &timeout, rs))
+		goto out;
+	req = json_deep_copy(body);
+	json_object_del(req, "cmd");
+	if (cmd)
+		json_object_set_new(req, "argv", json_pack("[s,s,O]", "/bin/sh", "-c", cmd));
+	json_object_set_new(req, "op", json_string("exec"));
+	json_object_set_new(req, "timeout", json_real(timeout));
+	if (call_agent(rq, rs, req, (int)(timeout * 1000) + AGENT_MARGIN_MS, &resp))
+		api_json(rs, 200, resp);
+out:
+	json_decref(body);
+}
+
+void api_sandbox_eval(struct api_req *rq, struct api_resp *rs)
+{
+	static const char *const allowed[] = {"code", "timeout", NULL};
+	json_t *body = api_body_object(rq, rs, allowed), *resp;
+	json_t *code;
+	double timeout;
+
+	if (!body)
+		return;
+	code = json_object_get(body, "code");
+	if (!json_is_string(code)) {
+		api_error(rs, 400, "\"code\" (a string of Python) is required");
+		goto out;
+	}
+	if (!timeout_of(body, 60, &timeout, rs))
+		goto out;
+	if (call_agent(rq, rs, json_pack("{s:s,s:O}", "op", "eval", "code", code),
+		       (int)(timeout * 1000), &resp))
+		api_json(rs, 200, resp);
+out:
+	json_decref(body);
+}
+
+/* ?path=: absolute, at most 4096 bytes (the guest resolves it; it is the
+ * sandbox's own file system). */
+static const char *file_path(struct api_req *rq, struct api_resp *rs)
+{
+	const char *path = api_query(rq, "path");
+
+	if (!path || path[0] != '/' || strlen(path) > 4096) {
+		api_error(rs, 400,
+			  "query parameter \"path\" must be an absolute path in the guest "
+			  "(at most 4096 bytes)");
+		return NULL;
+	}
+	return path;
+}
+
+void api_sandbox_file_put(struct api_req *rq, struct api_resp *rs)
+{
+	const char *path = file_path(rq, rs), *mode_s = api_query(rq, "mode");
+	json_t *req, *resp;
+	unsigned long mode = 0644;
+	char *data, *end;
+
+	if (!path)
+		return;
+	if (mode_s) {
+		mode = strtoul(mode_s, &end, 8);
+		if (!*mode_s || *end || mode > 07777) {
+			api_error(rs, 400, "\"mode\" must be octal permissions such as 644");
+			return;
+		}
+	}
+	data = b64_encode((const unsigned char *)rq->body, rq->body_len);
+	if (!data) {
+		api_error(rs, 500, "out of memory");
+		return;
+	}
+	req = json_pack("{s:s,s:s,s:s,s:i}", "op", "write_file", "path", path, "data", data, "mode",
+			(int)mode);
+	free(data);
+	if (!req) {
+		api_error(rs, 400, "\"path\" is not valid UTF-8");
+		return;
+	}
+	if (call_agent(rq, rs, req, 60000, &resp)) {
+		json_object_set_new(resp, "path", json_string(path));
+		api_json(rs, 200, resp);
+	}
+}
+
+void api_sandbox_file_get(struct api_req *rq, struct api_resp *rs)
+{
+	const char *path = file_path(rq, rs), *data;
+	unsigned char *raw;
+	json_t *req, *resp;
+	ssize_t n;
+
+	if (!path)
+		return;
+	req = json_pack("{s:s,s:s}", "op", "read_file", "path", path);
+	if (!req) {
+		api_error(rs, 400, "\"path\" is not valid UTF-8");
+		return;
+	}
+	if (!call_agent(rq, rs, req, 60000, &resp))
+		return;
+	data = json_string_value(json_object_get(resp, "data"));
+	n = data ? b64_decode(data, strlen(data), &raw) : -1;
+	json_decref(resp);
+	if (n < 0) {
+		api_error(rs, 502,
+			  "sandbox %s: the agent's read_file answer has no valid base64 data",
+			  rq->param);
+		return;
+	}
+	api_bytes(rs, 200, "application/octet-stream", raw, (size_t)n);
+	free(raw);
+}

@@ -1,0 +1,477 @@
+/* /v1/sandboxes: spawn, list, get, delete; and re-adoption at start-up. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "daemon/api.h"
+#include "daemon/sandbox.h"
+
+static int64_t now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static json_t *iso_time(int64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char buf[40];
+	size_t n;
+
+	gmtime_r(&t, &tm);
+	n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, sizeof(buf) - n, ".%03dZ", (int)(ms % 1000));
+	return json_string(buf);
+}
+
+static json_t *sandbox_json(const struct sandbox_rec *r)
+{
+	bool alive = r->pid > 0 && sandbox_alive((pid_t)r->pid, r->start_time);
+	char vsock[PATH_MAX + 16];
+	struct stat st;
+	json_t *o = json_object();
+
+	snprintf(vsock, sizeof(vsock), "%s/vsock.sock", r->run_dir);
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "snapshot_tag", json_string(r->tag));
+	json_object_set_new(o, "index", json_integer(r->index));
+	json_object_set_new(o, "state", json_string(alive ? "running" : "exited"));
+	json_object_set_new(o, "pid", json_integer(r->pid));
+	json_object_set_new(o, "netns", json_null());	   /* per-child netns: not yet */
+	json_object_set_new(o, "guest_addr", json_null()); /* no network without it */
+	json_object_set_new(o, "vsock",
+			    alive && stat(vsock, &st) == 0 ? json_string(vsock) : json_null());
+	json_object_set_new(o, "run_dir", json_string(r->run_dir));
+	json_object_set_new(o, "memory_limit_mib", json_null());
+	json_object_set_new(o, "live_fork", json_boolean(r->live_fork));
+	json_object_set_new(o, "hugepages", json_boolean(r->hugepages));
+	json_object_set_new(o, "created_at", iso_time(r->created_ms));
+	return o;
+}
+
+int api_count_sandboxes(struct daemon *d, uint64_t *running, uint64_t *exited)
+{
+	struct sandbox_rec *all;
+	size_t n;
+	int r = store_sandbox_list(&d->store, NULL, &all, &n);
+
+	*running = *exited = 0;
+	if (r)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (all[i].pid > 0 && sandbox_alive((pid_t)all[i].pid, all[i].start_time))
+			(*running)++;
+		else
+			(*exited)++;
+	}
+	free(all);
+	return 0;
+}
+
+/* The last line of <dir>/vmm.log: why a child failed, in its VMM's words. */
+static void vmm_log_tail(const char *dir, char *out, size_t size)
+{
+	char path[PATH_MAX + 16], buf[2048], *p;
+	int fd;
+	ssize_t n;
+	off_t end;
+
+	out[0] = 0;
+	snprintf(path, sizeof(path), "%s/vmm.log", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	end = lseek(fd, 0, SEEK_END);
+	n = pread(fd, buf, sizeof(buf) - 1, end > (off_t)sizeof(buf) - 1 ? end - 2047 : 0);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	p = strrchr(buf, '\n');
+	if ((size_t)snprintf(out, size, "%s", p ? p + 1 : buf) >= size)
+		out[size - 1] = 0; /* a tail of a line is still a clue */
+}
+
+static void discard(struct daemon *d, struct sandbox_rec *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].pid > 0 && sandbox_stop((pid_t)recs[i].pid, recs[i].start_time, 2000))
+			log_warn("sandbox %s (pid %lld) did not stop", recs[i].id,
+				 (long long)recs[i].pid);
+		if (sandbox_remove_dir(d->run_root, recs[i].id) ||
+		    store_sandbox_delete(&d->store, recs[i].id))
+			log_warn("sandbox %s: leftovers in %s", recs[i].id, recs[i].run_dir);
+	}
+}
+
+static bool opt_bool(json_t *body, const char *key, bool *out, struct api_resp *rs)
+{
+	json_t *v = json_object_get(body, key);
+
+	*out = false;
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_boolean(v)) {
+		api_error(rs, 400, "\"%s\" must be true or false", key);
+		return false;
+	}
+	*out = json_is_true(v);
+	return true;
+}
+
+/* Everything the request asks for, checked before anything starts. */
+struct spawn_req {
+	const char *tag;
+	json_int_t n;
+	bool netns, live_fork, hugepages;
+};
+
+static bool parse_spawn(json_t *body, struct spawn_req *s, struct api_resp *rs)
+{
+	json_t *n = json_object_get(body, "n"), *mem = json_object_get(body, "memory_limit_mib");
+
+	s->tag = json_string_value(json_object_get(body, "snapshot_tag"));
+	if (!s->tag) {
+		api_error(rs, 400, "\"snapshot_tag\" (a string) is required");
+		return false;
+	}
+	if (!snapshot_tag_valid(s->tag)) {
+		api_error(rs, 400,
+			  "invalid snapshot_tag: tags are [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}, never "
+			  "'..'");
+		return false;
+	}
+	s->n = 1;
+	if (n && !json_is_null(n)) {
+		if (!json_is_integer(n) || json_integer_value(n) < 1 ||
+		    json_integer_value(n) > DAEMON_MAX_CHILDREN) {
+			api_error(rs, 400, "\"n\" must be an integer from 1 to %d",
+				  DAEMON_MAX_CHILDREN);
+			return false;
+		}
+		s->n = json_integer_value(n);
+	}
+	if (!opt_bool(body, "per_child_netns", &s->netns, rs) ||
+	    !opt_bool(body, "live_fork", &s->live_fork, rs) ||
+	    !opt_bool(body, "hugepages", &s->hugepages, rs))
+		return false;
+	if (mem && !json_is_null(mem)) {
+		if (!json_is_integer(mem) || json_integer_value(mem) < 16 ||
+		    json_integer_value(mem) > (1 << 20)) {
+			api_error(rs, 400,
+				  "\"memory_limit_mib\" must be null or an integer from 16 to "
+				  "1048576");
+			return false;
+		}
+		api_error(rs, 501,
+			  "memory_limit_mib is not available yet (per-child memory cgroups are "
+			  "not wired into the daemon); refusing to start children without the "
+			  "limit you asked for");
+		return false;
+	}
+	if (s->netns) {
+		api_error(rs, 501,
+			  "per_child_netns is not available yet (network namespaces are not "
+			  "wired into the daemon); refusing to start children without the "
+			  "isolation you asked for");
+		return false;
+	}
+	if (s->hugepages && !s->live_fork) {
+		api_error(rs, 400, "\"hugepages\" needs \"live_fork\": true");
+		return false;
+	}
+	return true;
+}
+
+/* Under d->lock: run directories and rows first (so a crash leaves
+ * something `forkd cleanup` or the next start can find), then the fork. */
+static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api_resp *rs)
+{
+	size_t n = (size_t)s->n, failed = 0;
+	struct sandbox_rec *recs = calloc(n, sizeof(*recs));
+	json_t *req, *kids, *reply = NULL, *out;
+	char first_err[600] = "";
+	int64_t created = now_ms();
+	int r;
+
+	if (!recs) {
+		api_error(rs, 500, "out of memory");
+		return;
+	}
+	kids = json_array();
+	for (size_t i = 0; i < n; i++) {
+		struct sandbox_rec *rec = &recs[i];
+
+		if (sandbox_id_new(rec->id) ||
+		    sandbox_dir(d->run_root, rec->id, rec->run_dir, sizeof(rec->run_dir)) ||
+		    mkdir(rec->run_dir, 0700) < 0) {
+			api_error(rs, 500, "cannot create a run directory in %s: %s", d->run_root,
+				  strerror(errno));
+			discard(d, recs, i);
+			goto out;
+		}
+		snprintf(rec->tag, sizeof(rec->tag), "%s", s->tag);
+		rec->index = (uint32_t)i;
+		rec->live_fork = s->live_fork;
+		rec->hugepages = s->hugepages;
+		rec->created_ms = created;
+		if (store_sandbox_put(&d->store, rec)) {
+			api_error(rs, 500, "cannot record the sandbox in the state database");
+			discard(d, recs, i + 1);
+			goto out;
+		}
+		json_array_append_new(
+		    kids, json_pack("{s:I,s:s}", "index", (json_int_t)i, "dir", rec->run_dir));
+	}
+	req = json_pack("{s:s,s:s,s:b,s:b,s:I,s:O}", "op", "spawn", "tag", s->tag, "live_fork",
+			s->live_fork, "hugepages", s->hugepages, "timeout_ms",
+			(json_int_t)d->cfg.spawn_timeout_secs * 1000, "children", kids);
+	r = spawnsvc_call(&d->spawner, req, &reply,
+			  (int)(d->cfg.spawn_timeout_secs * 1000 + 30000 + 20 * n));
+	json_decref(req);
+	if (r) {
+		api_error(rs, 503, "the spawner process %s; restart forkd serve",
+			  r == -ETIMEDOUT ? "did not answer" : "is gone");
+		discard(d, recs, n);
+		goto out;
+	}
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		int e = (int)json_integer_value(json_object_get(reply, "errno"));
+		const char *msg = json_string_value(json_object_get(reply, "error"));
+
+		api_error(rs,
+			  e == ENOENT	 ? 404
+			  : e == ENOTSUP ? 501
+					 : 409,
+			  "%s", msg ? msg : "the spawner refused");
+		discard(d, recs, n);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *k = json_array_get(json_object_get(reply, "children"), i);
+		int status = (int)json_integer_value(json_object_get(k, "status"));
+
+		recs[i].pid = json_integer_value(json_object_get(k, "pid"));
+		recs[i].start_time = (uint64_t)json_integer_value(json_object_get(k, "start_time"));
+		if (status || recs[i].pid <= 0) {
+			char tail[300];
+
+			if (!failed++) {
+				vmm_log_tail(recs[i].run_dir, tail, sizeof(tail));
+				snprintf(first_err, sizeof(first_err), "child %zu: %s%s%s", i,
+					 json_string_value(json_object_get(k, "error")),
+					 tail[0] ? "; its VMM said: " : "", tail);
+			}
+			continue;
+		}
+		metrics_restore(&d->metrics,
+				(double)json_integer_value(json_object_get(k, "restore_ns")) / 1e9);
+		if (store_sandbox_put(&d->store, &recs[i]))
+			failed++;
+	}
+	if (failed) {
+		metrics_add(&d->metrics, &d->metrics.spawn_failed, failed);
+		api_error(rs, 500, "%zu of %zu children failed to start (all were stopped): %s",
+			  failed, n, first_err);
+		discard(d, recs, n);
+		goto out;
+	}
+	metrics_add(&d->metrics, &d->metrics.spawned, n);
+	if (store_snapshot_seen(&d->store, s->tag))
+		log_warn("could not record snapshot %s as seen", s->tag);
+	out = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(out, sandbox_json(&recs[i]));
+	api_json(rs, 201, out);
+out:
+	json_decref(reply);
+	free(recs);
+}
+
+void api_sandboxes_create(struct api_req *rq, struct api_resp *rs)
+{
+	static const char *const allowed[] = {
+	    "snapshot_tag", "n", "per_child_netns", "memory_limit_mib", "live_fork",
+	    "hugepages",    NULL};
+	struct daemon *d = rq->d;
+	json_t *body = api_body_object(rq, rs, allowed);
+	struct spawn_req s;
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (!body)
+		return;
+	if (!parse_spawn(body, &s, rs))
+		goto out;
+	api_audit_tag(rs, s.tag);
+	if (snapshot_dir(s.tag, dir, sizeof(dir)) || stat(dir, &st) < 0) {
+		api_error(rs, 404, "no snapshot '%s' (create it with POST /v1/snapshots)", s.tag);
+		goto out;
+	}
+	if (api_snapshot_job_running(d, s.tag)) {
+		api_error(rs, 409, "snapshot '%s' is still being created", s.tag);
+		goto out;
+	}
+	pthread_mutex_lock(&d->lock);
+	spawn_locked(d, &s, rs);
+	pthread_mutex_unlock(&d->lock);
+out:
+	json_decref(body);
+}
+
+void api_sandboxes_list(struct api_req *rq, struct api_resp *rs)
+{
+	const char *tag = api_query(rq, "tag");
+	struct sandbox_rec *all;
+	json_t *out;
+	size_t n;
+
+	if (tag && !snapshot_tag_valid(tag)) {
+		api_error(rs, 400, "invalid tag filter: tags are [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}");
+		return;
+	}
+	if (store_sandbox_list(&rq->d->store, tag, &all, &n)) {
+		api_error(rs, 500, "cannot read the state database");
+		return;
+	}
+	out = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(out, sandbox_json(&all[i]));
+	free(all);
+	api_json(rs, 200, out);
+}
+
+void api_sandbox_get(struct api_req *rq, struct api_resp *rs)
+{
+	struct sandbox_rec r;
+	int e = store_sandbox_get(&rq->d->store, rq->param, &r);
+
+	if (e == -ENOENT)
+		api_error(rs, 404, "no sandbox %s", rq->param);
+	else if (e)
+		api_error(rs, 500, "cannot read the state database");
+	else
+		api_json(rs, 200, sandbox_json(&r));
+}
+
+void api_sandbox_delete(struct api_req *rq, struct api_resp *rs)
+{
+	struct daemon *d = rq->d;
+	struct sandbox_rec r;
+	bool alive;
+	int e;
+
+	pthread_mutex_lock(&d->lock);
+	e = store_sandbox_get(&d->store, rq->param, &r);
+	if (e) {
+		pthread_mutex_unlock(&d->lock);
+		if (e == -ENOENT)
+			api_error(rs, 404, "no sandbox %s", rq->param);
+		else
+			api_error(rs, 500, "cannot read the state database");
+		return;
+	}
+	alive = r.pid > 0 && sandbox_alive((pid_t)r.pid, r.start_time);
+	e = alive ? sandbox_stop((pid_t)r.pid, r.start_time, 3000) : 0;
+	if (e) {
+		pthread_mutex_unlock(&d->lock);
+		api_error(rs, 500, "sandbox %s (pid %lld) could not be stopped: %s", r.id,
+			  (long long)r.pid, strerror(-e));
+		return;
+	}
+	if (sandbox_remove_dir(d->run_root, r.id))
+		log_warn("sandbox %s: files left in %s", r.id, r.run_dir);
+	e = store_sandbox_delete(&d->store, r.id);
+	pthread_mutex_unlock(&d->lock);
+	if (e) {
+		api_error(rs, 500, "sandbox %s stopped, but the state database refused the change",
+			  r.id);
+		return;
+	}
+	if (alive)
+		metrics_add(&d->metrics, &d->metrics.killed, 1);
+	api_json(rs, 200,
+		 json_pack("{s:s,s:b,s:s}", "id", r.id, "deleted", 1, "state_before",
+			   alive ? "running" : "exited"));
+}
+
+/* A child whose row lost its pid (the daemon died mid-spawn) left it in
+ * its run directory's pid file. */
+static void pid_from_file(struct sandbox_rec *r)
+{
+	char path[PATH_MAX + 8], buf[64];
+	long long pid;
+	unsigned long long st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/pid", r->run_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	if (sscanf(buf, "%lld %llu", &pid, &st) == 2 && pid > 0) {
+		r->pid = pid;
+		r->start_time = st;
+	}
+}
+
+void api_sandboxes_readopt(struct daemon *d)
+{
+	struct sandbox_rec *all;
+	size_t n, adopted = 0, forgotten = 0;
+
+	if (store_sandbox_list(&d->store, NULL, &all, &n)) {
+		log_warn("cannot read sandboxes from the state database; none re-adopted");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sandbox_rec *r = &all[i];
+		char expect[PATH_MAX];
+
+		/* Only a directory the daemon would build itself is ever touched. */
+		if (!sandbox_id_valid(r->id) ||
+		    sandbox_dir(d->run_root, r->id, expect, sizeof(expect)) ||
+		    strcmp(expect, r->run_dir)) {
+			log_warn("state database: sandbox row '%.40s' with run dir '%.200s' is not "
+				 "under %s; dropping the row only",
+				 r->id, r->run_dir, d->run_root);
+			if (store_sandbox_delete(&d->store, r->id))
+				log_warn("could not drop it");
+			continue;
+		}
+		if (r->pid <= 0)
+			pid_from_file(r);
+		if (r->pid > 0 && sandbox_alive((pid_t)r->pid, r->start_time)) {
+			if (store_sandbox_put(&d->store, r))
+				log_warn("sandbox %s: could not update its row", r->id);
+			adopted++;
+			continue;
+		}
+		if (sandbox_remove_dir(d->run_root, r->id) ||
+		    store_sandbox_delete(&d->store, r->id))
+			log_warn("sandbox %s: could not remove all of it", r->id);
+		forgotten++;
+	}
+	free(all);
+	metrics_add(&d->metrics, &d->metrics.adopted, adopted);
+	metrics_add(&d->metrics, &d->metrics.forgotten, forgotten);
+	log_info("serve: re-adopted %zu running sandbox%s, forgot %zu that had exited", adopted,
+		 adopted == 1 ? "" : "es", forgotten);
+}

@@ -1,0 +1,417 @@
+/* /v1/snapshots: list, create (a `forkd snapshot` job), get, delete.
+ *
+ * Snapshots live in $FORKD_HOME/snapshots/<tag>/ (src/snapshot). Creating
+ * one boots a guest until it is warm, which takes from a second (test
+ * guests) to minutes (Linux on KVM-PVM), so POST answers 202 at once and
+ * the spawner runs `forkd snapshot` as a job; GET /v1/snapshots/{tag}
+ * reports "creating", then "ready" or "failed" with the job's last words.
+ * Job files: <state dir>/jobs/<tag>/ (job.log, console.log, exit). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "daemon/api.h"
+#include "daemon/sandbox.h"
+
+enum job_state { JOB_NONE, JOB_RUNNING, JOB_DONE, JOB_FAILED };
+
+/* The job's state; for a failure, why (the last line of its log). */
+static enum job_state job_state(struct daemon *d, const char *tag, struct job_rec *j, char *why,
+				size_t size)
+{
+	char path[PATH_MAX + 16], buf[2048], *p;
+	int fd, code = -1;
+	ssize_t n;
+
+	why[0] = 0;
+	if (store_job_get(&d->store, tag, j))
+		return JOB_NONE;
+	snprintf(path, sizeof(path), "%s/exit", j->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		code = atoi(buf);
+		if (code == 0)
+			return JOB_DONE;
+	} else if (j->pid > 0 && sandbox_alive((pid_t)j->pid, j->start_time)) {
+		return JOB_RUNNING;
+	}
+	snprintf(path, sizeof(path), "%s/job.log", j->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1,
+			    MAX(lseek(fd, 0, SEEK_END) - (off_t)sizeof(buf) + 1, 0))
+		    : 0;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	p = strrchr(buf, '\n');
+	if (code < 0)
+		snprintf(why, size,
+			 "the job ended without an exit status (the daemon restarted "
+			 "while it ran?)");
+	else
+		snprintf(why, size, "forkd snapshot exited with status %d: %s", code,
+			 p ? p + 1 : buf);
+	return JOB_FAILED;
+}
+
+bool api_snapshot_job_running(struct daemon *d, const char *tag)
+{
+	struct job_rec j;
+	char why[8];
+
+	return job_state(d, tag, &j, why, sizeof(why)) == JOB_RUNNING;
+}
+
+/* Bytes memory.bin holds on disk (zero pages are holes). */
+static uint64_t allocated(const char *dir)
+{
+	char path[PATH_MAX + 16];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/memory.bin", dir);
+	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+static size_t sandboxes_of(struct daemon *d, const char *tag)
+{
+	struct sandbox_rec *all;
+	size_t n, alive = 0;
+
+	if (store_sandbox_list(&d->store, tag, &all, &n))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		alive += all[i].pid > 0 && sandbox_alive((pid_t)all[i].pid, all[i].start_time);
+	free(all);
+	return alive;
+}
+
+/* A ready snapshot's description, or NULL when <tag> has none. */
+static json_t *snapshot_json(struct daemon *d, const char *tag)
+{
+	struct snapshot_meta *m;
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	struct stat st;
+	int64_t first;
+	json_t *o;
+
+	if (snapshot_dir(tag, dir, sizeof(dir)))
+		return NULL;
+	snprintf(path, sizeof(path), "%s/snapshot.json", dir);
+	if (stat(path, &st) < 0)
+		return NULL;
+	m = malloc(sizeof(*m));
+	if (!m || snapshot_meta_read(dir, m)) {
+		free(m);
+		return json_pack("{s:s,s:s,s:s}", "tag", tag, "state", "damaged", "error",
+				 "snapshot.json cannot be read (see the daemon's log)");
+	}
+	if (store_snapshot_seen(&d->store, tag))
+		log_warn("could not record snapshot %s as seen", tag);
+	o = json_pack("{s:s,s:s,s:s,s:I,s:i,s:s,s:s,s:b,s:i,s:I,s:I}", "tag", m->tag, "state",
+		      "ready", "created", m->created, "mem_mib", (json_int_t)m->mem_mib, "vcpus",
+		      (int)m->vcpus, "kernel", m->kernel, "cmdline", m->cmdline, "vsock", m->vsock,
+		      "disks", (int)m->nr_disks, "memory_bytes_on_disk", (json_int_t)allocated(dir),
+		      "sandboxes_running", (json_int_t)sandboxes_of(d, tag));
+	if (o && m->parent[0])
+		json_object_set_new(o, "parent", json_string(m->parent));
+	if (o && !store_snapshot_first_seen(&d->store, tag, &first))
+		json_object_set_new(o, "first_seen_ms", json_integer(first));
+	free(m);
+	return o ? o : json_pack("{s:s,s:s}", "tag", tag, "state", "damaged");
+}
+
+static json_t *job_json(struct daemon *d, const char *tag)
+{
+	struct job_rec j;
+	char why[600];
+	enum job_state s = job_state(d, tag, &j, why, sizeof(why));
+	json_t *o;
+
+	if (s == JOB_NONE || s == JOB_DONE)
+		return NULL;
+	o = json_pack("{s:s,s:s,s:s,s:I}", "tag", tag, "state",
+		      s == JOB_RUNNING ? "creating" : "failed", "kind", j.kind, "started_ms",
+		      (json_int_t)j.started_ms);
+	if (o && s == JOB_FAILED)
+		json_object_set_new(o, "error", json_string(why));
+	return o;
+}
+
+size_t api_count_snapshots(void)
+{
+	char home[PATH_MAX], dir[PATH_MAX + 16];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *dp;
+
+	if (snapshot_home(home, sizeof(home)))
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/snapshots", home);
+	dp = opendir(dir);
+	if (!dp)
+		return 0;
+	while ((e = readdir(dp)))
+		n += snapshot_tag_valid(e->d_name);
+	closedir(dp);
+	return n;
+}
+
+void api_snapshots_list(struct api_req *rq, struct api_resp *rs)
+{
+	char home[PATH_MAX], dir[PATH_MAX + 16];
+	json_t *out = json_array(), *o;
+	struct job_rec *jobs;
+	struct dirent *e;
+	size_t nj;
+	DIR *dp;
+
+	if (snapshot_home(home, sizeof(home))) {
+		json_decref(out);
+		api_error(rs, 500, "cannot find $FORKD_HOME (set FORKD_HOME or HOME)");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/snapshots", home);
+	dp = opendir(dir);
+	while (dp && (e = readdir(dp))) {
+		if (!snapshot_tag_valid(e->d_name) || api_snapshot_job_running(rq->d, e->d_name))
+			continue;
+		if ((o = snapshot_json(rq->d, e->d_name)))
+			json_array_append_new(out, o);
+	}
+	if (dp)
+		closedir(dp);
+	/* Snapshots being made, or whose making failed. */
+	if (!store_job_list(&rq->d->store, &jobs, &nj)) {
+		for (size_t i = 0; i < nj; i++)
+			if ((o = job_json(rq->d, jobs[i].tag)))
+				json_array_append_new(out, o);
+		free(jobs);
+	}
+	api_json(rs, 200, out);
+}
+
+void api_snapshot_get(struct api_req *rq, struct api_resp *rs)
+{
+	json_t *o = job_json(rq->d, rq->param);
+
+	if (!o || !strcmp(json_string_value(json_object_get(o, "state")), "failed")) {
+		json_t *ready = snapshot_json(rq->d, rq->param);
+
+		if (ready) {
+			json_decref(o);
+			o = ready;
+		}
+	}
+	if (!o)
+		api_error(rs, 404, "no snapshot '%s'", rq->param);
+	else
+		api_json(rs, 200, o);
+}
+
+/* Remove the regular files in dir, then dir (never anything deeper). */
+static int remove_flat(const char *dir)
+{
+	struct dirent *e;
+	DIR *dp = opendir(dir);
+	int ret = 0;
+
+	if (!dp)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(dp))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (unlinkat(dirfd(dp), e->d_name, 0) < 0 && errno != ENOENT)
+			ret = log_errno("remove %s/%s", dir, e->d_name);
+	}
+	closedir(dp);
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		ret = log_errno("rmdir %s", dir);
+	return ret;
+}
+
+void api_snapshot_delete(struct api_req *rq, struct api_resp *rs)
+{
+	struct daemon *d = rq->d;
+	char dir[PATH_MAX], why[8];
+	struct job_rec j;
+	enum job_state js;
+	struct stat st;
+	size_t users;
+	bool exists;
+
+	if (snapshot_dir(rq->param, dir, sizeof(dir))) {
+		api_error(rs, 400, "invalid snapshot tag");
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	js = job_state(d, rq->param, &j, why, sizeof(why));
+	exists = stat(dir, &st) == 0;
+	if (!exists && js == JOB_NONE) {
+		api_error(rs, 404, "no snapshot '%s'", rq->param);
+	} else if (js == JOB_RUNNING) {
+		api_error(rs, 409, "snapshot '%s' is still being created", rq->param);
+	} else if ((users = sandboxes_of(d, rq->param))) {
+		api_error(rs, 409, "%zu sandbox%s still run from snapshot '%s'; delete %s first",
+			  users, users == 1 ? "" : "es", rq->param, users == 1 ? "it" : "them");
+	} else if (remove_flat(dir)) {
+		api_error(rs, 500, "could not remove all of %s (see the daemon's log)", dir);
+	} else {
+		if (js != JOB_NONE &&
+		    (remove_flat(j.dir) || store_job_delete(&d->store, rq->param)))
+			log_warn("snapshot %s: job files left in %s", rq->param, j.dir);
+		if (store_snapshot_forget(&d->store, rq->param))
+			log_warn("snapshot %s: still in the state database", rq->param);
+		api_json(rs, 200, json_pack("{s:s,s:b}", "tag", rq->param, "deleted", 1));
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static bool name_valid(const char *s)
+{
+	return s && snapshot_tag_valid(s);
+}
+
+void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
+{
+	static const char *const allowed[] = {"tag",   "kind",	  "guest", "mem_mib",
+					      "vcpus", "cmdline", NULL};
+	struct daemon *d = rq->d;
+	json_t *body = api_body_object(rq, rs, allowed), *argv, *req, *reply = NULL;
+	const char *tag, *kind, *guest, *cmdline;
+	char kernel[PATH_MAX + 80], snapdir[PATH_MAX], num[2][24], why[8];
+	char vsock[PATH_MAX + 16], console[PATH_MAX + 16];
+	json_int_t mem = 64, vcpus = 1;
+	struct job_rec j = {0};
+	struct timespec ts;
+	struct stat st;
+	json_t *v;
+	int r;
+
+	if (!body)
+		return;
+	tag = json_string_value(json_object_get(body, "tag"));
+	kind = json_string_value(json_object_get(body, "kind"));
+	guest = json_string_value(json_object_get(body, "guest"));
+	cmdline = json_string_value(json_object_get(body, "cmdline"));
+	if (!name_valid(tag)) {
+		api_error(rs, 400,
+			  "\"tag\" is required: [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}, never "
+			  "'..'");
+		goto out;
+	}
+	api_audit_tag(rs, tag);
+	if (!kind || (strcmp(kind, "test-guest") && strcmp(kind, "image"))) {
+		api_error(rs, 400, "\"kind\" must be \"test-guest\" or \"image\"");
+		goto out;
+	}
+	if (!strcmp(kind, "image")) {
+		api_error(rs, 501,
+			  "kind \"image\" needs the Linux guest image with the agent "
+			  "('forkd image build'), which this daemon cannot build or boot "
+			  "yet; make the snapshot with 'forkd snapshot' instead");
+		goto out;
+	}
+	if ((v = json_object_get(body, "mem_mib")) &&
+	    (!json_is_integer(v) || (mem = json_integer_value(v)) < 2 || mem > 65536 || mem % 2)) {
+		api_error(rs, 400, "\"mem_mib\" must be an even integer from 2 to 65536");
+		goto out;
+	}
+	if ((v = json_object_get(body, "vcpus")) &&
+	    (!json_is_integer(v) || (vcpus = json_integer_value(v)) < 1 || vcpus > 64)) {
+		api_error(rs, 400, "\"vcpus\" must be an integer from 1 to 64");
+		goto out;
+	}
+	if (json_object_get(body, "cmdline") &&
+	    (!cmdline || strlen(cmdline) > 1024 || strpbrk(cmdline, "\n\r"))) {
+		api_error(rs, 400, "\"cmdline\" must be a one-line string of at most 1024 bytes");
+		goto out;
+	}
+	if (!d->guest_dir[0]) {
+		api_error(rs, 501,
+			  "test guests are not configured: start forkd serve with "
+			  "--guest-dir DIR (e.g. build/guests)");
+		goto out;
+	}
+	if (!name_valid(guest)) {
+		api_error(rs, 400, "\"guest\" must name a test guest in %s (e.g. \"agent_stub\")",
+			  d->guest_dir);
+		goto out;
+	}
+	snprintf(kernel, sizeof(kernel), "%s/%s.elf", d->guest_dir, guest);
+	if (stat(kernel, &st) < 0 || !S_ISREG(st.st_mode)) {
+		api_error(rs, 400, "no test guest '%s' (looked for %s)", guest, kernel);
+		goto out;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (snapshot_dir(tag, snapdir, sizeof(snapdir)) == 0 && stat(snapdir, &st) == 0) {
+		api_error(rs, 409, "snapshot '%s' already exists; DELETE it first", tag);
+		goto unlock;
+	}
+	if (job_state(d, tag, &j, why, sizeof(why)) == JOB_RUNNING) {
+		api_error(rs, 409, "snapshot '%s' is already being created", tag);
+		goto unlock;
+	}
+	memset(&j, 0, sizeof(j));
+	if ((size_t)snprintf(j.dir, sizeof(j.dir), "%s/%s", d->jobs_dir, tag) >= sizeof(j.dir) ||
+	    (size_t)snprintf(vsock, sizeof(vsock), "%s/vsock.sock", j.dir) >=
+		sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		api_error(rs, 500,
+			  "%s/%s/vsock.sock is too long for a Unix socket; use a shorter "
+			  "--state-dir",
+			  d->jobs_dir, tag);
+		goto unlock;
+	}
+	snprintf(console, sizeof(console), "%s/console.log", j.dir);
+	if (remove_flat(j.dir) || mkdir(j.dir, 0700) < 0) {
+		api_error(rs, 500, "cannot create %s: %s", j.dir, strerror(errno));
+		goto unlock;
+	}
+	snprintf(num[0], sizeof(num[0]), "%lld", (long long)mem);
+	snprintf(num[1], sizeof(num[1]), "%lld", (long long)vcpus);
+	argv = json_pack("[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", d->exe, "snapshot", "--tag", tag,
+			 "--kernel", kernel, "--mem-mib", num[0], "--vcpus", num[1], "--vsock",
+			 vsock, "--console", console, "--timeout-secs", "600");
+	if (cmdline) {
+		json_array_append_new(argv, json_string("--cmdline"));
+		json_array_append_new(argv, json_string(cmdline));
+	}
+	req = json_pack("{s:s,s:o,s:s}", "op", "job", "argv", argv, "dir", j.dir);
+	r = spawnsvc_call(&d->spawner, req, &reply, 30000);
+	json_decref(req);
+	if (r || !json_is_true(json_object_get(reply, "ok"))) {
+		api_error(rs, 503, "the spawner could not start the snapshot job: %s",
+			  r ? strerror(-r) : json_string_value(json_object_get(reply, "error")));
+		goto unlock;
+	}
+	snprintf(j.tag, sizeof(j.tag), "%s", tag);
+	snprintf(j.kind, sizeof(j.kind), "%s", kind);
+	j.pid = json_integer_value(json_object_get(reply, "pid"));
+	j.start_time = (uint64_t)json_integer_value(json_object_get(reply, "start_time"));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	j.started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (store_job_put(&d->store, &j)) {
+		api_error(rs, 500, "cannot record the snapshot job");
+		goto unlock;
+	}
+	api_json(rs, 202,
+		 json_pack("{s:s,s:s,s:s,s:s,s:I}", "tag", tag, "state", "creating", "kind", kind,
+			   "log", j.dir, "pid", (json_int_t)j.pid));
+unlock:
+	pthread_mutex_unlock(&d->lock);
+out:
+	json_decref(reply);
+	json_decref(body);
+}

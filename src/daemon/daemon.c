@@ -1,0 +1,224 @@
+/* forkd serve: start-up, the signal wait, and the graceful stop. */
+#include "daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "daemon/api.h"
+#include "daemon/auth.h"
+#include "daemon/http.h"
+
+/* mkdir -p, with mode for what it creates. */
+static int make_dirs(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return log_errno("mkdir %s", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return log_errno("mkdir %s", buf);
+	return 0;
+}
+
+/* HOST:PORT, IPv4 or [IPv6]. */
+static int parse_bind(const char *s, struct sockaddr_storage *ss, bool *loopback)
+{
+	char host[64];
+	const char *colon;
+	uint64_t port;
+	size_t n;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		n = (size_t)(rb - s - 1);
+		colon = rb + 1;
+		s++;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		n = (size_t)(colon - s);
+	}
+	if (!n || n >= sizeof(host) || parse_u64(colon + 1, &port) || port > 65535)
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = 0;
+	if (!strcmp(host, "localhost"))
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		*loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int default_dir(char *buf, size_t size, const char *given, const char *root_default,
+		       const char *xdg, const char *home_rel, const char *what)
+{
+	const char *v;
+
+	if (given)
+		return (size_t)snprintf(buf, size, "%s", given) < size ? 0 : -ENAMETOOLONG;
+	if (geteuid() == 0)
+		return (size_t)snprintf(buf, size, "%s", root_default) < size ? 0 : -ENAMETOOLONG;
+	if ((v = getenv(xdg)) && v[0] == '/')
+		return (size_t)snprintf(buf, size, "%s/forkd", v) < size ? 0 : -ENAMETOOLONG;
+	if (home_rel && (v = getenv("HOME")) && v[0] == '/')
+		return (size_t)snprintf(buf, size, "%s/%s", v, home_rel) < size ? 0 : -ENAMETOOLONG;
+	log_err("no %s: pass it explicitly (or set $%s)", what, xdg);
+	return -EINVAL;
+}
+
+static int setup(struct daemon *d, const struct daemon_config *cfg, struct sockaddr_storage *ss)
+{
+	bool loopback = false;
+	ssize_t n;
+
+	memset(d, 0, sizeof(*d));
+	d->cfg = *cfg;
+	d->started_ns = now_ns();
+	d->audit.fd = -1;
+	d->spawner.fd = -1;
+	pthread_mutex_init(&d->lock, NULL);
+	if (parse_bind(cfg->bind, ss, &loopback)) {
+		log_err("--bind '%s' is not HOST:PORT with an IPv4 address or [IPv6] address",
+			cfg->bind);
+		return -EINVAL;
+	}
+	if (cfg->token_file &&
+	    auth_load_token(cfg->token_file, d->token, sizeof(d->token), &d->token_len))
+		return -EINVAL;
+	if (!loopback && !d->token_len) {
+		log_err("refusing to listen on %s without authentication: pass --token-file, or "
+			"bind a loopback address (127.0.0.1)",
+			cfg->bind);
+		return -EPERM;
+	}
+	if (default_dir(d->state_dir, sizeof(d->state_dir), cfg->state_dir, "/var/lib/forkd",
+			"XDG_STATE_HOME", ".local/state/forkd", "--state-dir") ||
+	    default_dir(d->run_root, sizeof(d->run_root), cfg->run_root, "/run/forkd",
+			"XDG_RUNTIME_DIR", NULL, "--run-root"))
+		return -EINVAL;
+	if (cfg->guest_dir && !realpath(cfg->guest_dir, d->guest_dir)) {
+		log_errno("--guest-dir %s", cfg->guest_dir);
+		return -EINVAL;
+	}
+	snprintf(d->jobs_dir, sizeof(d->jobs_dir), "%.*s/jobs", PATH_MAX - 8, d->state_dir);
+	if (make_dirs(d->state_dir, 0700) || make_dirs(d->jobs_dir, 0700) ||
+	    make_dirs(d->run_root, 0711))
+		return -EIO;
+	n = readlink("/proc/self/exe", d->exe, sizeof(d->exe) - 1);
+	if (n <= 0)
+		return log_errno("readlink /proc/self/exe");
+	d->exe[n] = 0;
+	return 0;
+}
+
+int daemon_run(const struct daemon_config *cfg)
+{
+	static struct daemon dm; /* large; lives as long as the process */
+	struct daemon *d = &dm;
+	struct sockaddr_storage ss;
+	char db[PATH_MAX + 16], audit_path[PATH_MAX + 16];
+	struct MHD_Daemon *http = NULL;
+	sigset_t sigs;
+	unsigned port = 0;
+	int sig = 0, ret = 1;
+
+	if (setup(d, cfg, &ss))
+		return 1;
+	/* No thread exists yet: this is the one fork the daemon makes. */
+	if (spawnsvc_start(&d->spawner))
+		return 1;
+	snprintf(db, sizeof(db), "%.*s/forkd.db", PATH_MAX - 1, d->state_dir);
+	snprintf(audit_path, sizeof(audit_path), "%.*s/audit.log", PATH_MAX - 1, d->state_dir);
+	metrics_init(&d->metrics);
+	if (store_open(&d->store, db))
+		goto out_spawner;
+	if (audit_open(&d->audit, cfg->audit_log ? cfg->audit_log : audit_path))
+		goto out_store;
+	api_sandboxes_readopt(d);
+
+	/* Every thread libmicrohttpd starts inherits this mask, so the
+	 * signals reach sigwait() below. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	if (http_start(d, (struct sockaddr *)&ss, &http, &port))
+		goto out_audit;
+	{
+		char host[64] = "?";
+
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
+				  sizeof(host));
+		else
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
+				  sizeof(host));
+		printf("forkd serve: listening on http://%s%s%s:%u (auth %s, state %s, runs in "
+		       "%s)\n",
+		       ss.ss_family == AF_INET6 ? "[" : "", host,
+		       ss.ss_family == AF_INET6 ? "]" : "", port,
+		       d->token_len ? "bearer token" : "off (loopback only)", d->state_dir,
+		       d->run_root);
+		fflush(stdout);
+	}
+	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+		log_info("serve: SIGHUP ignored (nothing to reload)");
+	log_info("serve: %s: no new connections; finishing requests in flight",
+		 sig == SIGINT ? "SIGINT" : "SIGTERM");
+	http_stop(http);
+	ret = 0;
+	{
+		uint64_t running = 0, exited = 0;
+
+		if (!api_count_sandboxes(d, &running, &exited))
+			log_info("serve: stopped; %llu sandbox%s keep running and will be "
+				 "re-adopted at the next start",
+				 (unsigned long long)running, running == 1 ? "" : "es");
+	}
+out_audit:
+	audit_close(&d->audit);
+out_store:
+	store_close(&d->store);
+out_spawner:
+	spawnsvc_stop(&d->spawner);
+	return ret;
+}

@@ -1,0 +1,420 @@
+/* HTTP side of the daemon: libmicrohttpd, one thread per connection (a
+ * request may wait on a guest for as long as its exec timeout), routing
+ * from one table that mirrors docs/openapi.yaml, authentication, body
+ * limits, one audit line and one metrics sample per request. */
+#include "daemon/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "daemon/api.h"
+#include "daemon/auth.h"
+#include "daemon/sandbox.h"
+
+enum param_kind { P_NONE, P_TAG, P_ID };
+
+struct route {
+	const char *method;
+	const char *pattern; /* also the metrics label */
+	enum param_kind param;
+	bool open; /* no authentication */
+	size_t max_body;
+	void (*fn)(struct api_req *rq, struct api_resp *rs);
+};
+
+static const struct route routes[] = {
+    {"GET", "/healthz", P_NONE, true, 0, api_healthz},
+    {"GET", "/version", P_NONE, false, 0, api_version},
+    {"GET", "/metrics", P_NONE, false, 0, api_metrics},
+    {"GET", "/v1/snapshots", P_NONE, false, 0, api_snapshots_list},
+    {"POST", "/v1/snapshots", P_NONE, false, DAEMON_MAX_JSON, api_snapshots_create},
+    {"GET", "/v1/snapshots/{tag}", P_TAG, false, 0, api_snapshot_get},
+    {"DELETE", "/v1/snapshots/{tag}", P_TAG, false, 0, api_snapshot_delete},
+    {"POST", "/v1/sandboxes", P_NONE, false, DAEMON_MAX_JSON, api_sandboxes_create},
+    {"GET", "/v1/sandboxes", P_NONE, false, 0, api_sandboxes_list},
+    {"GET", "/v1/sandboxes/{id}", P_ID, false, 0, api_sandbox_get},
+    {"DELETE", "/v1/sandboxes/{id}", P_ID, false, 0, api_sandbox_delete},
+    {"POST", "/v1/sandboxes/{id}/ping", P_ID, false, DAEMON_MAX_JSON, api_sandbox_ping},
+    {"POST", "/v1/sandboxes/{id}/exec", P_ID, false, DAEMON_MAX_JSON, api_sandbox_exec},
+    {"POST", "/v1/sandboxes/{id}/eval", P_ID, false, DAEMON_MAX_JSON, api_sandbox_eval},
+    {"PUT", "/v1/sandboxes/{id}/files", P_ID, false, DAEMON_MAX_FILE, api_sandbox_file_put},
+    {"GET", "/v1/sandboxes/{id}/files", P_ID, false, 0, api_sandbox_file_get},
+};
+
+/* Per request, from the first call of the access handler to completion. */
+struct request {
+	uint64_t t0;
+	const struct route *route;
+	const char *route_label;
+	int early_status; /* decided before the body: 401, 404, 405, 400 */
+	char early_msg[512];
+	char allow[64];
+	char param[80];
+	const char *auth;
+	char *body;
+	size_t len, cap, limit;
+	bool too_big;
+};
+
+void api_json(struct api_resp *rs, int status, json_t *j)
+{
+	rs->status = status;
+	free(rs->body);
+	rs->body = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(j);
+	if (!rs->body) {
+		rs->status = 500;
+		rs->body = strdup("{\"error\":\"cannot encode the response\"}");
+	}
+	rs->len = rs->body ? strlen(rs->body) : 0;
+	rs->content_type = "application/json";
+}
+
+void api_error(struct api_resp *rs, int status, const char *fmt, ...)
+{
+	va_list ap;
+	json_t *j;
+
+	va_start(ap, fmt);
+	vsnprintf(rs->error, sizeof(rs->error), fmt, ap);
+	va_end(ap);
+	j = json_object();
+	/* The message may quote guest output: keep it valid UTF-8 for jansson. */
+	if (json_object_set_new(j, "error", json_string(rs->error)))
+		json_object_set_new(j, "error", json_string("(error message not valid UTF-8)"));
+	api_json(rs, status, j);
+}
+
+void api_audit_tag(struct api_resp *rs, const char *tag)
+{
+	snprintf(rs->tag_buf, sizeof(rs->tag_buf), "%s", tag);
+	rs->audit_tag = rs->tag_buf;
+}
+
+void api_bytes(struct api_resp *rs, int status, const char *ctype, const void *p, size_t n)
+{
+	free(rs->body);
+	rs->body = malloc(n ? n : 1);
+	if (!rs->body) {
+		api_error(rs, 500, "out of memory for a %zu-byte response", n);
+		return;
+	}
+	memcpy(rs->body, p, n);
+	rs->len = n;
+	rs->status = status;
+	rs->content_type = ctype;
+}
+
+json_t *api_body_object(const struct api_req *rq, struct api_resp *rs, const char *const *allowed)
+{
+	json_error_t e;
+	const char *key;
+	json_t *o, *v;
+
+	if (!rq->body_len)
+		return json_object();
+	o = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &e);
+	if (!o) {
+		api_error(rs, 400, "request body is not valid JSON: %s (line %d, column %d)",
+			  e.text, e.line, e.column);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		api_error(rs, 400, "request body must be a JSON object");
+		return NULL;
+	}
+	json_object_foreach(o, key, v)
+	{
+		const char *const *a;
+
+		for (a = allowed; *a && strcmp(*a, key); a++)
+			;
+		if (!*a) {
+			api_error(rs, 400, "unknown field \"%.64s\" in the request body", key);
+			json_decref(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+const char *api_query(const struct api_req *rq, const char *key)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* Match url against pattern; a "{...}" segment matches one non-empty
+ * segment, copied to param. */
+static bool match(const char *pattern, const char *url, char *param, size_t psize)
+{
+	while (*pattern && *url) {
+		if (*pattern == '{') {
+			const char *end = strchr(url, '/');
+			size_t n = end ? (size_t)(end - url) : strlen(url);
+
+			if (!n)
+				return false;
+			snprintf(param, psize, "%.*s", (int)MIN(n, psize - 1), url);
+			if (n >= psize)
+				param[0] = '\x01'; /* too long: never a valid id or tag */
+			url += n;
+			pattern = strchr(pattern, '}') + 1;
+			continue;
+		}
+		if (*pattern++ != *url++)
+			return false;
+	}
+	return !*pattern && !*url;
+}
+
+static void route_request(struct request *r, const char *method, const char *url)
+{
+	char param[80];
+	size_t n = 0;
+
+	r->route_label = "other";
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		if (!match(routes[i].pattern, url, param, sizeof(param)))
+			continue;
+		r->route_label = routes[i].pattern;
+		if (!strcmp(routes[i].method, method)) {
+			r->route = &routes[i];
+			snprintf(r->param, sizeof(r->param), "%s", param);
+			return;
+		}
+		n += (size_t)snprintf(r->allow + n, sizeof(r->allow) - n, "%s%s", n ? ", " : "",
+				      routes[i].method);
+	}
+	if (n) {
+		r->early_status = 405;
+		snprintf(r->early_msg, sizeof(r->early_msg),
+			 "method %.16s not allowed here; use %s", method, r->allow);
+	} else {
+		r->early_status = 404;
+		snprintf(r->early_msg, sizeof(r->early_msg),
+			 "no such endpoint: %.16s %.200s (see docs/openapi.yaml)", method, url);
+	}
+}
+
+static void check_param(struct request *r)
+{
+	if (r->route->param == P_TAG && !snapshot_tag_valid(r->param)) {
+		r->early_status = 400;
+		snprintf(r->early_msg, sizeof(r->early_msg),
+			 "invalid snapshot tag: tags are [A-Za-z0-9_][A-Za-z0-9_.-]{0,63} and "
+			 "never '..'");
+	} else if (r->route->param == P_ID && !sandbox_id_valid(r->param)) {
+		r->early_status = 400;
+		snprintf(r->early_msg, sizeof(r->early_msg),
+			 "invalid sandbox id: ids are 'sb-' and 20 characters of [a-z2-7]");
+	}
+}
+
+static void remote_addr(struct MHD_Connection *conn, char *buf, size_t size)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(buf, size, "?");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+			  (socklen_t)size);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+			  (socklen_t)size);
+}
+
+static enum MHD_Result finish(struct daemon *d, struct MHD_Connection *conn, struct request *r,
+			      const char *method, const char *url, struct api_resp *rs)
+{
+	struct MHD_Response *resp;
+	struct audit_entry ae;
+	char remote[64];
+	enum MHD_Result ret;
+	double secs = (double)(now_ns() - r->t0) / 1e9;
+
+	if (!rs->body)
+		api_error(rs, 500, "the handler gave no response");
+	resp = MHD_create_response_from_buffer(rs->len, rs->body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(rs->body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", rs->content_type);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	if (rs->status == 401)
+		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"forkd\"");
+	if (rs->status == 405)
+		MHD_add_response_header(resp, "Allow", r->allow);
+	ret = MHD_queue_response(conn, (unsigned)rs->status, resp);
+	MHD_destroy_response(resp);
+
+	remote_addr(conn, remote, sizeof(remote));
+	ae = (struct audit_entry){
+	    .remote = remote,
+	    .method = method,
+	    .path = url,
+	    .status = rs->status,
+	    .duration_ms = secs * 1000,
+	    .auth = r->auth,
+	    .sandbox = rs->audit_sandbox,
+	    .tag = rs->audit_tag,
+	    .bytes_in = r->len,
+	    .bytes_out = rs->len,
+	    .error = rs->error[0] ? rs->error : NULL,
+	};
+	audit_write(&d->audit, &ae);
+	metrics_request(&d->metrics, r->route_label,
+			r->route ? r->route->method
+				 : (!strcmp(method, "GET") || !strcmp(method, "POST") ||
+					    !strcmp(method, "PUT") || !strcmp(method, "DELETE")
+					? method
+					: "other"),
+			rs->status, secs);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct daemon *d = cls;
+	struct request *r = *con_cls;
+	struct api_resp rs = {0};
+
+	if (!r) {
+		const char *cl;
+
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->t0 = now_ns();
+		r->auth = "open";
+		route_request(r, method, url);
+		if (r->route && !r->route->open && d->token_len) {
+			r->auth = auth_check(
+			    d->token, d->token_len,
+			    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+			if (strcmp(r->auth, "ok")) {
+				r->early_status = 401;
+				snprintf(r->early_msg, sizeof(r->early_msg), "%s",
+					 !strcmp(r->auth, "missing")
+					     ? "authentication required: send 'Authorization: "
+					       "Bearer <token>' with the token from the daemon's "
+					       "--token-file"
+					     : "invalid bearer token");
+			}
+		}
+		if (r->route && !r->early_status)
+			check_param(r);
+		r->limit = r->route ? r->route->max_body : 0;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > r->limit)
+			r->too_big = true;
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (r->too_big || r->early_status)
+			return MHD_YES; /* read and drop: the answer is decided */
+		if (r->len + n > r->limit) {
+			r->too_big = true;
+			free(r->body);
+			r->body = NULL;
+			return MHD_YES;
+		}
+		if (r->len + n + 1 > r->cap) {
+			size_t cap = MAX(r->cap * 2, r->len + n + 1);
+			char *b = realloc(r->body, MIN(cap, r->limit + 1));
+
+			if (!b)
+				return MHD_NO;
+			r->body = b;
+			r->cap = MIN(cap, r->limit + 1);
+		}
+		memcpy(r->body + r->len, upload_data, n);
+		r->len += n;
+		return MHD_YES;
+	}
+
+	if (r->early_status) {
+		api_error(&rs, r->early_status, "%s", r->early_msg);
+	} else if (r->too_big) {
+		api_error(&rs, 413, "request body over the %zu-byte limit for %s %s", r->limit,
+			  method, r->route->pattern);
+	} else {
+		struct api_req rq = {
+		    .d = d,
+		    .conn = conn,
+		    .method = method,
+		    .param = r->param,
+		    .body = r->body ? r->body : "",
+		    .body_len = r->len,
+		};
+
+		if (r->body)
+			r->body[r->len] = 0;
+		if (r->route->param == P_ID)
+			rs.audit_sandbox = r->param;
+		else if (r->route->param == P_TAG)
+			rs.audit_tag = r->param;
+		r->route->fn(&rq, &rs);
+	}
+	return finish(d, conn, r, method, url, &rs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+
+	if (r) {
+		free(r->body);
+		free(r);
+	}
+	*con_cls = NULL;
+}
+
+int http_start(struct daemon *d, const struct sockaddr *sa, struct MHD_Daemon **out, unsigned *port)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *info;
+	struct MHD_Daemon *m;
+
+	if (sa->sa_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	m = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR, sa,
+			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+			     MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_END);
+	if (!m) {
+		log_err("cannot listen on %s (in use, or not an address of this host?)",
+			d->cfg.bind);
+		return -EADDRINUSE;
+	}
+	info = MHD_get_daemon_info(m, MHD_DAEMON_INFO_BIND_PORT);
+	*port = info ? info->port : 0;
+	*out = m;
+	return 0;
+}
+
+void http_stop(struct MHD_Daemon *m)
+{
+	/* Stop accepting, then let in-flight requests finish: with a thread
+	 * per connection, MHD_stop_daemon() joins them. */
+	MHD_quiesce_daemon(m);
+	MHD_stop_daemon(m);
+}

@@ -1,0 +1,540 @@
+#include "daemon/spawnsvc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "daemon/sandbox.h"
+#include "fork/spawner.h"
+
+#define MAX_LINE (16u << 20)
+#define MAX_JOBS 64
+
+/* ---- line I/O shared by both ends ---- */
+
+static int send_json(int fd, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+	size_t n;
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	n = strlen(s);
+	s[n] = '\n';
+	r = write_full(fd, s, n + 1);
+	free(s);
+	return r;
+}
+
+/* Read one line into *buf (growing it); -EPIPE at EOF, -ETIMEDOUT. The
+ * line is returned NUL-terminated in *line (valid until the next call). */
+static int recv_line(int fd, char **buf, size_t *len, size_t *cap, int timeout_ms, char **line,
+		     size_t *line_len)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : now_ns() + (uint64_t)timeout_ms * 1000000;
+	static const size_t chunk = 65536;
+
+	for (;;) {
+		char *nl = *len ? memchr(*buf, '\n', *len) : NULL;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t r;
+		int ms = -1;
+
+		if (nl) {
+			*nl = 0;
+			*line = *buf;
+			*line_len = (size_t)(nl - *buf);
+			return 0;
+		}
+		if (*len > MAX_LINE)
+			return -EMSGSIZE;
+		if (*cap - *len < chunk) {
+			char *b = realloc(*buf, *cap + chunk * 2);
+
+			if (!b)
+				return -ENOMEM;
+			*buf = b;
+			*cap += chunk * 2;
+		}
+		if (deadline) {
+			uint64_t now = now_ns();
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			ms = (int)((deadline - now) / 1000000 + 1);
+		}
+		r = poll(&p, 1, ms);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		r = read(fd, *buf + *len, *cap - *len);
+		if (r == 0)
+			return -EPIPE;
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		*len += (size_t)r;
+	}
+}
+
+static void consume_line(char *buf, size_t *len, size_t line_len)
+{
+	memmove(buf, buf + line_len + 1, *len - line_len - 1);
+	*len -= line_len + 1;
+}
+
+/* ---- the spawner process ---- */
+
+struct job {
+	pid_t pid;
+	char dir[PATH_MAX];
+};
+
+static struct job jobs[MAX_JOBS];
+
+static void reap(void)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (unsigned i = 0; i < MAX_JOBS; i++) {
+			char path[PATH_MAX + 8], line[16];
+			int fd, code, n;
+
+			if (jobs[i].pid != pid)
+				continue;
+			jobs[i].pid = 0;
+			code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			snprintf(path, sizeof(path), "%s/exit", jobs[i].dir);
+			n = snprintf(line, sizeof(line), "%d\n", code);
+			fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+			if (fd < 0 || write_full(fd, line, (size_t)n))
+				log_errno("write %s", path);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+}
+
+/* Last non-empty line of what the call below wrote to stderr, without
+ * forkd's "forkd: error: " prefix. */
+static void last_line(int memfd, char *out, size_t size)
+{
+	char buf[4096], *p, *start;
+	off_t end = lseek(memfd, 0, SEEK_END);
+	off_t from = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t n = pread(memfd, buf, sizeof(buf) - 1, from);
+
+	if (n <= 0) {
+		out[0] = 0;
+		return;
+	}
+	buf[n] = 0;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	p = strrchr(buf, '\n');
+	start = p ? p + 1 : buf;
+	if (!strncmp(start, "forkd: error: ", 14))
+		start += 14;
+	else if (!strncmp(start, "forkd: ", 7))
+		start += 7;
+	if ((size_t)snprintf(out, size, "%s", start) >= size)
+		out[size - 1] = 0;
+	/* Keep it in the daemon's own log too. */
+	if (write_full(STDERR_FILENO, buf, (size_t)n) == 0)
+		(void)!write(STDERR_FILENO, "\n", 1);
+}
+
+static int load_image(const char *tag, struct snapshot_image *img, char *err, size_t errlen)
+{
+	int memfd = memfd_create("forkd-spawner-log", MFD_CLOEXEC);
+	int saved = memfd >= 0 ? dup(STDERR_FILENO) : -1;
+	int r;
+
+	if (memfd >= 0 && saved >= 0)
+		dup2(memfd, STDERR_FILENO);
+	r = snapshot_image_load(tag, img);
+	if (memfd >= 0 && saved >= 0) {
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+		if (r)
+			last_line(memfd, err, errlen);
+	}
+	if (memfd >= 0)
+		close(memfd);
+	if (r && !err[0])
+		snprintf(err, errlen, "cannot load snapshot '%s': %s", tag, strerror(-r));
+	return r;
+}
+
+struct pending {
+	pid_t pid;
+	uint64_t start_time;
+	int32_t status;
+	uint64_t restore_ns;
+	bool reported;
+	char error[256];
+};
+
+/* Fork one child with its stdout/stderr in <dir>/vmm.log. */
+static pid_t fork_one(const struct snapshot_image *img, struct child_opts *co, char *err,
+		      size_t errlen)
+{
+	char path[PATH_MAX + 16];
+	int log_fd, out = -1, errfd = -1;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/vmm.log", co->child_dir);
+	log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (log_fd < 0) {
+		int e = errno;
+
+		if ((size_t)snprintf(err, errlen, "open %s: %s", path, strerror(e)) >= errlen)
+			err[errlen - 1] = 0;
+		return -e;
+	}
+	out = dup(STDOUT_FILENO);
+	errfd = dup(STDERR_FILENO);
+	dup2(log_fd, STDOUT_FILENO);
+	dup2(log_fd, STDERR_FILENO);
+	/* The child inherits the process name: make it say what it is. */
+	prctl(PR_SET_NAME, "forkd-vmm");
+	pid = spawner_fork_child(img, co);
+	prctl(PR_SET_NAME, "forkd-spawner");
+	if (out >= 0) {
+		dup2(out, STDOUT_FILENO);
+		close(out);
+	}
+	if (errfd >= 0) {
+		dup2(errfd, STDERR_FILENO);
+		close(errfd);
+	}
+	close(log_fd);
+	if (pid < 0)
+		snprintf(err, errlen, "fork: %s", strerror((int)-pid));
+	return pid;
+}
+
+static json_t *do_spawn(json_t *req)
+{
+	const char *tag = json_string_value(json_object_get(req, "tag"));
+	json_t *kids = json_object_get(req, "children"), *reply, *arr;
+	json_int_t timeout_ms = json_integer_value(json_object_get(req, "timeout_ms"));
+	struct snapshot_image img;
+	struct pending *p;
+	char err[512] = "";
+	size_t n = json_array_size(kids), ready = 0;
+	int pipefd[2], r;
+	uint64_t deadline;
+
+	if (!tag || !snapshot_tag_valid(tag) || !n || n > 10000)
+		return json_pack("{s:b,s:s,s:i}", "ok", 0, "error", "bad spawn request", "errno",
+				 EINVAL);
+	r = load_image(tag, &img, err, sizeof(err));
+	if (r)
+		return json_pack("{s:b,s:s,s:i}", "ok", 0, "error", err, "errno", -r);
+	p = calloc(n, sizeof(*p));
+	if (!p || pipe2(pipefd, O_CLOEXEC) < 0) {
+		free(p);
+		snapshot_image_free(&img);
+		return json_pack("{s:b,s:s,s:i}", "ok", 0, "error", "spawner out of resources",
+				 "errno", ENOMEM);
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *k = json_array_get(kids, i);
+		struct child_opts co = {
+		    .index = (uint32_t)json_integer_value(json_object_get(k, "index")),
+		    .live_fork = json_is_true(json_object_get(req, "live_fork")),
+		    .hugepages = json_is_true(json_object_get(req, "hugepages")),
+		    .child_dir = json_string_value(json_object_get(k, "dir")),
+		    .detach = true,
+		    .report_fd = pipefd[1],
+		    .close_fd = pipefd[0],
+		    .console_max_bytes = 4 * MIB,
+		};
+
+		if (!co.child_dir) {
+			p[i].status = -EINVAL;
+			snprintf(p[i].error, sizeof(p[i].error), "no run directory");
+			continue;
+		}
+		p[i].pid = fork_one(&img, &co, p[i].error, sizeof(p[i].error));
+		if (p[i].pid < 0) {
+			p[i].status = p[i].pid;
+			p[i].pid = 0;
+			continue;
+		}
+		if (proc_start_time(p[i].pid, &p[i].start_time, NULL) ||
+		    sandbox_write_pidfile(co.child_dir, p[i].pid, p[i].start_time))
+			log_warn("spawner: no pid file for child %d in %s", (int)p[i].pid,
+				 co.child_dir);
+	}
+	close(pipefd[1]);
+	snapshot_image_free(&img);
+
+	/* Each child reports once: running, or the error that stopped it. A
+	 * child that dies before reporting is found by waitpid(). */
+	deadline = now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 60000) * 1000000;
+	for (size_t i = 0; i < n; i++)
+		if (!p[i].pid)
+			p[i].reported = true, ready++;
+	while (ready < n && now_ns() < deadline) {
+		struct pollfd pf = {.fd = pipefd[0], .events = POLLIN};
+		struct child_report rep;
+
+		if (poll(&pf, 1, 50) > 0 && read(pipefd[0], &rep, sizeof(rep)) == sizeof(rep)) {
+			for (size_t i = 0; i < n; i++)
+				if (p[i].pid == rep.pid && !p[i].reported) {
+					p[i].reported = true;
+					p[i].status = rep.status;
+					p[i].restore_ns = rep.restore_ns;
+					ready++;
+				}
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			int st;
+
+			if (p[i].reported || waitpid(p[i].pid, &st, WNOHANG) != p[i].pid)
+				continue;
+			p[i].reported = true;
+			p[i].status = -ECHILD;
+			snprintf(p[i].error, sizeof(p[i].error),
+				 "the child exited with status %d before it ran",
+				 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+			ready++;
+		}
+	}
+	close(pipefd[0]);
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *k = json_array_get(kids, i);
+
+		if (!p[i].reported) {
+			p[i].status = -ETIMEDOUT;
+			snprintf(p[i].error, sizeof(p[i].error),
+				 "the child did not report within %lld ms", (long long)timeout_ms);
+		}
+		if (p[i].status && !p[i].error[0])
+			snprintf(p[i].error, sizeof(p[i].error), "%s", strerror(-p[i].status));
+		json_array_append_new(
+		    arr, json_pack("{s:O,s:I,s:I,s:i,s:I,s:s}", "index",
+				   json_object_get(k, "index"), "pid", (json_int_t)p[i].pid,
+				   "start_time", (json_int_t)p[i].start_time, "status", p[i].status,
+				   "restore_ns", (json_int_t)p[i].restore_ns, "error", p[i].error));
+	}
+	free(p);
+	reply = json_pack("{s:b,s:o}", "ok", 1, "children", arr);
+	return reply;
+}
+
+static json_t *do_job(json_t *req)
+{
+	json_t *argv_j = json_object_get(req, "argv");
+	const char *dir = json_string_value(json_object_get(req, "dir"));
+	size_t n = json_array_size(argv_j);
+	char **argv, path[PATH_MAX + 16];
+	unsigned slot;
+	uint64_t st = 0;
+	pid_t pid;
+
+	for (slot = 0; slot < MAX_JOBS && jobs[slot].pid; slot++)
+		;
+	if (!dir || !n || n > 256 || slot == MAX_JOBS || strlen(dir) >= sizeof(jobs[0].dir))
+		return json_pack("{s:b,s:s}", "ok", 0, "error",
+				 slot == MAX_JOBS ? "too many snapshot jobs running" : "bad job");
+	argv = calloc(n + 1, sizeof(*argv));
+	if (!argv)
+		return json_pack("{s:b,s:s}", "ok", 0, "error", "out of memory");
+	for (size_t i = 0; i < n; i++)
+		argv[i] = (char *)json_string_value(json_array_get(argv_j, i));
+	snprintf(path, sizeof(path), "%s/job.log", dir);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+		int null = open("/dev/null", O_RDONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		if (fd < 0 || null < 0)
+			_exit(126);
+		dup2(null, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close_range(3, ~0U, 0);
+		for (size_t i = 0; i < n; i++)
+			if (!argv[i])
+				_exit(126);
+		execv(argv[0], argv);
+		dprintf(STDERR_FILENO, "forkd: error: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	free(argv);
+	if (pid < 0)
+		return json_pack("{s:b,s:s}", "ok", 0, "error", strerror(errno));
+	jobs[slot].pid = pid;
+	snprintf(jobs[slot].dir, sizeof(jobs[slot].dir), "%s", dir);
+	if (proc_start_time(pid, &st, NULL))
+		st = 0;
+	return json_pack("{s:b,s:I,s:I}", "ok", 1, "pid", (json_int_t)pid, "start_time",
+			 (json_int_t)st);
+}
+
+static __attribute__((noreturn)) void spawner_main(int fd)
+{
+	char *buf = NULL, *line;
+	size_t len = 0, cap = 0, line_len;
+	int null = open("/dev/null", O_RDONLY);
+
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		close(null);
+	}
+	prctl(PR_SET_NAME, "forkd-spawner");
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* Ctrl-C reaches the whole foreground group: the daemon stops
+	 * gracefully and then closes the socket, which ends this loop. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		json_t *req, *reply;
+		const char *op;
+		int r = recv_line(fd, &buf, &len, &cap, 250, &line, &line_len);
+
+		reap();
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r)
+			break;
+		req = json_loadb(line, line_len, 0, NULL);
+		consume_line(buf, &len, line_len);
+		op = json_string_value(json_object_get(req, "op"));
+		if (op && !strcmp(op, "spawn"))
+			reply = do_spawn(req);
+		else if (op && !strcmp(op, "job"))
+			reply = do_job(req);
+		else
+			reply = json_pack("{s:b,s:s}", "ok", 0, "error", "unknown spawner request");
+		if (reply && req)
+			json_object_set(reply, "seq", json_object_get(req, "seq"));
+		r = reply ? send_json(fd, reply) : -ENOMEM;
+		json_decref(reply);
+		json_decref(req);
+		if (r)
+			break;
+	}
+	_exit(0);
+}
+
+/* ---- the daemon's side ---- */
+
+int spawnsvc_start(struct spawnsvc *s)
+{
+	int sv[2];
+	pid_t pid;
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return log_errno("socketpair for the spawner");
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return log_errno("fork the spawner");
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		spawner_main(sv[1]);
+	}
+	close(sv[1]);
+	s->pid = pid;
+	s->fd = sv[0];
+	pthread_mutex_init(&s->lock, NULL);
+	return 0;
+}
+
+int spawnsvc_call(struct spawnsvc *s, json_t *req, json_t **reply, int timeout_ms)
+{
+	uint64_t seq, deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
+	char *line;
+	size_t line_len;
+	int r;
+
+	*reply = NULL;
+	pthread_mutex_lock(&s->lock);
+	seq = ++s->seq;
+	json_object_set_new(req, "seq", json_integer((json_int_t)seq));
+	r = send_json(s->fd, req);
+	if (r == -EPIPE || r == -ECONNRESET)
+		r = -EPIPE;
+	while (!r) {
+		uint64_t now = now_ns();
+		json_t *o;
+
+		if (now >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		r = recv_line(s->fd, &s->buf, &s->len, &s->cap,
+			      (int)((deadline - now) / 1000000 + 1), &line, &line_len);
+		if (r)
+			break;
+		o = json_loadb(line, line_len, 0, NULL);
+		consume_line(s->buf, &s->len, line_len);
+		if (!json_is_object(o)) {
+			json_decref(o);
+			r = -EPROTO;
+			break;
+		}
+		/* A reply to an earlier request that timed out: skip it. */
+		if ((uint64_t)json_integer_value(json_object_get(o, "seq")) != seq) {
+			json_decref(o);
+			continue;
+		}
+		*reply = o;
+		break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void spawnsvc_stop(struct spawnsvc *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	if (s->pid > 0) {
+		/* It sees the socket close within its 250 ms poll. */
+		for (int i = 0; i < 400; i++) {
+			if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+				s->pid = 0;
+				break;
+			}
+			usleep(5000);
+		}
+		if (s->pid > 0) {
+			kill(s->pid, SIGKILL);
+			waitpid(s->pid, NULL, 0);
+		}
+	}
+	free(s->buf);
+	s->buf = NULL;
+}
