@@ -63,6 +63,11 @@ test: test-unit test-vmm
 check:
 	@tests/check.sh
 
+# The guest agent, forkd-init and `forkd image build`, on the host (tests/agent/).
+.PHONY: test-agent
+test-agent: $(BUILD)/forkd
+	@tests/agent/run.sh $(abspath $(BUILD))
+
 test-e2e: $(BUILD)/forkd
 	@tests/e2e/run.sh $(abspath $(BUILD))
 

@@ -12,6 +12,8 @@ PACKAGES=(
 	libjansson-dev libmicrohttpd-dev libsqlite3-dev libseccomp-dev libmnl-dev
 	# guest images and end-to-end tests
 	busybox-static cpio e2fsprogs iproute2 python3 socat
+	# guest image build and the agent tests
+	python3-numpy python3-pytest
 	ca-certificates
 )
 

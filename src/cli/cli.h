@@ -33,6 +33,7 @@ int cmd_kill(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const struct cli_command commands[] = {
     {"ping", "ping a sandbox's agent (daemon or vsock socket)", cmd_ping},
     {"exec", "run a command in a sandbox", cmd_exec},
     {"eval", "evaluate Python in a sandbox's warm interpreter", cmd_eval},
+    {"image", "build guest images from Debian packages (forkd image --help)", cmd_image},
     {"version", "print the version", cmd_version},
 };
 
