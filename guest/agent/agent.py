@@ -48,6 +48,10 @@ else:
 PORT = 8888
 MAX_LINE = 64 * 1024 * 1024  # request line limit (protocol)
 MAX_OUTPUT = 64 * 1024 * 1024  # per exec stream; the rest is dropped and flagged
+# Each output text field of a reply is cut to this many bytes of JSON, so a
+# reply with two of them stays under 96 MiB (the host client's line limit)
+# even when every byte needs a 6-byte escape.
+MAX_FIELD_JSON = 40 * 1024 * 1024
 MAX_READ = 48 * 1024 * 1024  # read_file: 48 MiB is 64 MiB of base64
 MAX_ENTROPY = 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
@@ -176,7 +180,11 @@ class Agent:
 
     @staticmethod
     def reply(conn, res):
-        conn.sendall(json.dumps(res).encode() + b"\n")
+        try:
+            line = json.dumps(res, ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate (eval printed one): escape it
+            line = json.dumps(res).encode()
+        conn.sendall(line + b"\n")
 
     # ---- ops --------------------------------------------------------------
 
@@ -221,13 +229,11 @@ class Agent:
         except ValueError as e:  # e.g. an embedded NUL byte
             raise BadRequest(str(e)) from None
         out, err, timed_out = pump(proc, stdin, time.monotonic() + timeout)
-        res = {"stdout": out[0].decode("utf-8", "replace"),
-               "stderr": err[0].decode("utf-8", "replace"),
-               "exit_code": proc.returncode, "timed_out": timed_out}
-        if out[1]:
-            res["stdout_truncated"] = True
-        if err[1]:
-            res["stderr_truncated"] = True
+        res = {"exit_code": proc.returncode, "timed_out": timed_out}
+        for key, (data, cut) in (("stdout", out), ("stderr", err)):
+            res[key], cut_json = fit(data.decode("utf-8", "replace"))
+            if cut or cut_json:
+                res[key + "_truncated"] = True
         return res
 
     def op_eval(self, req):
@@ -247,8 +253,17 @@ class Agent:
                     result = self.run_code(code, fname)
             except BaseException as e:  # SystemExit too: eval must not end the agent
                 return {"ok": False, "error": exc_line(e), "traceback": user_traceback(e),
-                        "stdout": out.getvalue(), "stderr": err.getvalue()}
-            return {"result": result, "stdout": out.getvalue(), "stderr": err.getvalue()}
+                        "stdout": fit(out.getvalue())[0], "stderr": fit(err.getvalue())[0]}
+            res = {"result": result}
+            if result is not None:
+                res["result"], cut = fit(result)
+                if cut:
+                    res["result_truncated"] = True
+            for key, text in (("stdout", out.getvalue()), ("stderr", err.getvalue())):
+                res[key], cut = fit(text)
+                if cut:
+                    res[key + "_truncated"] = True
+            return res
 
     def run_code(self, code, fname):
         """Run CODE in the namespace; repr of a final expression, else None."""
@@ -376,6 +391,20 @@ def b64(v, key):
         return base64.b64decode(v, validate=True)
     except ValueError as e:
         raise BadRequest('"%s" is not valid base64: %s' % (key, e)) from None
+
+
+def fit(text, budget=MAX_FIELD_JSON):
+    """(text, False) if text takes at most budget bytes as a JSON string in a
+    reply, else (the longest prefix found that does, True)."""
+    if len(text) * 6 + 2 <= budget:  # no character encodes to more than 6 bytes
+        return text, False
+    size = len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if size <= budget:
+        return text, False
+    while size > budget:
+        text = text[:int(len(text) * budget / size * 0.98)]
+        size = len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    return text, True
 
 
 def exc_line(e):

@@ -217,6 +217,20 @@ def test_exec_prints_10_mib(client):
     assert time.monotonic() - t0 < 20
 
 
+def test_exec_output_that_escapes_badly_is_cut_to_fit_a_reply(client):
+    # 12 MiB of control bytes: 72 MiB as JSON escapes. The reply carries a
+    # prefix that fits the per-field budget (40 MiB of JSON) and says so.
+    client.send_raw(json.dumps({"op": "exec", "argv": [
+        "sh", "-c", "head -c 12582912 /dev/zero | tr '\\0' '\\1'"]}).encode() + b"\n")
+    line = client.rfile.readline()
+    assert len(line) < 96 * MIB
+    r = json.loads(line)
+    assert r["ok"] and r["exit_code"] == 0 and r["stdout_truncated"] is True
+    assert 0 < len(r["stdout"]) < 12 * MIB and set(r["stdout"]) == {"\x01"}
+    assert len(json.dumps(r["stdout"])) <= 40 * MIB
+    assert client.call("eval", code="print('\\x02' * (8 << 20))")["stdout_truncated"] is True
+
+
 def test_exec_missing_program_and_bad_cwd(client):
     r = client.call("exec", argv=["/nonexistent/prog"])
     assert r["ok"] is False and "No such file" in r["error"] and "/nonexistent/prog" in r["error"]
