@@ -23,6 +23,13 @@
 
 enum job_state { JOB_NONE, JOB_RUNNING, JOB_DONE, JOB_FAILED };
 
+static bool job_exists(const struct job_rec *j)
+{
+	uint64_t st;
+
+	return j->pid > 0 && proc_start_time((pid_t)j->pid, &st, NULL) == 0 && st == j->start_time;
+}
+
 /* The job's state; for a failure, why (the last line of its log). */
 static enum job_state job_state(struct daemon *d, const char *tag, struct job_rec *j, char *why,
 				size_t size)
@@ -36,6 +43,15 @@ static enum job_state job_state(struct daemon *d, const char *tag, struct job_re
 		return JOB_NONE;
 	snprintf(path, sizeof(path), "%s/exit", j->dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && job_exists(j)) {
+		/* Running, or a zombie the spawner has yet to reap and record. */
+		return JOB_RUNNING;
+	}
+	if (fd < 0) {
+		/* Reaped a moment ago: the spawner writes the status right after. */
+		usleep(100000);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd >= 0) {
 		n = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
@@ -43,8 +59,6 @@ static enum job_state job_state(struct daemon *d, const char *tag, struct job_re
 		code = atoi(buf);
 		if (code == 0)
 			return JOB_DONE;
-	} else if (j->pid > 0 && sandbox_alive((pid_t)j->pid, j->start_time)) {
-		return JOB_RUNNING;
 	}
 	snprintf(path, sizeof(path), "%s/job.log", j->dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -319,9 +333,9 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 	}
 	if (!strcmp(kind, "image")) {
 		api_error(rs, 501,
-			  "kind \"image\" needs the Linux guest image with the agent "
-			  "('forkd image build'), which this daemon cannot build or boot "
-			  "yet; make the snapshot with 'forkd snapshot' instead");
+			  "kind \"image\" is not available yet: it needs the Linux guest image "
+			  "with the agent ('forkd image build'), which this daemon does not "
+			  "boot yet; make the snapshot with 'forkd snapshot'");
 		goto out;
 	}
 	if ((v = json_object_get(body, "mem_mib")) &&

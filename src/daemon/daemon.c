@@ -204,7 +204,7 @@ int daemon_run(const struct daemon_config *cfg)
 		log_info("serve: SIGHUP ignored (nothing to reload)");
 	log_info("serve: %s: no new connections; finishing requests in flight",
 		 sig == SIGINT ? "SIGINT" : "SIGTERM");
-	http_stop(http);
+	http_stop(d, http, 30);
 	ret = 0;
 	{
 		uint64_t running = 0, exited = 0;

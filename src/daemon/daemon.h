@@ -59,6 +59,7 @@ struct daemon {
 	struct metrics metrics;
 	pthread_mutex_t lock; /* spawning and killing: one change at a time */
 	uint64_t started_ns;
+	unsigned inflight; /* requests between headers and completion (atomic) */
 };
 
 /* Run the daemon until SIGTERM/SIGINT. Must be called before the process

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "daemon/api.h"
@@ -119,7 +120,7 @@ json_t *api_body_object(const struct api_req *rq, struct api_resp *rs, const cha
 
 	if (!rq->body_len)
 		return json_object();
-	o = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &e);
+	o = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
 	if (!o) {
 		api_error(rs, 400, "request body is not valid JSON: %s (line %d, column %d)",
 			  e.text, e.line, e.column);
@@ -232,6 +233,17 @@ static void remote_addr(struct MHD_Connection *conn, char *buf, size_t size)
 			  (socklen_t)size);
 }
 
+/* Metrics keep label strings by pointer: only static ones. */
+static const char *static_method(const char *m)
+{
+	static const char *const known[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+		if (!strcmp(m, known[i]))
+			return known[i];
+	return "other";
+}
+
 static enum MHD_Result finish(struct daemon *d, struct MHD_Connection *conn, struct request *r,
 			      const char *method, const char *url, struct api_resp *rs)
 {
@@ -272,13 +284,7 @@ static enum MHD_Result finish(struct daemon *d, struct MHD_Connection *conn, str
 	    .error = rs->error[0] ? rs->error : NULL,
 	};
 	audit_write(&d->audit, &ae);
-	metrics_request(&d->metrics, r->route_label,
-			r->route ? r->route->method
-				 : (!strcmp(method, "GET") || !strcmp(method, "POST") ||
-					    !strcmp(method, "PUT") || !strcmp(method, "DELETE")
-					? method
-					: "other"),
-			rs->status, secs);
+	metrics_request(&d->metrics, r->route_label, static_method(method), rs->status, secs);
 	return ret;
 }
 
@@ -297,6 +303,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!r)
 			return MHD_NO;
 		r->t0 = now_ns();
+		__atomic_add_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
 		r->auth = "open";
 		route_request(r, method, url);
 		if (r->route && !r->route->open && d->token_len) {
@@ -377,11 +384,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct daemon *d = cls;
 	struct request *r = *con_cls;
 
 	if (r) {
 		free(r->body);
 		free(r);
+		__atomic_sub_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
 	}
 	*con_cls = NULL;
 }
@@ -411,10 +420,24 @@ int http_start(struct daemon *d, const struct sockaddr *sa, struct MHD_Daemon **
 	return 0;
 }
 
-void http_stop(struct MHD_Daemon *m)
+void http_stop(struct daemon *d, struct MHD_Daemon *m, unsigned grace_secs)
 {
-	/* Stop accepting, then let in-flight requests finish: with a thread
-	 * per connection, MHD_stop_daemon() joins them. */
-	MHD_quiesce_daemon(m);
+	uint64_t deadline = now_ns() + (uint64_t)grace_secs * 1000000000ULL;
+	unsigned left;
+
+	/* Stop accepting, let the requests in flight finish (a request counts
+	 * from its headers to its completed response), then close the idle
+	 * connections. */
+	MHD_socket lfd = MHD_quiesce_daemon(m);
+
+	/* Quiescing hands the listening socket back: closing it refuses new
+	 * connections at once instead of queueing them. */
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
+	while ((left = __atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST)) && now_ns() < deadline)
+		usleep(10000);
+	if (left)
+		log_warn("serve: %u request%s still in flight after %u s; closing them", left,
+			 left == 1 ? "" : "s", grace_secs);
 	MHD_stop_daemon(m);
 }

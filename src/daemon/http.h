@@ -12,7 +12,7 @@ struct MHD_Daemon;
  * the port bound (for a requested port 0). */
 int http_start(struct daemon *d, const struct sockaddr *sa, struct MHD_Daemon **out,
 	       unsigned *port) __must_check;
-/* Stop accepting; wait for requests in flight; free. */
-void http_stop(struct MHD_Daemon *m);
+/* Stop accepting; wait up to grace_secs for requests in flight; free. */
+void http_stop(struct daemon *d, struct MHD_Daemon *m, unsigned grace_secs);
 
 #endif

@@ -1,0 +1,36 @@
+"""The SDK's tests run against a real daemon:
+  - FORKD_URL (+ FORKD_TOKEN) and FORKD_TAG: an existing daemon and a snapshot
+    whose children answer ping (any agent);
+  - otherwise tests/daemon/harness.py starts one from the repository's build
+    (build/forkd, build/guests/agent_stub.elf) with a snapshot of agent_stub.
+"""
+
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # the forkd package, uninstalled
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(REPO, "tests", "daemon"))
+
+
+@pytest.fixture(scope="session")
+def target():
+    """(url, token, tag, stub): stub is True when children run agent_stub."""
+    if os.environ.get("FORKD_URL"):
+        yield (os.environ["FORKD_URL"], os.environ.get("FORKD_TOKEN"),
+               os.environ.get("FORKD_TAG", "py"), False)
+        return
+    import harness
+    if not os.path.exists(harness.forkd_bin()) or not harness.kvm_usable():
+        pytest.skip("no FORKD_URL, and no build/forkd with a usable /dev/kvm to start one")
+    env = harness.Env()
+    d = harness.Daemon(env).start()
+    try:
+        harness.make_stub_snapshot(d, "sdkstub")
+        yield d.url, d.token, "sdkstub", True
+    finally:
+        d.stop()
+        env.cleanup()

@@ -1,0 +1,486 @@
+"""HTTP tests against a real `forkd serve` on loopback: every endpoint, errors,
+authentication, limits, the audit log and /metrics. Sandboxes are real KVM
+children of the agent_stub test guest (tests/guests/agent_stub.c), which
+answers ping and refuses every other agent op."""
+
+import json
+import os
+import re
+import signal
+import socket
+import time
+
+import harness
+
+ERR = re.compile(r"^\{\"error\":\"[^\"]")
+
+
+def error_of(data):
+    """Every error body is exactly {"error": "<non-empty message>"} (+ traceback)."""
+    o = json.loads(data)
+    assert isinstance(o, dict) and isinstance(o.get("error"), str) and o["error"], o
+    assert set(o) <= {"error", "traceback"}, o
+    return o["error"]
+
+
+# ---- service endpoints ----
+
+def test_healthz_is_open(daemon):
+    st, hd, data = daemon.request("GET", "/healthz", token=False)
+    assert st == 200 and json.loads(data) == {"status": "ok"}
+    assert hd["content-type"] == "application/json"
+
+
+def test_version(daemon):
+    st, o = daemon.json("GET", "/version")
+    assert st == 200 and o["api"] == "v1" and o["auth"] is True
+    assert re.match(r"^\d+\.\d+\.\d+", o["version"])
+
+
+# ---- authentication ----
+
+def test_auth_missing_wrong_and_prefix(daemon):
+    for path, method in (("/v1/sandboxes", "GET"), ("/version", "GET"), ("/metrics", "GET"),
+                         ("/v1/snapshots", "GET"), ("/v1/sandboxes", "POST")):
+        st, hd, data = daemon.request(method, path, body={} if method == "POST" else None,
+                                      token=False)
+        assert st == 401, (path, st)
+        assert "authentication required" in error_of(data)
+        assert hd["www-authenticate"].startswith("Bearer")
+    tok = daemon.token
+    for bad in ("Bearer wrong-token-0123456789", "Bearer " + tok[:-1], "Bearer " + tok + "x",
+                "Bearer " + tok[:16], "Basic " + tok, tok, "Bearer"):
+        st, _, data = daemon.request("GET", "/v1/sandboxes", token=bad)
+        assert st == 401, bad
+        assert error_of(data) == "invalid bearer token"
+    st, _, _ = daemon.request("GET", "/v1/sandboxes", token="bearer " + tok)
+    assert st == 200
+
+
+def test_token_file_rules(env, tmp_path):
+    short = env.top + "/short-token"
+    with open(short, "w") as f:
+        f.write("0123456789abcde\n")  # 15 bytes
+    os.chmod(short, 0o600)
+    d = harness.Daemon(env, token=False, extra=["--token-file", short])
+    d.args += ["--state-dir", env.top + "/st-short"]
+    try:
+        d.start(timeout=5)
+        d.stop()
+        raise AssertionError("a 15-byte token was accepted")
+    except RuntimeError as e:
+        assert "needs 16 to 4096" in str(e), e
+    with open(short, "w") as f:
+        f.write("0123456789abcdef-long-enough\n")
+    os.chmod(short, 0o644)
+    d = harness.Daemon(env, token=False, extra=["--token-file", short])
+    try:
+        d.start(timeout=5)
+        d.stop()
+        raise AssertionError("a world-readable token file was accepted")
+    except RuntimeError as e:
+        assert "chmod 600" in str(e), e
+
+
+def test_non_loopback_bind_needs_token(env):
+    d = harness.Daemon(env, token=False, bind="0.0.0.0:0")
+    try:
+        d.start(timeout=5)
+        d.stop()
+        raise AssertionError("non-loopback bind without a token was accepted")
+    except RuntimeError as e:
+        assert "refusing to listen on 0.0.0.0:0 without authentication" in str(e), e
+    d = harness.Daemon(env, token=True, bind="0.0.0.0:0")
+    d.start(timeout=5)
+    try:
+        st, _, _ = d.request("GET", "/healthz")
+        assert st == 200
+    finally:
+        assert d.stop() == 0
+
+
+# ---- request validation ----
+
+def test_bad_json_and_fields(daemon):
+    cases = [
+        (b"{", "not valid JSON"),
+        (b"[1,2]", "must be a JSON object"),
+        (b'"x"', "must be a JSON object"),
+        (b'{"snapshot_tag":"stub","n":1,"n":2}', "not valid JSON"),
+        (b'{"snapshot_tag":"stub","bogus":1}', 'unknown field "bogus"'),
+        (b'{"n":1}', '"snapshot_tag" (a string) is required'),
+        (b'{"snapshot_tag":"stub","n":"3"}', '"n" must be an integer'),
+        (b'{"snapshot_tag":"stub","n":1.5}', '"n" must be an integer'),
+        (b'{"snapshot_tag":"stub","live_fork":1}', '"live_fork" must be true or false'),
+        (b'{"snapshot_tag":"stub","per_child_netns":"yes"}', "must be true or false"),
+        (b'{"snapshot_tag":"stub","memory_limit_mib":"1G"}', "memory_limit_mib"),
+        (b'{"snapshot_tag":"stub","hugepages":true}', 'needs "live_fork"'),
+        (b'{"snapshot_tag":7}', '"snapshot_tag" (a string) is required'),
+        (b'\xff\xfe{}', "not valid JSON"),
+    ]
+    for body, want in cases:
+        st, _, data = daemon.request("POST", "/v1/sandboxes", body=body)
+        assert st == 400, (body, st, data)
+        assert want in error_of(data), (body, data)
+
+
+def test_n_bounds(daemon):
+    for n in (0, -1, 1001, 10 ** 12):
+        st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub", "n": n})
+        assert st == 400 and "from 1 to 1000" in o["error"], (n, o)
+
+
+def test_huge_bodies(daemon):
+    big = b'{"snapshot_tag":"stub","pad":"' + b"x" * (9 << 20) + b'"}'
+    st, _, data = daemon.request("POST", "/v1/sandboxes", body=big)
+    assert st == 413 and "limit" in error_of(data)
+    # The same without Content-Length up front: chunked upload.
+    s = socket.create_connection(("127.0.0.1", daemon.port))
+    s.sendall(b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+              + daemon.token.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"y" * (1 << 20)
+    for _ in range(9):
+        s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+    s.sendall(b"0\r\n\r\n")
+    s.settimeout(30)
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        resp += s.recv(65536)
+    s.close()
+    assert resp.startswith(b"HTTP/1.1 413"), resp[:80]
+
+
+def test_netns_and_memory_limit_not_faked(daemon):
+    st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub",
+                                                 "per_child_netns": True})
+    assert st == 501 and "per_child_netns is not available yet" in o["error"]
+    st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub",
+                                                 "memory_limit_mib": 256})
+    assert st == 501 and "memory_limit_mib is not available yet" in o["error"]
+    st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub",
+                                                 "memory_limit_mib": 5})
+    assert st == 400 and "from 16" in o["error"]
+    st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub",
+                                                 "per_child_netns": False,
+                                                 "memory_limit_mib": None, "n": 1})
+    assert st == 201, o
+    assert daemon.request("DELETE", "/v1/sandboxes/" + o[0]["id"])[0] == 200
+
+
+def test_path_traversal(daemon, env):
+    canary = os.path.join(env.home, "canary")
+    open(canary, "w").close()
+    tags = ["..", "..%2F..%2Fetc", "%2e%2e", ".hidden", "a%2Fb", "x" * 65, "-x", "a%00b"]
+    for t in tags:
+        for m in ("GET", "DELETE"):
+            st, _, data = daemon.request(m, "/v1/snapshots/" + t)
+            assert st in (400, 404), (m, t, st)
+            error_of(data)
+    for body_tag in ("../stub", "..", "stub/../stub", "/etc", ""):
+        st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": body_tag})
+        assert st == 400 and "invalid snapshot_tag" in o["error"], (body_tag, o)
+        st, o = daemon.json("POST", "/v1/snapshots", {"tag": body_tag, "kind": "test-guest",
+                                                      "guest": "agent_stub"})
+        assert st == 400, (body_tag, o)
+    st, o = daemon.json("POST", "/v1/snapshots", {"tag": "t1", "kind": "test-guest",
+                                                  "guest": "../agent_stub"})
+    assert st == 400 and '"guest"' in o["error"]
+    ids = ["..", "..%2F..%2Fetc%2Fpasswd", "sb-" + "A" * 20, "sb-" + "a" * 19,
+           "sb-" + "a" * 21, "sb-aaaaaaaaaaaaaaaaaaa1", "sb-" + "a" * 19 + "%2F"]
+    for i in ids:
+        for m, p in (("GET", ""), ("DELETE", ""), ("POST", "/ping"), ("GET", "/files")):
+            st, _, data = daemon.request(m, "/v1/sandboxes/" + i + p,
+                                         body={} if m == "POST" else None)
+            assert st in (400, 404), (m, i, p, st)
+            error_of(data)
+    st, o = daemon.json("GET", "/v1/sandboxes?tag=..")
+    assert st == 400
+    assert os.path.exists(canary)
+    assert os.path.isdir(os.path.join(env.home, "snapshots", "stub"))
+
+
+def test_not_found_and_method(daemon):
+    missing = "sb-" + "a" * 20
+    for m, p in (("GET", ""), ("DELETE", ""), ("POST", "/ping"), ("POST", "/exec"),
+                 ("POST", "/eval"), ("GET", "/files?path=/x"), ("PUT", "/files?path=/x")):
+        body = {"/ping": {}, "/exec": {"argv": ["true"]}, "/eval": {"code": "1"}}.get(p)
+        st, _, data = daemon.request(m, "/v1/sandboxes/" + missing + p,
+                                     body=(b"x" if m == "PUT" else body))
+        assert st == 404 and error_of(data) == "no sandbox " + missing, (m, p, st, data)
+    for m in ("GET", "DELETE"):
+        st, o = daemon.json(m, "/v1/snapshots/nope")
+        assert st == 404 and o["error"] == "no snapshot 'nope'"
+    st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "nope"})
+    assert st == 404 and "no snapshot 'nope'" in o["error"]
+    st, hd, data = daemon.request("GET", "/v2/sandboxes")
+    assert st == 404 and "no such endpoint" in error_of(data)
+    st, hd, data = daemon.request("PATCH", "/v1/sandboxes")
+    assert st == 405 and hd["allow"] == "POST, GET"
+    error_of(data)
+    st, hd, data = daemon.request("POST", "/v1/sandboxes/" + missing)
+    assert st == 405 and hd["allow"] == "GET, DELETE"
+
+
+# ---- snapshots ----
+
+def test_snapshots_list_get(daemon):
+    st, o = daemon.json("GET", "/v1/snapshots")
+    assert st == 200
+    stub = [s for s in o if s["tag"] == "stub"]
+    assert len(stub) == 1 and stub[0]["state"] == "ready" and stub[0]["vsock"] is True
+    assert stub[0]["mem_mib"] == 16 and stub[0]["kernel"].endswith("agent_stub.elf")
+    st, one = daemon.json("GET", "/v1/snapshots/stub")
+    assert st == 200 and one["tag"] == "stub" and one["state"] == "ready"
+
+
+def test_snapshot_create_errors(daemon):
+    for body, code, want in (
+        ({"tag": "stub", "kind": "test-guest", "guest": "agent_stub"}, 409, "already exists"),
+        ({"tag": "s2", "kind": "image"}, 501, "not available"),
+        ({"tag": "s2", "kind": "vm"}, 400, '"kind"'),
+        ({"tag": "s2"}, 400, '"kind"'),
+        ({"tag": "s2", "kind": "test-guest", "guest": "nosuch"}, 400, "no test guest"),
+        ({"tag": "s2", "kind": "test-guest", "guest": "agent_stub", "mem_mib": 3}, 400,
+         "mem_mib"),
+        ({"tag": "s2", "kind": "test-guest", "guest": "agent_stub", "cmdline": "a\nb"}, 400,
+         "cmdline"),
+        ({"tag": "s2", "kind": "test-guest", "guest": "agent_stub", "x": 1}, 400,
+         "unknown field"),
+    ):
+        st, o = daemon.json("POST", "/v1/snapshots", body)
+        assert st == code and want in o["error"], (body, st, o)
+    assert daemon.json("GET", "/v1/snapshots/s2")[0] == 404
+
+
+def test_snapshot_create_failure_reported(daemon):
+    # A guest that exits at once never rings the warm doorbell: the job fails.
+    st, o = daemon.json("POST", "/v1/snapshots", {"tag": "willfail", "kind": "test-guest",
+                                                  "guest": "smoke", "mem_mib": 16})
+    assert st == 202 and o["state"] == "creating"
+    o = harness.wait_snapshot(daemon, "willfail", 60)
+    assert o["state"] == "failed" and "forkd snapshot exited with status" in o["error"], o
+    st, lst = daemon.json("GET", "/v1/snapshots")
+    assert any(s["tag"] == "willfail" and s["state"] == "failed" for s in lst)
+    st, o = daemon.json("DELETE", "/v1/snapshots/willfail")
+    assert st == 200, o
+    assert daemon.json("GET", "/v1/snapshots/willfail")[0] == 404
+
+
+def test_snapshot_create_spawn_delete(daemon):
+    harness.make_stub_snapshot(daemon, "second")
+    st, kids = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "second", "n": 1})
+    assert st == 201
+    st, o = daemon.json("DELETE", "/v1/snapshots/second")
+    assert st == 409 and "1 sandbox still run from snapshot 'second'" in o["error"]
+    st, o = daemon.json("GET", "/v1/snapshots/second")
+    assert o["sandboxes_running"] == 1
+    assert daemon.request("DELETE", "/v1/sandboxes/" + kids[0]["id"])[0] == 200
+    st, o = daemon.json("DELETE", "/v1/snapshots/second")
+    assert st == 200 and o == {"tag": "second", "deleted": True}
+    assert daemon.json("GET", "/v1/snapshots/second")[0] == 404
+    assert not os.path.exists(os.path.join(daemon.env.home, "snapshots", "second"))
+
+
+# ---- sandboxes ----
+
+SANDBOX_FIELDS = {"id", "snapshot_tag", "index", "state", "pid", "netns", "guest_addr", "vsock",
+                  "run_dir", "memory_limit_mib", "live_fork", "hugepages", "created_at"}
+
+
+def test_sandbox_lifecycle(daemon, spawn, env):
+    kids = spawn(3)
+    assert len(kids) == 3 and len({k["id"] for k in kids}) == 3
+    for i, k in enumerate(kids):
+        assert set(k) == SANDBOX_FIELDS
+        assert re.fullmatch(r"sb-[a-z2-7]{20}", k["id"])
+        assert k["state"] == "running" and k["index"] == i and k["snapshot_tag"] == "stub"
+        assert k["run_dir"] == os.path.join(env.run, k["id"])
+        assert k["vsock"] == os.path.join(k["run_dir"], "vsock.sock")
+        assert k["netns"] is None and k["memory_limit_mib"] is None
+        pid, start = harness.read_pidfile(os.path.join(k["run_dir"], "pid"))
+        assert pid == k["pid"] and harness.proc_alive(pid, start)
+        assert oct(os.stat(k["run_dir"]).st_mode & 0o777) == "0o700"
+    st, lst = daemon.json("GET", "/v1/sandboxes")
+    assert st == 200 and {k["id"] for k in kids} <= {s["id"] for s in lst}
+    st, lst = daemon.json("GET", "/v1/sandboxes?tag=stub")
+    assert {k["id"] for k in kids} <= {s["id"] for s in lst}
+    for i, k in enumerate(kids):
+        st, o = daemon.json("GET", "/v1/sandboxes/" + k["id"])
+        assert st == 200 and o["id"] == k["id"] and o["state"] == "running"
+        st, o = daemon.json("POST", "/v1/sandboxes/%s/ping" % k["id"])
+        assert st == 200, o
+        assert o["pong"] is True and o["pid"] == 1 and o["warm"] is True
+        assert o["numpy"] == "none" and o["index"] == i and o["sandbox"] == k["id"]
+    st, o = daemon.json("POST", "/v1/sandboxes/%s/ping" % kids[0]["id"], {"x": 1})
+    assert st == 400
+
+    victim = kids[1]
+    st, o = daemon.json("DELETE", "/v1/sandboxes/" + victim["id"])
+    assert st == 200 and o == {"id": victim["id"], "deleted": True, "state_before": "running"}
+    assert daemon.json("GET", "/v1/sandboxes/" + victim["id"])[0] == 404
+    assert daemon.json("DELETE", "/v1/sandboxes/" + victim["id"])[0] == 404
+    assert daemon.json("POST", "/v1/sandboxes/%s/ping" % victim["id"])[0] == 404
+    assert not os.path.exists(victim["run_dir"])
+    assert harness.proc_start_time(victim["pid"]) is None or \
+        harness.proc_start_time(victim["pid"])[0] in "ZX"
+
+
+def test_agent_ops_refused_by_stub(daemon, spawn):
+    sid = spawn(1)[0]["id"]
+    for path, body in (("exec", {"argv": ["ls", "/"]}), ("exec", {"cmd": "echo hi"}),
+                       ("eval", {"code": "1+1"})):
+        st, o = daemon.json("POST", "/v1/sandboxes/%s/%s" % (sid, path), body)
+        assert st == 422 and o == {"error": "agent_stub: op not supported"}, (path, st, o)
+    st, _, data = daemon.request("PUT", "/v1/sandboxes/%s/files?path=/tmp/x" % sid, raw=b"hi")
+    assert st == 422 and error_of(data) == "agent_stub: op not supported"
+    st, _, data = daemon.request("GET", "/v1/sandboxes/%s/files?path=/tmp/x" % sid)
+    assert st == 422
+    # Validation happens before the agent is asked.
+    for path, body, want in (("exec", {}, "exactly one of"),
+                             ("exec", {"argv": []}, "non-empty array"),
+                             ("exec", {"argv": ["a", 1]}, "non-empty array"),
+                             ("exec", {"argv": ["a"], "cmd": "b"}, "exactly one of"),
+                             ("exec", {"argv": ["a"], "timeout": 0}, '"timeout"'),
+                             ("exec", {"argv": ["a"], "timeout": 99999}, '"timeout"'),
+                             ("exec", {"argv": ["a"], "env": {"A": 1}}, '"env"'),
+                             ("exec", {"argv": ["a"], "stdin": "x", "stdin_b64": "eA=="},
+                              "at most one"),
+                             ("eval", {}, '"code"'), ("eval", {"code": 1}, '"code"')):
+        st, o = daemon.json("POST", "/v1/sandboxes/%s/%s" % (sid, path), body)
+        assert st == 400 and want in o["error"], (body, o)
+    for q in ("", "?path=relative", "?path=" + "/a" * 2100):
+        st, o = daemon.json("GET", "/v1/sandboxes/%s/files%s" % (sid, q))
+        assert st == 400 and "absolute path" in o["error"]
+    st, o = daemon.json("PUT", "/v1/sandboxes/%s/files?path=/x&mode=99" % sid)
+    assert st == 400 and "octal" in o["error"]
+
+
+def test_live_fork_sandbox(daemon, spawn):
+    k = spawn(1, live_fork=True)[0]
+    assert k["live_fork"] is True and k["hugepages"] is False
+    st, o = daemon.json("POST", "/v1/sandboxes/%s/ping" % k["id"])
+    assert st == 200 and o["pong"] is True
+
+
+def test_sandbox_that_died(daemon, spawn):
+    k = spawn(1)[0]
+    os.kill(k["pid"], signal.SIGKILL)
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        st, o = daemon.json("GET", "/v1/sandboxes/" + k["id"])
+        if o["state"] == "exited":
+            break
+        time.sleep(0.05)
+    assert o["state"] == "exited" and o["vsock"] is None
+    st, o = daemon.json("POST", "/v1/sandboxes/%s/ping" % k["id"])
+    assert st == 409 and "is not running" in o["error"]
+    st, o = daemon.json("DELETE", "/v1/sandboxes/" + k["id"])
+    assert st == 200 and o["state_before"] == "exited"
+
+
+def test_spawn_many(daemon, spawn):
+    kids = spawn(20)
+    assert [k["index"] for k in kids] == list(range(20))
+    for k in (kids[0], kids[19]):
+        st, o = daemon.json("POST", "/v1/sandboxes/%s/ping" % k["id"])
+        assert st == 200 and o["index"] == k["index"]
+
+
+# ---- audit log and metrics ----
+
+def test_audit_log(daemon):
+    marker = "/v1/sandboxes/sb-" + "q" * 20
+    daemon.request("GET", marker)
+    daemon.request("GET", "/v1/sandboxes", token="Bearer nope-nope-nope-nope")
+    path = os.path.join(daemon.env.state, "audit.log")
+    with open(path) as f:
+        text = f.read()
+    assert daemon.token not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    for e in lines:
+        assert {"time", "remote", "method", "path", "status", "duration_ms", "auth"} <= set(e)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"])
+    mine = [e for e in lines if e["path"] == marker]
+    assert mine and mine[-1]["status"] == 404 and mine[-1]["auth"] == "ok"
+    assert mine[-1]["sandbox"] == "sb-" + "q" * 20 and mine[-1]["remote"] == "127.0.0.1"
+    assert mine[-1]["error"].startswith("no sandbox")
+    bad = [e for e in lines if e["auth"] == "invalid"]
+    assert bad and bad[-1]["status"] == 401
+    assert any(e["method"] == "POST" and e["path"] == "/v1/sandboxes" and e["status"] == 201
+               for e in lines)
+
+
+METRIC_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*",?)*\})?'
+                         r" [-+]?(\d+(\.\d+)?([eE][-+]?\d+)?|\+Inf|NaN)$")
+
+
+def test_metrics(daemon, spawn):
+    spawn(1)
+    st, hd, data = daemon.request("GET", "/metrics")
+    assert st == 200 and hd["content-type"].startswith("text/plain; version=0.0.4")
+    text = data.decode()
+    types = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            types[name] = kind
+        elif not line.startswith("# HELP "):
+            assert METRIC_LINE.match(line), line
+    assert types["forkd_http_requests_total"] == "counter"
+    assert types["forkd_http_request_duration_seconds"] == "histogram"
+    assert types["forkd_sandboxes"] == "gauge"
+    spawned = int(re.search(r"^forkd_sandboxes_spawned_total (\d+)$", text, re.M).group(1))
+    assert spawned >= 1
+    assert re.search(r'^forkd_sandboxes\{state="running"\} [1-9]\d*$', text, re.M)
+    m = re.search(r'^forkd_http_requests_total\{route="/v1/sandboxes",method="POST",'
+                  r'code="201"\} (\d+)$', text, re.M)
+    assert m and int(m.group(1)) >= 1
+    assert re.search(r'^forkd_http_request_duration_seconds_bucket\{route="/healthz",'
+                     r'le="\+Inf"\} \d+$', text, re.M)
+    # Buckets are cumulative.
+    for route in set(re.findall(r'_bucket\{route="([^"]+)"', text)):
+        vals = [int(v) for v in re.findall(
+            r'_bucket\{route="%s",le="[^"]+"\} (\d+)' % re.escape(route), text)]
+        assert vals == sorted(vals), route
+
+
+# ---- the contract: docs/openapi.yaml ----
+
+def openapi_routes():
+    """(method, path) pairs from docs/openapi.yaml's `paths:` section."""
+    routes, path = [], None
+    with open(os.path.join(harness.ROOT, "docs", "openapi.yaml")) as f:
+        in_paths = False
+        for line in f:
+            if line.startswith("paths:"):
+                in_paths = True
+                continue
+            if in_paths and re.match(r"^\S", line):
+                break
+            m = re.match(r"^  (/[^:]*):\s*$", line)
+            if in_paths and m:
+                path = m.group(1)
+            m = re.match(r"^    (get|post|put|delete|patch):\s*$", line)
+            if in_paths and m and path:
+                routes.append((m.group(1).upper(), path))
+    return routes
+
+
+def test_openapi_matches_routes(daemon):
+    routes = openapi_routes()
+    assert len(routes) == 16, routes
+    sid = "sb-" + "z" * 20
+    for method, path in routes:
+        p = path.replace("{id}", sid).replace("{tag}", "nosuchtag")
+        if p.endswith("/files"):
+            p += "?path=/x"
+        body = {} if method == "POST" else (b"" if method == "PUT" else None)
+        st, hd, data = daemon.request(method, p, body=body)
+        if st >= 400:
+            msg = error_of(data)
+            assert "no such endpoint" not in msg and st != 405, (method, path, st, msg)
+    # And nothing undocumented answers.
+    documented = {p for _, p in routes}
+    for p in ("/v1", "/v1/", "/v1/sandboxes/%s/branch" % sid, "/v1/snapshots/x/y", "/api"):
+        st, _, data = daemon.request("GET", p)
+        assert st == 404 and p not in documented

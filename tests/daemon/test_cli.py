@@ -1,0 +1,89 @@
+"""The CLI verbs through the daemon (spawn, ls, kill, ping, exec, eval) and
+straight to a child's vsock socket (--run-dir / --vsock), against the real
+daemon and agent_stub children."""
+
+import json
+import os
+import subprocess
+
+import harness
+
+
+def cli(daemon, *args, token=True, url=True):
+    env = dict(os.environ)
+    env.pop("FORKD_URL", None)
+    env.pop("FORKD_TOKEN", None)
+    if url:
+        env["FORKD_URL"] = daemon.url
+    if token is True:
+        env["FORKD_TOKEN"] = daemon.token
+    elif token:
+        env["FORKD_TOKEN"] = token
+    return subprocess.run([harness.forkd_bin()] + list(args), capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_help(daemon):
+    for verb in ("serve", "spawn", "ls", "kill", "ping", "exec", "eval"):
+        r = cli(daemon, verb, "--help")
+        assert r.returncode == 0 and r.stdout.startswith("usage: forkd " + verb), verb
+
+
+def test_spawn_ls_ping_kill(daemon):
+    r = cli(daemon, "spawn", "--tag", "stub", "-n", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    kids = json.loads(r.stdout)
+    ids = [k["id"] for k in kids]
+    r = cli(daemon, "ls")
+    assert r.returncode == 0 and all(i in r.stdout for i in ids)
+    assert r.stdout.splitlines()[0].split()[:4] == ["ID", "SNAPSHOT", "INDEX", "STATE"]
+    r = cli(daemon, "ls", "--json", "--tag", "stub")
+    assert set(ids) <= {s["id"] for s in json.loads(r.stdout)}
+    r = cli(daemon, "ping", "--sandbox", ids[1])
+    assert r.returncode == 0, r.stderr
+    assert "pong from %s: agent pid 1, numpy none, warm true, index 1" % ids[1] in r.stdout
+    r = cli(daemon, "ping", "--run-dir", kids[0]["run_dir"], "--json", url=False, token=None)
+    assert r.returncode == 0 and json.loads(r.stdout)["index"] == 0
+    r = cli(daemon, "ping", "--vsock", kids[0]["vsock"], url=False, token=None)
+    assert r.returncode == 0 and "index 0" in r.stdout
+    r = cli(daemon, "exec", "--sandbox", ids[0], "--", "ls", "-l", "/")
+    assert r.returncode == 1 and "agent_stub: op not supported" in r.stderr
+    r = cli(daemon, "eval", "--run-dir", kids[0]["run_dir"], "1+1", url=False, token=None)
+    assert r.returncode == 1 and "agent_stub: op not supported" in r.stderr
+    r = cli(daemon, "kill", ids[0], ids[1])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["killed %s (was running)" % i for i in ids]
+    r = cli(daemon, "kill", ids[0])
+    assert r.returncode == 1 and "no sandbox" in r.stderr and "HTTP 404" in r.stderr
+
+
+def test_kill_by_tag(daemon):
+    harness.make_stub_snapshot(daemon, "clitag")
+    r = cli(daemon, "spawn", "--tag", "clitag", "-n", "3")
+    assert r.returncode == 0 and r.stdout.count("clitag") == 3
+    r = cli(daemon, "kill", "--tag", "clitag")
+    assert r.returncode == 0 and r.stdout.count("killed ") == 3
+    r = cli(daemon, "ls", "--tag", "clitag", "--json")
+    assert json.loads(r.stdout) == []
+    assert daemon.json("DELETE", "/v1/snapshots/clitag")[0] == 200
+
+
+def test_cli_errors(daemon):
+    r = cli(daemon, "ls", token="wrong-token-wrong-token")
+    assert r.returncode == 1 and "invalid bearer token (HTTP 401)" in r.stderr
+    r = cli(daemon, "ls", token=None)
+    assert r.returncode == 1 and "authentication required" in r.stderr
+    r = cli(daemon, "spawn", "--tag", "nope")
+    assert r.returncode == 1 and "no snapshot 'nope'" in r.stderr
+    r = cli(daemon, "spawn", "--tag", "stub", "--per-child-netns")
+    assert r.returncode == 1 and "not available yet" in r.stderr and "HTTP 501" in r.stderr
+    r = cli(daemon, "ping", "--sandbox", "../etc")
+    assert r.returncode == 2 and "not a sandbox id" in r.stderr
+    r = cli(daemon, "ping")
+    assert r.returncode == 2 and "give one of --sandbox" in r.stderr
+    r = cli(daemon, "exec", "--sandbox", "sb-" + "a" * 20)
+    assert r.returncode == 2 and "no command given" in r.stderr
+    r = cli(daemon, "ls", "--daemon-url", "http://127.0.0.1:1", url=False)
+    assert r.returncode == 1 and "cannot reach the daemon" in r.stderr
+    r = cli(daemon, "ping", "--vsock", "/nonexistent/vsock.sock", url=False)
+    assert r.returncode == 1 and "no vsock socket at /nonexistent/vsock.sock" in r.stderr
