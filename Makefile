@@ -68,6 +68,11 @@ check:
 test-agent: $(BUILD)/forkd
 	@tests/agent/run.sh $(abspath $(BUILD))
 
+# forkd serve: REST API, restart, CLI verbs and the Python SDK (tests/daemon/).
+.PHONY: test-daemon
+test-daemon: $(BUILD)/forkd guests
+	@tests/daemon/run.sh $(abspath $(BUILD))
+
 test-e2e: $(BUILD)/forkd
 	@tests/e2e/run.sh $(abspath $(BUILD))
 

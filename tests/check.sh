@@ -44,6 +44,8 @@ run_suite unit make -s test-unit
 run_suite vmm make -s test-vmm
 run_suite sanitizers make -s SANITIZE=1 test-unit test-vmm
 run_suite agent make -s test-agent
+run_suite daemon make -s test-daemon
+run_suite daemon-sanitizers make -s SANITIZE=1 test-daemon
 if [[ ${FORKD_SKIP_E2E:-0} == 1 ]]; then
 	echo "=== suite: e2e skipped (FORKD_SKIP_E2E=1)"
 else
