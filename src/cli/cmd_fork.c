@@ -16,14 +16,27 @@
 #include "cli/cli.h"
 #include "common/util.h"
 #include "fork/spawner.h"
+#include "isolate/cgroup.h"
+#include "isolate/jail.h"
 
 #define MAX_CHILDREN 10000
 
 struct fork_args {
 	const char *tag;
 	uint64_t n, settle_secs, timeout_secs;
-	bool keep_workdir, live_fork, hugepages, wait_exit;
+	bool keep_workdir, live_fork, hugepages, wait_exit, no_seccomp;
 	const char *workdir;
+	uint64_t memory_limit_mib; /* 0: no memory cgroups */
+	const char *cgroup_root;   /* NULL: detect */
+};
+
+/* What the spawner knows of one child. */
+struct child {
+	pid_t pid; /* 0 once reaped (or never started) */
+	int status;
+	bool reaped_early; /* ended on its own, before the spawner stopped it */
+	bool oom_killed;
+	struct cgroup_leaf leaf; /* path[0] == 0: none */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -57,8 +70,20 @@ static void fork_usage(FILE *f)
 		"                         memory.bin, for live branching of children\n"
 		"  --hugepages            with --live-fork: back RAM with 2 MiB hugetlb pages\n"
 		"  --per-child-netns      network namespace per child (not available yet)\n"
-		"  --memory-limit-mib M   memory cgroup per child (not available yet)\n"
-		"  -h, --help             this text\n",
+		"  --memory-limit-mib M   cap each child's memory at M MiB (16 or more): a leaf\n"
+		"                         cgroup per child under forkd/ in forkd's own cgroup\n"
+		"                         (v2 memory.max or v1 memory.limit_in_bytes, found\n"
+		"                         automatically); a child over it is OOM-killed alone\n"
+		"                         and reported as oom_killed\n"
+		"  --cgroup-root DIR      with --memory-limit-mib: use the cgroup hierarchy\n"
+		"                         mounted at DIR (v1 or v2), forkd/ directly under it\n"
+		"  --no-seccomp           do not jail the children's VMMs (no seccomp filter,\n"
+		"                         capabilities kept): UNSAFE, for debugging only\n"
+		"  -h, --help             this text\n"
+		"\n"
+		"Each child's VMM is jailed before its vCPUs run: no new privileges, no\n"
+		"capabilities, and a seccomp allow-list; a forbidden system call kills it\n"
+		"with SIGSYS (see docs/SECURITY.md).\n",
 		MAX_CHILDREN);
 }
 
@@ -84,7 +109,9 @@ static void parse(int argc, char **argv, struct fork_args *a)
 		O_NETNS,
 		O_MEMLIM,
 		O_WAIT,
-		O_TIMEOUT
+		O_TIMEOUT,
+		O_CGROOT,
+		O_NOSECCOMP
 	};
 	static const struct option opts[] = {
 	    {"tag", required_argument, NULL, O_TAG},
@@ -98,6 +125,8 @@ static void parse(int argc, char **argv, struct fork_args *a)
 	    {"memory-limit-mib", required_argument, NULL, O_MEMLIM},
 	    {"wait", no_argument, NULL, O_WAIT},
 	    {"timeout-secs", required_argument, NULL, O_TIMEOUT},
+	    {"cgroup-root", required_argument, NULL, O_CGROOT},
+	    {"no-seccomp", no_argument, NULL, O_NOSECCOMP},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -133,10 +162,14 @@ static void parse(int argc, char **argv, struct fork_args *a)
 					"--per-child-netns is not available yet; refusing to "
 					"start children without the isolation you asked for");
 		case O_MEMLIM:
-			num("--memory-limit-mib", optarg, 16, 1 << 20);
-			cli_usage_error("fork",
-					"--memory-limit-mib is not available yet; refusing to "
-					"start children without the limit you asked for");
+			a->memory_limit_mib = num("--memory-limit-mib", optarg, 16, 1 << 20);
+			break;
+		case O_CGROOT:
+			a->cgroup_root = optarg;
+			break;
+		case O_NOSECCOMP:
+			a->no_seccomp = true;
+			break;
 		case O_WAIT:
 			a->wait_exit = true;
 			break;
@@ -156,6 +189,8 @@ static void parse(int argc, char **argv, struct fork_args *a)
 		cli_usage_error("fork", "--tag is required");
 	if (a->hugepages && !a->live_fork)
 		cli_usage_error("fork", "--hugepages needs --live-fork");
+	if (a->cgroup_root && !a->memory_limit_mib)
+		cli_usage_error("fork", "--cgroup-root needs --memory-limit-mib");
 }
 
 static uint64_t free_hugepages(void)
@@ -196,48 +231,150 @@ static int remove_workdir(const char *dir, uint64_t n)
 	return rmdir(dir);
 }
 
+/* A jailed child cannot unlink its vsock socket; once it is gone nobody
+ * listens there any more. */
+static void remove_vsock_socket(const char *dir, uint64_t i)
+{
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/child-%llu/vsock.sock", dir, (unsigned long long)i);
+	unlink(path);
+}
+
+static int exit_code(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Why a child that ended by itself ended, for the report ("" if it just
+ * exited). */
+static const char *exit_reason(const struct child *c)
+{
+	if (c->oom_killed)
+		return " (oom_killed)";
+	if (WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGSYS)
+		return " (SIGSYS: a system call the VMM jail forbids)";
+	if (WIFSIGNALED(c->status))
+		return " (killed by a signal)";
+	return "";
+}
+
+/* Record a reaped child: was it OOM-killed? Then its leaf cgroup goes. */
+static void child_ended(const struct fork_args *a, struct child *c, uint64_t i, int status,
+			bool stopping)
+{
+	uint64_t kills = 0;
+
+	c->pid = 0;
+	c->status = status;
+	c->reaped_early = !stopping;
+	if (c->leaf.path[0]) {
+		/* The kernel's memcg OOM killer sends SIGKILL; the leaf counts it. */
+		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+		    !cgroup_leaf_oom_kills(&c->leaf, &kills) && kills)
+			c->oom_killed = true;
+		(void)cgroup_leaf_remove(&c->leaf);
+		c->leaf.path[0] = '\0';
+	}
+	if (c->oom_killed)
+		printf("fork: child %llu oom_killed: over its %llu MiB memory limit (%llu OOM "
+		       "kill%s in its cgroup)\n",
+		       (unsigned long long)i, (unsigned long long)a->memory_limit_mib,
+		       (unsigned long long)kills, kills == 1 ? "" : "s");
+	else if (!stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		printf("fork: child %llu killed by SIGSYS: it made a system call the VMM jail "
+		       "forbids\n",
+		       (unsigned long long)i);
+	else if (!stopping && WIFSIGNALED(status))
+		printf("fork: child %llu killed by signal %d (%s)\n", (unsigned long long)i,
+		       WTERMSIG(status), strsignal(WTERMSIG(status)));
+	fflush(stdout);
+}
+
+static uint64_t find_child(const struct child *ch, uint64_t n, pid_t pid)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (ch[i].pid == pid)
+			return i;
+	return n;
+}
+
+/* Reap every child that has ended (the spawner has no other children).
+ * Returns how many are still running. */
+static uint64_t reap(const struct fork_args *a, struct child *ch, uint64_t n, bool stopping)
+{
+	uint64_t left = 0;
+	pid_t pid;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		uint64_t i = find_child(ch, n, pid);
+
+		if (i < n)
+			child_ended(a, &ch[i], i, st, stopping);
+	}
+	for (uint64_t i = 0; i < n; i++)
+		left += ch[i].pid > 0;
+	return left;
+}
+
 /* Stop every child still running: SIGTERM (each VMM stops its VM), then
  * SIGKILL for any that ignore it. Returns how many were running. */
-static unsigned stop_children(pid_t *pids, int *status, uint64_t n)
+static unsigned stop_children(const struct fork_args *a, struct child *ch, uint64_t n)
 {
 	unsigned running = 0;
 	uint64_t deadline = now_ns() + 5000000000ULL;
 
+	reap(a, ch, n, false);
 	for (uint64_t i = 0; i < n; i++)
-		if (pids[i] > 0) {
-			kill(pids[i], SIGTERM);
+		if (ch[i].pid > 0) {
+			kill(ch[i].pid, SIGTERM);
 			running++;
 		}
-	for (uint64_t i = 0; i < n; i++) {
-		while (pids[i] > 0) {
-			pid_t r = waitpid(pids[i], &status[i], WNOHANG);
-
-			if (r == pids[i] || (r < 0 && errno != EINTR)) {
-				pids[i] = 0;
-			} else if (now_ns() > deadline) {
-				kill(pids[i], SIGKILL);
-				waitpid(pids[i], &status[i], 0);
-				pids[i] = 0;
-			} else {
-				usleep(1000);
-			}
+	while (reap(a, ch, n, true)) {
+		if (now_ns() > deadline) {
+			for (uint64_t i = 0; i < n; i++)
+				if (ch[i].pid > 0)
+					kill(ch[i].pid, SIGKILL);
+			deadline = UINT64_MAX;
 		}
+		usleep(1000);
 	}
 	return running;
+}
+
+/* Memory cgroups for --memory-limit-mib: where, and forkd/ ready. */
+static int setup_cgroups(const struct fork_args *a, struct cgroup_layout *cg)
+{
+	int err = a->cgroup_root ? cgroup_layout_at(a->cgroup_root, cg) : cgroup_layout_detect(cg);
+
+	if (err || (err = cgroup_parent_prepare(cg))) {
+		log_err("--memory-limit-mib: no memory cgroups, so no child was started (run "
+			"'forkd fork' without the option to start them without a limit)");
+		return err;
+	}
+	printf("fork: memory limit %llu MiB per child: cgroup v%d leaves under %s\n",
+	       (unsigned long long)a->memory_limit_mib, (int)cg->version, cg->parent);
+	return 0;
 }
 
 int cmd_fork(int argc, char **argv)
 {
 	struct fork_args a;
 	struct snapshot_image img;
+	struct cgroup_layout cg = {0};
 	char workdir[PATH_MAX], path[PATH_MAX + 32];
 	struct sigaction sa = {.sa_handler = on_signal};
-	uint64_t *lat = NULL, t0, t_ready = 0, ready = 0, failed = 0;
-	pid_t *pids = NULL;
-	int *status = NULL, pipefd[2] = {-1, -1}, ret = 1;
+	uint64_t *lat = NULL, t0, t_ready = 0, ready = 0, failed = 0, died = 0;
+	struct child *ch = NULL;
+	int pipefd[2] = {-1, -1}, ret = 1;
 	FILE *pf;
 
 	parse(argc, argv, &a);
+	if (a.no_seccomp)
+		log_warn("--no-seccomp: children run WITHOUT the VMM jail (no seccomp filter, "
+			 "capabilities kept); a guest that breaks out of its VMM gets this "
+			 "process's privileges on the host. UNSAFE: use it for debugging only");
 	if (snapshot_image_load(a.tag, &img))
 		return 1;
 	if (a.hugepages) {
@@ -253,6 +390,8 @@ int cmd_fork(int argc, char **argv)
 			goto out_img;
 		}
 	}
+	if (a.memory_limit_mib && setup_cgroups(&a, &cg))
+		goto out_img;
 	snprintf(workdir, sizeof(workdir), "%s", a.workdir ? a.workdir : "");
 	if (!a.workdir)
 		snprintf(workdir, sizeof(workdir), "/tmp/forkd-fork-%s", a.tag);
@@ -266,10 +405,9 @@ int cmd_fork(int argc, char **argv)
 		fclose(pf);
 	}
 
-	pids = calloc(a.n, sizeof(*pids));
-	status = calloc(a.n, sizeof(*status));
+	ch = calloc(a.n, sizeof(*ch));
 	lat = calloc(a.n, sizeof(*lat));
-	if (!pids || !status || !lat || pipe2(pipefd, O_CLOEXEC) < 0) {
+	if (!ch || !lat || pipe2(pipefd, O_CLOEXEC) < 0) {
 		log_errno("allocate spawner state");
 		goto out;
 	}
@@ -277,10 +415,12 @@ int cmd_fork(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	printf("fork: snapshot %s (%llu MiB, %u vCPUs), %llu children%s\n", a.tag,
+	printf("fork: snapshot %s (%llu MiB, %u vCPUs), %llu children%s%s\n", a.tag,
 	       (unsigned long long)(img.machine.mem_bytes / MIB), img.machine.nr_vcpus,
 	       (unsigned long long)a.n,
-	       a.live_fork ? (a.hugepages ? ", live fork on hugepages" : ", live fork") : "");
+	       a.live_fork ? (a.hugepages ? ", live fork on hugepages" : ", live fork") : "",
+	       a.no_seccomp ? ", NOT jailed (--no-seccomp)" : "");
+	fflush(stdout); /* children inherit the buffer otherwise */
 	t0 = now_ns();
 	for (uint64_t i = 0; i < a.n && !interrupted; i++) {
 		struct child_opts co = {.index = (uint32_t)i,
@@ -289,14 +429,29 @@ int cmd_fork(int argc, char **argv)
 					.workdir = workdir,
 					.report_fd = pipefd[1],
 					.close_fd = pipefd[0],
-					.console_max_bytes = 4 * MIB};
-		pid_t pid = spawner_fork_child(&img, &co);
+					.console_max_bytes = 4 * MIB,
+					.jail = !a.no_seccomp};
+		char name[64];
+		pid_t pid;
 
+		if (a.memory_limit_mib) {
+			snprintf(name, sizeof(name), "fork-%d-child-%llu", (int)getpid(),
+				 (unsigned long long)i);
+			if (cgroup_leaf_create(&cg, name, a.memory_limit_mib * MIB, &ch[i].leaf)) {
+				log_err("could not start child %llu; stopping",
+					(unsigned long long)i);
+				break;
+			}
+			co.cgroup_leaf = ch[i].leaf.path;
+		}
+		pid = spawner_fork_child(&img, &co);
 		if (pid < 0) {
 			log_err("could not start child %llu; stopping", (unsigned long long)i);
+			(void)cgroup_leaf_remove(&ch[i].leaf);
+			ch[i].leaf.path[0] = '\0';
 			break;
 		}
-		pids[i] = pid;
+		ch[i].pid = pid;
 	}
 	close(pipefd[1]);
 	pipefd[1] = -1;
@@ -335,50 +490,51 @@ int cmd_fork(int argc, char **argv)
 		printf("fork: %llu of %llu children failed to start\n",
 		       (unsigned long long)(a.n - ready), (unsigned long long)a.n);
 	}
+	fflush(stdout);
 
 	if (a.wait_exit) {
 		uint64_t deadline = a.timeout_secs ? now_ns() + a.timeout_secs * 1000000000ULL : 0;
 		uint64_t left = a.n;
 
-		while (left && !interrupted && (!deadline || now_ns() < deadline)) {
-			left = 0;
-			for (uint64_t i = 0; i < a.n; i++) {
-				if (pids[i] > 0 && waitpid(pids[i], &status[i], WNOHANG) == pids[i])
-					pids[i] = 0;
-				left += pids[i] > 0;
-			}
-			if (left)
-				usleep(2000);
-		}
+		while ((left = reap(&a, ch, a.n, false)) && !interrupted &&
+		       (!deadline || now_ns() < deadline))
+			usleep(2000);
 		if (left)
 			printf("fork: %llu children still running; stopping them\n",
 			       (unsigned long long)left);
 	} else {
 		uint64_t end = now_ns() + a.settle_secs * 1000000000ULL;
-		uint64_t alive = 0;
+		uint64_t alive;
 
-		while (!interrupted && now_ns() < end)
+		while (!interrupted && now_ns() < end) {
+			reap(&a, ch, a.n, false);
 			usleep(10000);
-		for (uint64_t i = 0; i < a.n; i++) {
-			if (pids[i] > 0 && waitpid(pids[i], &status[i], WNOHANG) == pids[i])
-				pids[i] = 0;
-			alive += pids[i] > 0;
 		}
+		alive = reap(&a, ch, a.n, false);
 		printf("fork: %llu/%llu children alive after %llu s settle\n",
 		       (unsigned long long)alive, (unsigned long long)a.n,
 		       (unsigned long long)a.settle_secs);
 	}
-	stop_children(pids, status, a.n);
+	stop_children(&a, ch, a.n);
 	ret = failed || ready < a.n ? 1 : 0;
-	if (a.wait_exit) {
-		for (uint64_t i = 0; i < a.n; i++) {
-			int code = WIFEXITED(status[i]) ? WEXITSTATUS(status[i])
-							: 128 + WTERMSIG(status[i]);
+	for (uint64_t i = 0; i < a.n; i++) {
+		remove_vsock_socket(workdir, i);
+		/* Killed or jailed to death before the spawner stopped it. */
+		if (ch[i].reaped_early && (ch[i].oom_killed || WIFSIGNALED(ch[i].status)))
+			died++;
+		if (a.wait_exit) {
+			int code = exit_code(ch[i].status);
 
-			printf("fork: child %llu exit status %d\n", (unsigned long long)i, code);
+			printf("fork: child %llu exit status %d%s\n", (unsigned long long)i, code,
+			       ch[i].reaped_early ? exit_reason(&ch[i]) : "");
 			if (code != 0)
 				ret = 1;
 		}
+	}
+	if (died) {
+		printf("fork: %llu children were killed before they were stopped\n",
+		       (unsigned long long)died);
+		ret = 1;
 	}
 	if (interrupted) {
 		printf("fork: interrupted\n");
@@ -389,12 +545,16 @@ out:
 		close(pipefd[0]);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
+	if (ch)
+		for (uint64_t i = 0; i < a.n; i++)
+			(void)cgroup_leaf_remove(&ch[i].leaf);
+	if (a.memory_limit_mib)
+		cgroup_parent_remove(&cg);
 	if (!a.keep_workdir)
 		remove_workdir(workdir, a.n);
 	else
 		printf("fork: child files kept in %s\n", workdir);
-	free(pids);
-	free(status);
+	free(ch);
 	free(lat);
 out_img:
 	snapshot_image_free(&img);

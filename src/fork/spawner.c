@@ -14,6 +14,8 @@
 #include "common/util.h"
 #include "devices/vmctl.h"
 #include "fork/machine.h"
+#include "isolate/cgroup.h"
+#include "isolate/jail.h"
 #include "vmm/vcpu_state.h"
 
 /* Everything a child would reject, checked once here so a bad snapshot
@@ -154,9 +156,24 @@ static void report(const struct child_opts *o, int32_t status, uint64_t restore_
 		log_errno("child %u: report to spawner", o->index);
 }
 
-/* Runs in the forked child. The order matters: memory and devices exist
- * before state is loaded into them; identity is handed over after the
- * restore (which bumps vmctl's generation) and before any vCPU runs. */
+/* The test-only forbidden call (isolate/jail.h): this child's index? */
+static bool test_forbidden(const struct child_opts *o)
+{
+	const char *v = getenv(JAIL_TEST_FORBIDDEN_ENV);
+	uint64_t idx;
+
+	return o->jail && v && !parse_u64(v, &idx) && idx == o->index;
+}
+
+/* Runs in the forked child. The order matters:
+ *   cgroup   first, before any memory is touched, so the child's pages
+ *            (guest RAM included) are charged to its own leaf;
+ *   machine  memory and devices exist before state is loaded into them;
+ *   restore  then identity, after the restore (which bumps vmctl's
+ *            generation) and before any vCPU runs;
+ *   jail     last, once every file, socket and KVM object exists, and
+ *            before vm_start() creates the first thread, so no guest
+ *            instruction runs outside it. */
 static int child_run(const struct snapshot_image *img, const struct child_opts *o, uint64_t t_fork)
 {
 	struct machine_spec spec;
@@ -164,8 +181,11 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	struct sigaction sa = {.sa_handler = child_on_signal};
 	char dir[PATH_MAX + 32], path[PATH_MAX + 64], vsock_path[PATH_MAX + 64];
 	int console_fd, err, status;
+	bool forbidden = test_forbidden(o);
 	struct vm *vm;
 
+	if (o->cgroup_leaf && (err = cgroup_leaf_join(o->cgroup_leaf)))
+		return err;
 	if (o->child_dir) {
 		snprintf(dir, sizeof(dir), "%s", o->child_dir);
 	} else {
@@ -229,12 +249,24 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	err = vm_start(vm);
-	if (err)
+	if (o->jail &&
+	    (err = jail_enter(&(struct jail_opts){.vsock = img->meta.vsock, .net = img->meta.net})))
 		goto out;
+	err = vm_start(vm);
+	if (err) {
+		if (o->jail)
+			return err; /* no teardown in the jail, as below */
+		goto out;
+	}
 	report(o, 0, now_ns() - t_fork);
+	if (forbidden)
+		jail_test_forbidden_call();
 	vm_wait(vm, -1, 0);
 	status = vm_finish(vm, VM_EXIT_ERROR);
+	/* Jailed, the process only exits: tearing down would unlink the vsock
+	 * socket, which the jail forbids; the kernel releases the rest. */
+	if (o->jail)
+		return status;
 	vm_destroy(vm);
 	free(vm);
 	return status;

@@ -31,14 +31,20 @@ void snapshot_image_free(struct snapshot_image *img);
 
 struct child_opts {
 	uint32_t index;
-	bool live_fork;	     /* RAM in a memfd (MAP_SHARED), copied from memory.bin */
-	bool hugepages;	     /* with live_fork: MFD_HUGETLB */
-	const char *workdir; /* child files go to <workdir>/child-<index>/ */
+	bool live_fork;	       /* RAM in a memfd (MAP_SHARED), copied from memory.bin */
+	bool hugepages;	       /* with live_fork: MFD_HUGETLB */
+	const char *workdir;   /* child files go to <workdir>/child-<index>/ */
 	const char *child_dir; /* if set: child files go here instead (must exist) */
 	bool detach;	       /* outlive the spawner: own session, no parent-death signal */
-	int report_fd;	     /* pipe: one struct child_report when running */
-	int close_fd;	     /* the pipe's read end, closed in the child (-1: none) */
+	int report_fd;	       /* pipe: one struct child_report when running */
+	int close_fd;	       /* the pipe's read end, closed in the child (-1: none) */
 	uint64_t console_max_bytes;
+	/* Isolation; zero means off, so callers that predate it are unchanged. */
+	const char *cgroup_leaf; /* join this leaf cgroup (isolate/cgroup.h) before the VM
+				  * exists, so all its memory is charged there (NULL: stay) */
+	bool jail;		 /* enter the VMM jail (isolate/jail.h) before the vCPUs run.
+				  * A jailed child cannot unlink: it leaves its vsock socket
+				  * (<child dir>/vsock.sock) for the caller to remove. */
 };
 
 /* Sent once by each child, in one write (atomic on a pipe). */

@@ -1,0 +1,71 @@
+/* The VMM jail: what a child's VMM process may still do once its VM is
+ * built and restored.
+ *
+ * jail_enter(), in this order:
+ *   1. capabilities: every one dropped from the bounding, ambient,
+ *      inheritable, permitted and effective sets (needs CAP_SETPCAP for the
+ *      bounding set, so it comes first);
+ *   2. PR_SET_NO_NEW_PRIVS: no exec can give anything back;
+ *   3. a seccomp allow-list (libseccomp): the system calls the vCPU run
+ *      loops, the event loop and the devices make after setup, with
+ *      arguments checked where that narrows them (ioctl by request, clone
+ *      only for threads, socket only AF_UNIX streams, mmap/mprotect never
+ *      executable, prctl only PR_SET_NAME, tgkill only this process). Any
+ *      other call kills the whole process with SIGSYS
+ *      (SCMP_ACT_KILL_PROCESS). clone3 fails with ENOSYS instead, because
+ *      its flags sit behind a pointer seccomp cannot read; glibc then uses
+ *      clone, whose flags are checked.
+ *
+ * When: after setup (every file, socket, memory mapping and KVM object the
+ * VM needs exists) and before vm_start(), while the process has a single
+ * thread, so the vCPU and event-loop threads are created under the filter
+ * and no guest instruction runs before it is in force. The filter is
+ * loaded with TSYNC anyway, so a caller with threads gets them all jailed
+ * (or an error). docs/SECURITY.md explains each allowed call. */
+#ifndef FORKD_ISOLATE_JAIL_H
+#define FORKD_ISOLATE_JAIL_H
+
+#include <seccomp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/log.h"
+
+struct jail_opts {
+	bool vsock; /* the VM has virtio-vsock: guest-initiated connections need
+		     * socket(AF_UNIX, SOCK_STREAM) and connect; host clients accept4 */
+	bool net;   /* the VM has virtio-net: tap read/writev */
+};
+
+/* Environment variable, test-only: set to a child index, the jailed child
+ * with that index makes a forbidden call (open of /etc/hostname) right
+ * after it reported itself running, and so dies with SIGSYS. Read once by
+ * the child, before the jail (fork/spawner.c). */
+#define JAIL_TEST_FORBIDDEN_ENV "FORKD_TEST_JAIL_FORBIDDEN"
+
+/* A system call the jail allows, and why (for docs and tests). */
+struct jail_rule {
+	const char *name;
+	const char *why;
+};
+
+/* The allowed calls for these options: a static table, *n entries. */
+const struct jail_rule *jail_rules(const struct jail_opts *o, size_t *n);
+
+/* The ioctl requests allowed after setup (KVM_RUN and the few the run loop,
+ * the emulation assists and the devices use). */
+const unsigned long *jail_ioctls(size_t *n);
+
+/* Build (not load) the filter. The caller releases it with seccomp_release. */
+int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out) __must_check;
+
+/* Step 1 alone (tests check it with capget). */
+int jail_drop_caps(void) __must_check;
+
+/* Steps 1-3. On failure the process is in an unknown state: exit. */
+int jail_enter(const struct jail_opts *o) __must_check;
+
+/* Test-only hook (see JAIL_TEST_FORBIDDEN_ENV): make one forbidden call. */
+void jail_test_forbidden_call(void);
+
+#endif

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# isolate_jail: the VMM jail `forkd fork` puts every child in (seccomp
+# allow-list, no new privileges, no capabilities), with
+# tests/guests/isolate_jail.c driving virtio-rng, virtio-blk and
+# virtio-vsock (both directions) from scratch in each child.
+#   1. jailed (the default), 2 children: both finish with every device
+#      working; while they wait for the host, /proc/<VMM pid>/status (the
+#      pid from SO_PEERCRED on the vsock connection) shows Seccomp 2 (filter),
+#      NoNewPrivs 1 and no capability in any set; the disk image unchanged;
+#   2. the same with --live-fork;
+#   3. FORKD_TEST_JAIL_FORBIDDEN=1 (test-only, read by the child at setup):
+#      child 1 makes a forbidden call (open) once running: it dies with
+#      SIGSYS, `forkd fork` reports it and exits 1; child 0 is unaffected;
+#   4. --no-seccomp: the warning says UNSAFE, the children are not
+#      filtered (Seccomp 0) and still work; the test variable does nothing.
+# Contract: tests/vmm/run.sh sets FORKD, GUEST and WORK; 0 pass, 77 skip.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=snap_lib.sh
+. "$here/snap_lib.sh"
+
+command -v python3 >/dev/null || { echo "skip: python3 is needed for the host side"; exit 77; }
+
+python3 - "$WORK/disk.img" <<'PY'
+import sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b"FORKD-ISO-DISK" + bytes(64 * 1024 - 14))
+PY
+sum=$(sha256sum "$WORK/disk.img" | cut -d' ' -f1)
+
+# The host side of each child's vsock: listen on child-N/vsock.sock_5000,
+# take "hello from child N", check the VMM's jail in /proc, connect to the
+# child's own socket for guest port 1234 (refused by the guest: the VMM
+# must close us), then answer "ok N" and wait for the guest's shutdown.
+cat >"$WORK/host.py" <<'PY'
+import os, socket, struct, sys, threading
+workdir, expect, mode = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], sys.argv[3]
+errors, done = [], []
+
+def status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+def child(i, srv):
+    try:
+        c, _ = srv.accept()
+        c.settimeout(60)
+        pid = struct.unpack("3i", c.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+        buf = b""
+        while not buf.endswith(b"\n"):
+            b = c.recv(64)
+            if not b:
+                raise RuntimeError("EOF after %r" % buf)
+            buf += b
+        if buf != b"hello from child %d\n" % i:
+            raise RuntimeError("got %r" % buf)
+        st = status(pid)
+        caps = [st[k] for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")]
+        if mode == "jail":
+            if st["Seccomp"] != "2" or st["NoNewPrivs"] != "1" or any(int(x, 16) for x in caps):
+                raise RuntimeError("VMM %d not jailed: Seccomp %s NoNewPrivs %s caps %s"
+                                   % (pid, st["Seccomp"], st["NoNewPrivs"], caps))
+        elif st["Seccomp"] != "0":
+            raise RuntimeError("VMM %d filtered despite --no-seccomp" % pid)
+        h = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        h.settimeout(30)
+        h.connect(os.path.join(workdir, "child-%d" % i, "vsock.sock"))
+        h.sendall(b"CONNECT 1234\n")
+        try:
+            got = h.recv(64)
+        except ConnectionResetError:
+            got = b""
+        if got != b"":
+            raise RuntimeError("guest port 1234 should be refused, got %r" % got)
+        h.close()
+        c.sendall(b"ok %d\n" % i)
+        if c.recv(16) != b"":
+            raise RuntimeError("expected EOF after the guest's shutdown")
+        c.close()
+        done.append("child %d (VMM pid %d): Seccomp %s NoNewPrivs %s CapEff %s CapBnd %s"
+                    % (i, pid, st["Seccomp"], st["NoNewPrivs"], st["CapEff"], st["CapBnd"]))
+    except Exception as e:
+        errors.append("child %d: %r" % (i, e))
+
+threads = []
+for i in expect:
+    d = os.path.join(workdir, "child-%d" % i)
+    os.makedirs(d, exist_ok=True)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(os.path.join(d, "vsock.sock_5000"))
+    srv.listen(1)
+    srv.settimeout(90)
+    t = threading.Thread(target=child, args=(i, srv))
+    t.start()
+    threads.append(t)
+open(os.path.join(workdir, "host.ready"), "w").close()
+for t in threads:
+    t.join()
+for d in sorted(done):
+    print("host: " + d)
+for e in errors:
+    print("host: FAIL " + e)
+sys.exit(1 if errors or len(done) != len(expect) else 0)
+PY
+
+tag=jail$$
+snap_take "$tag" --disk "$WORK/disk.img" --vsock "$WORK/snap.sock"
+
+# run NAME EXPECT(children the host serves) MODE [fork options]: start the
+# host side, fork 2 children with --wait; leaves forkd's status in $frc.
+run() {
+	local name=$1 expect=$2 mode=$3 hrc=0
+	shift 3
+	local workdir=$WORK/$name
+	mkdir -p "$workdir"
+	timeout 120 python3 "$WORK/host.py" "$workdir" "$expect" "$mode" >"$WORK/$name.host.log" 2>&1 &
+	local hpid=$!
+	for ((t = 0; t < 100; t++)); do
+		[[ -e $workdir/host.ready ]] && break
+		sleep 0.1
+	done
+	frc=0
+	bounded 120 "$FORKD" fork --tag "$tag" -n 2 --wait --timeout-secs 90 --keep-workdir \
+		--workdir "$workdir" "$@" >"$WORK/$name.log" 2>&1 || frc=$?
+	wait "$hpid" || hrc=$?
+	sed 's/^/    | /' "$WORK/$name.log" "$WORK/$name.host.log"
+	((hrc == 0)) || fail "$name: host side failed"
+	for i in ${expect//,/ }; do
+		grep -qx "isolate_jail: child $i: rng blk vsock ok" "$workdir/child-$i/console.log" ||
+			{ cat "$workdir/child-$i/console.log"; fail "$name: child $i's devices did not all work"; }
+	done
+	[[ $(sha256sum "$WORK/disk.img" | cut -d' ' -f1) == "$sum" ]] || fail "$name: disk image changed"
+	[[ ! -e $workdir/child-0/vsock.sock ]] || fail "$name: child 0's vsock socket left behind"
+}
+
+run jailed 0,1 jail
+((frc == 0)) || fail "jailed: forkd fork exited with status $frc"
+check_children_exit 2 "$WORK/jailed.log"
+ok "jailed: 2 children used rng, blk (read, write, read back) and vsock (both directions) under the jail"
+ok "jailed: VMMs had Seccomp 2, NoNewPrivs 1, all capability sets empty; image unchanged"
+
+run live 0,1 jail --live-fork
+((frc == 0)) || fail "live: forkd fork exited with status $frc"
+check_children_exit 2 "$WORK/live.log"
+ok "live fork: the same under the jail"
+
+export FORKD_TEST_JAIL_FORBIDDEN=1
+run forbidden 0 jail
+((frc == 1)) || fail "forbidden: forkd fork exited with status $frc, not 1"
+grep -qx 'fork: child 1 killed by SIGSYS: it made a system call the VMM jail forbids' \
+	"$WORK/forbidden.log" || fail "forbidden: child 1's SIGSYS was not reported"
+grep -qx 'fork: child 1 exit status 159 (SIGSYS: a system call the VMM jail forbids)' \
+	"$WORK/forbidden.log" || fail "forbidden: child 1's exit status is not 159 (SIGSYS)"
+grep -qx 'fork: child 0 exit status 0' "$WORK/forbidden.log" || fail "forbidden: child 0 did not exit 0"
+grep -q 'was allowed' "$WORK/forbidden.log" && fail "forbidden: the open went through"
+ok "forbidden: child 1 opened a file after the jail: killed by SIGSYS, reported; child 0 unaffected"
+
+run nojail 0,1 nojail --no-seccomp
+unset FORKD_TEST_JAIL_FORBIDDEN
+((frc == 0)) || fail "nojail: forkd fork exited with status $frc"
+grep -q 'warning: --no-seccomp: .*UNSAFE' "$WORK/nojail.log" || fail "nojail: no UNSAFE warning"
+check_children_exit 2 "$WORK/nojail.log"
+ok "--no-seccomp: warned UNSAFE, children unfiltered (Seccomp 0) and working; the test variable is ignored"
