@@ -9,9 +9,9 @@ PACKAGES=(
 	build-essential pkg-config clang-format
 	# libraries
 	libzstd-dev zlib1g-dev liblz4-dev libcmocka-dev
-	libjansson-dev libmicrohttpd-dev libsqlite3-dev libseccomp-dev libmnl-dev
+	libjansson-dev libmicrohttpd-dev libsqlite3-dev libseccomp-dev libmnl-dev libnftnl-dev
 	# guest images and end-to-end tests
-	busybox-static cpio e2fsprogs iproute2 python3 socat
+	busybox-static cpio e2fsprogs iproute2 iputils-ping nftables python3 socat
 	# guest image build and the agent tests
 	python3-numpy python3-pytest
 	ca-certificates

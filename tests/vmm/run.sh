@@ -11,6 +11,9 @@
 #   FORKD  the forkd binary     GUEST  the guest's ELF
 #   WORK   a fresh directory (console, logs; removed after a pass)
 # in its environment; it exits 0 (pass), 77 (skip) or anything else (fail).
+# A script with no guest of its name (a host-side test: netns_*, doctor_*,
+# cleanup_*) runs the same way with GUEST empty; NAME_lib.sh files are
+# helpers that case scripts source, never run on their own.
 #
 # Environment:
 #   FORKD_TEST_FILTER    extended regex: run only guests whose name matches
@@ -111,8 +114,18 @@ run_case() {
 	return $rc
 }
 
-for guest in "${guests[@]}"; do
+hostcases=()
+for script in "$cases"/*.sh; do
+	name=$(basename "$script" .sh)
+	[[ $name == *_lib || -f $build/guests/$name.elf ]] || hostcases+=("host:$name")
+done
+
+for guest in "${guests[@]}" "${hostcases[@]}"; do
 	name=$(basename "$guest" .elf)
+	if [[ $guest == host:* ]]; then
+		name=${guest#host:}
+		guest=""
+	fi
 	if [[ -n $filter ]] && ! [[ $name =~ $filter ]]; then
 		continue
 	fi
