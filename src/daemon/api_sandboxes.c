@@ -201,7 +201,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 {
 	size_t n = (size_t)s->n, failed = 0;
 	struct sandbox_rec *recs = calloc(n, sizeof(*recs));
-	json_t *req, *kids, *reply = NULL, *out;
+	json_t *req, *kids = NULL, *reply = NULL, *out;
 	char first_err[600] = "";
 	int64_t created = now_ms();
 	int r;
@@ -296,6 +296,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 		json_array_append_new(out, sandbox_json(&recs[i]));
 	api_json(rs, 201, out);
 out:
+	json_decref(kids);
 	json_decref(reply);
 	free(recs);
 }

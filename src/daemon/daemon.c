@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -148,6 +149,17 @@ static int setup(struct daemon *d, const struct daemon_config *cfg, struct socka
 	return 0;
 }
 
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+	unsigned char b = (unsigned char)sig;
+	int saved = errno;
+
+	(void)!write(sig_pipe[1], &b, 1);
+	errno = saved;
+}
+
 int daemon_run(const struct daemon_config *cfg)
 {
 	static struct daemon dm; /* large; lives as long as the process */
@@ -155,7 +167,7 @@ int daemon_run(const struct daemon_config *cfg)
 	struct sockaddr_storage ss;
 	char db[PATH_MAX + 16], audit_path[PATH_MAX + 16];
 	struct MHD_Daemon *http = NULL;
-	sigset_t sigs;
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
 	unsigned port = 0;
 	int sig = 0, ret = 1;
 
@@ -173,14 +185,18 @@ int daemon_run(const struct daemon_config *cfg)
 		goto out_store;
 	api_sandboxes_readopt(d);
 
-	/* Every thread libmicrohttpd starts inherits this mask, so the
-	 * signals reach sigwait() below. */
+	/* A handler, not a blocked mask and sigwait(): the signal may land in
+	 * any thread (libmicrohttpd's, or a sanitizer's own), and the handler
+	 * only tells the main thread through a pipe. */
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	if (pipe2(sig_pipe, O_CLOEXEC) < 0) {
+		log_errno("pipe for signals");
+		goto out_audit;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	if (http_start(d, (struct sockaddr *)&ss, &http, &port))
 		goto out_audit;
 	{
@@ -200,8 +216,17 @@ int daemon_run(const struct daemon_config *cfg)
 		       d->run_root);
 		fflush(stdout);
 	}
-	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+	for (;;) {
+		unsigned char b;
+		ssize_t n = read(sig_pipe[0], &b, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		sig = n == 1 ? b : SIGTERM;
+		if (sig != SIGHUP)
+			break;
 		log_info("serve: SIGHUP ignored (nothing to reload)");
+	}
 	log_info("serve: %s: no new connections; finishing requests in flight",
 		 sig == SIGINT ? "SIGINT" : "SIGTERM");
 	http_stop(d, http, 30);

@@ -36,7 +36,10 @@ def daemon(env):
     d = harness.Daemon(env).start()
     harness.make_stub_snapshot(d, "stub")
     yield d
-    d.stop()
+    rc = d.stop()
+    log = d.stderr()
+    # A sanitizer build reports leaks and errors at exit (status != 0).
+    assert rc == 0 and "Sanitizer" not in log and "runtime error" not in log, log[-4000:]
 
 
 @pytest.fixture

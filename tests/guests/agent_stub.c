@@ -32,7 +32,7 @@
 #define HOST_CID   2
 #define HDR_LEN	   44
 #define LINE_MAX   4096
-#define MAX_CONNS  16
+#define MAX_CONNS  64
 #define MAX_DEPTH  32
 
 #define OP_REQUEST	  1

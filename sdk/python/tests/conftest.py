@@ -32,5 +32,7 @@ def target():
         harness.make_stub_snapshot(d, "sdkstub")
         yield d.url, d.token, "sdkstub", True
     finally:
-        d.stop()
+        rc = d.stop()
+        log = d.stderr()
         env.cleanup()
+    assert rc == 0 and "Sanitizer" not in log, log[-4000:]
