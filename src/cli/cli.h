@@ -29,6 +29,7 @@ int cmd_fork(int argc, char **argv);
 int cmd_netns(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_cleanup(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_spawn(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
@@ -36,7 +37,6 @@ int cmd_kill(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
-int cmd_image(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 #endif

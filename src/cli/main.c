@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
     {"netns", "make, list, remove per-child network namespaces", cmd_netns},
     {"doctor", "check this host for everything forkd needs", cmd_doctor},
     {"cleanup", "list (--yes: remove) leftovers of ended runs", cmd_cleanup},
+    {"image", "build guest images from Debian packages (forkd image --help)", cmd_image},
     {"serve", "run the controller daemon (REST API on 127.0.0.1:8889)", cmd_serve},
     {"spawn", "ask the daemon for N sandboxes from a snapshot", cmd_spawn},
     {"ls", "list the daemon's sandboxes", cmd_ls},
@@ -24,7 +25,6 @@ static const struct cli_command commands[] = {
     {"ping", "ping a sandbox's agent (daemon or vsock socket)", cmd_ping},
     {"exec", "run a command in a sandbox", cmd_exec},
     {"eval", "evaluate Python in a sandbox's warm interpreter", cmd_eval},
-    {"image", "build guest images from Debian packages (forkd image --help)", cmd_image},
     {"version", "print the version", cmd_version},
 };
 
