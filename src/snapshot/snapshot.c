@@ -123,7 +123,9 @@ int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
 						       "read_only", m->disks[i].read_only));
 	devices = json_pack("{s:b, s:o, s:b, s:b, s:I}", "rng", m->rng, "disks", disks, "net",
 			    m->net, "vsock", m->vsock, "vsock_cid", (json_int_t)m->vsock_cid);
-	if (!devices || json_object_set_new(o, "devices", devices)) {
+	if (!devices || json_object_set_new(o, "devices", devices) ||
+	    (m->agent_port &&
+	     json_object_set_new(o, "agent_port", json_integer((json_int_t)m->agent_port)))) {
 		json_decref(o);
 		return -ENOMEM;
 	}
@@ -185,7 +187,7 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 	char path[PATH_MAX];
 	const char *tag, *created, *kernel, *initrd, *cmdline, *parent = NULL;
 	json_t *jparent = NULL;
-	json_int_t mem_mib, vcpus, version;
+	json_int_t mem_mib, vcpus, version, agent_port = 0;
 	json_error_t jerr;
 	json_t *o;
 	int err = -EINVAL;
@@ -199,10 +201,10 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 		log_err("%s: line %d: %s", path, jerr.line, jerr.text);
 		return -EINVAL;
 	}
-	if (json_unpack_ex(o, &jerr, 0, "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s?o, s:I}", "tag",
+	if (json_unpack_ex(o, &jerr, 0, "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s?o, s:I, s?I}", "tag",
 			   &tag, "created", &created, "kernel", &kernel, "initrd", &initrd,
 			   "cmdline", &cmdline, "mem_mib", &mem_mib, "vcpus", &vcpus, "parent",
-			   &jparent, "format_version", &version)) {
+			   &jparent, "format_version", &version, "agent_port", &agent_port)) {
 		log_err("%s: %s", path, jerr.text);
 		goto out;
 	}
@@ -236,6 +238,11 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 		goto out;
 	if (read_devices(path, json_object_get(o, "devices"), m))
 		goto out;
+	if (agent_port < 0 || agent_port > 0xffffffffLL || (agent_port && !m->vsock)) {
+		log_err("%s: 'agent_port' must be a vsock port, and needs a vsock device", path);
+		goto out;
+	}
+	m->agent_port = (uint32_t)agent_port;
 	m->mem_mib = (uint64_t)mem_mib;
 	m->vcpus = (uint32_t)vcpus;
 	m->format_version = (uint32_t)version;

@@ -46,6 +46,9 @@ struct snapshot_meta {
 	bool net;
 	bool vsock;
 	uint64_t vsock_cid;
+	/* The guest runs forkd's agent (docs/AGENT.md) on this vsock port;
+	 * 0: no agent. Children get after_fork before they count as ready. */
+	uint32_t agent_port;
 };
 
 int snapshot_meta_write(const char *dir, const struct snapshot_meta *m) __must_check;
