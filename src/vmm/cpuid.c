@@ -30,6 +30,17 @@
 	((1u << 2) | (1u << 3) | (1u << 8) | (1u << 22) | (1u << 23) | (1u << 24) | (1u << 25))
 /* CPUID.7.1:EAX: AVX-VNNI, AVX512_BF16 */
 #define F71_EAX_AVX_MASK ((1u << 4) | (1u << 5))
+/* KVM's paravirtual features (CPUID 0x40000001:EAX) that rely on the host
+ * touching guest state behind the guest's back: asynchronous page faults,
+ * steal time, and the remote TLB flush that piggybacks on steal time (a
+ * preempted vCPU is flushed by the host on its next entry instead of by an
+ * IPI), plus the hypercall-based IPI and yield. On KVM-PVM hosts Linux user
+ * processes saw memory they had just written read back as stale with these
+ * on; without them every TLB shootdown is an ordinary IPI the guest
+ * kernel handles itself. The clock, PV EOI and unhalt stay. */
+#define KVM_CPUID_FEATURES_LEAF 0x40000001
+#define KVM_PV_EMULATION_UNSAFE                                                                    \
+	((1u << 4) | (1u << 5) | (1u << 9) | (1u << 10) | (1u << 11) | (1u << 13) | (1u << 14))
 /* CPUID.80000001:ECX: XOP, FMA4 (AMD, VEX-encoded) */
 #define F81_ECX_AVX_MASK ((1u << 11) | (1u << 16))
 
@@ -63,6 +74,8 @@ void cpuid_mask_pvm(struct kvm_cpuid2 *c)
 		e->eax &= ~F71_EAX_AVX_MASK;
 	if ((e = cpuid_find(c, 0x80000001, 0)))
 		e->ecx &= ~F81_ECX_AVX_MASK;
+	if ((e = cpuid_find(c, KVM_CPUID_FEATURES_LEAF, 0)))
+		e->eax &= ~KVM_PV_EMULATION_UNSAFE;
 	/* Leaf 0xD describes XSAVE state components: with XSAVE hidden the
 	 * guest must see none. */
 	for (unsigned i = 0; i < c->nent; i++)

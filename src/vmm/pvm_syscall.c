@@ -81,6 +81,14 @@ static int install(struct vcpu *vcpu, uint64_t lstar)
 		      << 32;
 	if ((int64_t)lstar >= 0 || (uint32_t)(lstar >> 32) != 0xffffffffu)
 		return -ENOTSUP; /* the stub compares a sign-extended imm32 */
+	/* Already in place (a VM restored from a snapshot of a guest that
+	 * had it): chaining a second stub to the first would loop. */
+	stub = gva_ptr(vcpu, handler, 9);
+	lo = (uint32_t)lstar;
+	if (stub && !memcmp(stub, "\x48\x81\x7c\x24\x08", 5) && !memcmp(stub + 5, &lo, 4)) {
+		vcpu->vm->pvm_syscall_stub = handler;
+		return 0;
+	}
 	at = find_padding(vcpu, lstar);
 	stub = at ? gva_ptr(vcpu, at, STUB_LEN) : NULL;
 	if (!stub) {

@@ -116,9 +116,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	/* RAM goes in before the irqchip and PIT: the first memslot change
 	 * after KVM_CREATE_IRQCHIP waits for an SRCU grace period (5-20 ms
 	 * measured), which would dominate a forked child's start-up. */
-	/* Opt-in until a Linux guest passes every e2e check with it (see
-	 * pvm_syscall.h and the note in docs/ARCHITECTURE.md). */
-	if (vm->pvm && getenv("FORKD_PVM_SYSCALL_FIX")) {
+	/* Linux user space needs it on KVM-PVM (see pvm_syscall.h);
+	 * FORKD_PVM_SYSCALL_FIX=0 turns it off, for diagnosis. */
+	const char *fix = getenv("FORKD_PVM_SYSCALL_FIX");
+
+	if (vm->pvm && !(fix && !strcmp(fix, "0"))) {
 		err = pvm_syscall_init(vm);
 		if (err)
 			goto err;
