@@ -15,16 +15,19 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "daemon/after_fork.h"
 #include "fork/spawner.h"
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
+#include "isolate/netns.h"
 
 #define MAX_CHILDREN 10000
 
 struct fork_args {
 	const char *tag;
 	uint64_t n, settle_secs, timeout_secs;
-	bool keep_workdir, live_fork, hugepages, wait_exit, no_seccomp;
+	bool keep_workdir, live_fork, hugepages, wait_exit, no_seccomp, netns;
+	uint64_t agent_timeout_secs;
 	const char *workdir;
 	uint64_t memory_limit_mib; /* 0: no memory cgroups */
 	const char *cgroup_root;   /* NULL: detect */
@@ -36,6 +39,8 @@ struct child {
 	int status;
 	bool reaped_early; /* ended on its own, before the spawner stopped it */
 	bool oom_killed;
+	bool running;		 /* reported its vCPUs running */
+	bool netns_created;	 /* forkd-child-<i> was made for this run: remove it */
 	struct cgroup_leaf leaf; /* path[0] == 0: none */
 };
 
@@ -69,7 +74,13 @@ static void fork_usage(FILE *f)
 		"  --live-fork            RAM in a memfd (MAP_SHARED) holding a copy of\n"
 		"                         memory.bin, for live branching of children\n"
 		"  --hugepages            with --live-fork: back RAM with 2 MiB hugetlb pages\n"
-		"  --per-child-netns      network namespace per child (not available yet)\n"
+		"  --per-child-netns      child i runs in network namespace forkd-child-<i>\n"
+		"                         (made if missing, removed afterwards if made\n"
+		"                         by this run) holding tap forkd-tap0 10.42.0.1/24,\n"
+		"                         the guest being 10.42.0.2; a snapshot with a\n"
+		"                         network device can only be forked this way\n"
+		"  --agent-timeout-secs S snapshots whose guest runs forkd's agent: wait at\n"
+		"                         most S for each child's after_fork (default 120)\n"
 		"  --memory-limit-mib M   cap each child's memory at M MiB (16 or more): a leaf\n"
 		"                         cgroup per child under forkd/ in forkd's own cgroup\n"
 		"                         (v2 memory.max or v1 memory.limit_in_bytes, found\n"
@@ -83,7 +94,12 @@ static void fork_usage(FILE *f)
 		"\n"
 		"Each child's VMM is jailed before its vCPUs run: no new privileges, no\n"
 		"capabilities, and a seccomp allow-list; a forbidden system call kills it\n"
-		"with SIGSYS (see docs/SECURITY.md).\n",
+		"with SIGSYS (see docs/SECURITY.md).\n"
+		"\n"
+		"When the snapshot's guest runs forkd's agent (snapshot.json agent_port), a\n"
+		"child counts as started only once its agent answered after_fork (fresh\n"
+		"entropy, the time, its index); one whose after_fork fails is reported\n"
+		"with the agent's error and stopped.\n",
 		MAX_CHILDREN);
 }
 
@@ -111,7 +127,8 @@ static void parse(int argc, char **argv, struct fork_args *a)
 		O_WAIT,
 		O_TIMEOUT,
 		O_CGROOT,
-		O_NOSECCOMP
+		O_NOSECCOMP,
+		O_AGENT_TO
 	};
 	static const struct option opts[] = {
 	    {"tag", required_argument, NULL, O_TAG},
@@ -127,12 +144,13 @@ static void parse(int argc, char **argv, struct fork_args *a)
 	    {"timeout-secs", required_argument, NULL, O_TIMEOUT},
 	    {"cgroup-root", required_argument, NULL, O_CGROOT},
 	    {"no-seccomp", no_argument, NULL, O_NOSECCOMP},
+	    {"agent-timeout-secs", required_argument, NULL, O_AGENT_TO},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	int c;
 
-	*a = (struct fork_args){.n = 1, .settle_secs = 2};
+	*a = (struct fork_args){.n = 1, .settle_secs = 2, .agent_timeout_secs = 120};
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -158,9 +176,11 @@ static void parse(int argc, char **argv, struct fork_args *a)
 			a->hugepages = true;
 			break;
 		case O_NETNS:
-			cli_usage_error("fork",
-					"--per-child-netns is not available yet; refusing to "
-					"start children without the isolation you asked for");
+			a->netns = true;
+			break;
+		case O_AGENT_TO:
+			a->agent_timeout_secs = num("--agent-timeout-secs", optarg, 1, 3600);
+			break;
 		case O_MEMLIM:
 			a->memory_limit_mib = num("--memory-limit-mib", optarg, 16, 1 << 20);
 			break;
@@ -343,6 +363,74 @@ static unsigned stop_children(const struct fork_args *a, struct child *ch, uint6
 	return running;
 }
 
+static double pct_ms(const uint64_t *sorted, uint64_t n, unsigned pct)
+{
+	uint64_t k = n * pct / 100;
+
+	return sorted[k < n ? k : n - 1] / 1e6;
+}
+
+/* The snapshot's guest runs forkd's agent: every running child gets
+ * after_fork before it counts as started (daemon/after_fork.h). A child
+ * whose after_fork fails is reported and stopped. Returns how many
+ * failed. */
+static uint64_t after_fork_children(const struct fork_args *a, uint32_t port, const char *workdir,
+				    struct child *ch)
+{
+	struct after_fork_target *t = calloc(a->n, sizeof(*t));
+	char(*paths)[PATH_MAX + 64] = calloc(a->n, sizeof(*paths));
+	uint64_t *lat = calloc(a->n, sizeof(*lat)), n = 0, ok = 0, failed = 0, t0;
+
+	if (!t || !paths || !lat) {
+		log_err("out of memory for after_fork; stopping every child");
+		for (uint64_t i = 0; i < a->n; i++)
+			if (ch[i].running) {
+				kill(ch[i].pid, SIGTERM);
+				ch[i].running = false;
+				failed++;
+			}
+		goto out;
+	}
+	for (uint64_t i = 0; i < a->n; i++) {
+		if (!ch[i].running)
+			continue;
+		snprintf(paths[n], sizeof(paths[n]), "%s/child-%llu/vsock.sock", workdir,
+			 (unsigned long long)i);
+		t[n].vsock_path = paths[n];
+		t[n].index = (uint32_t)i;
+		n++;
+	}
+	t0 = now_ns();
+	after_fork_run(t, n, port, (int)(a->agent_timeout_secs * 1000));
+	for (uint64_t k = 0; k < n; k++) {
+		struct child *c = &ch[t[k].index];
+
+		if (!t[k].status) {
+			lat[ok++] = t[k].ns;
+			continue;
+		}
+		printf("fork: child %u after_fork failed: %s; stopping it\n", t[k].index,
+		       t[k].error);
+		c->running = false;
+		if (c->pid > 0)
+			kill(c->pid, SIGTERM);
+		failed++;
+	}
+	if (ok) {
+		qsort(lat, ok, sizeof(lat[0]), cmp_u64);
+		printf("fork: after_fork (agent on vsock port %u) answered by %llu children in "
+		       "%.1f ms, p50 %.2f ms p99 %.2f ms\n",
+		       port, (unsigned long long)ok, (now_ns() - t0) / 1e6, pct_ms(lat, ok, 50),
+		       pct_ms(lat, ok, 99));
+	}
+out:
+	fflush(stdout);
+	free(t);
+	free(paths);
+	free(lat);
+	return failed;
+}
+
 /* Memory cgroups for --memory-limit-mib: where, and forkd/ ready. */
 static int setup_cgroups(const struct fork_args *a, struct cgroup_layout *cg)
 {
@@ -377,6 +465,13 @@ int cmd_fork(int argc, char **argv)
 			 "process's privileges on the host. UNSAFE: use it for debugging only");
 	if (snapshot_image_load(a.tag, &img))
 		return 1;
+	if (img.meta.net && !a.netns) {
+		log_err("snapshot '%s' has a network device: each child needs a tap of its own, "
+			"which comes with a network namespace per child; fork it with "
+			"'forkd fork --tag %s --per-child-netns'",
+			a.tag, a.tag);
+		goto out_img;
+	}
 	if (a.hugepages) {
 		uint64_t need = img.machine.mem_bytes / (2 * MIB) * a.n, have = free_hugepages();
 
@@ -434,6 +529,19 @@ int cmd_fork(int argc, char **argv)
 		char name[64];
 		pid_t pid;
 
+		if (a.netns) {
+			int r = netns_prepare((uint32_t)i);
+
+			if (r < 0) {
+				log_err("could not start child %llu: no network namespace "
+					"%s%llu; stopping",
+					(unsigned long long)i, NETNS_PREFIX, (unsigned long long)i);
+				break;
+			}
+			ch[i].netns_created = r == NETNS_CREATED;
+			co.netns = true;
+			co.netns_index = (uint32_t)i;
+		}
 		if (a.memory_limit_mib) {
 			snprintf(name, sizeof(name), "fork-%d-child-%llu", (int)getpid(),
 				 (unsigned long long)i);
@@ -455,6 +563,15 @@ int cmd_fork(int argc, char **argv)
 	}
 	close(pipefd[1]);
 	pipefd[1] = -1;
+	if (a.netns) {
+		uint64_t made = 0;
+
+		for (uint64_t i = 0; i < a.n; i++)
+			made += ch[i].netns_created;
+		printf("fork: child i in network namespace %si (tap %s, guest %s); %llu made "
+		       "now, removed at the end\n",
+		       NETNS_PREFIX, NETNS_TAP_NAME, NETNS_GUEST_ADDR, (unsigned long long)made);
+	}
 
 	/* Each child reports once: running, or the error that stopped it. */
 	while (ready + failed < a.n && !interrupted) {
@@ -474,6 +591,7 @@ int cmd_fork(int argc, char **argv)
 			continue;
 		if (r.status == 0) {
 			lat[ready++] = r.restore_ns;
+			ch[r.index].running = true;
 			t_ready = now_ns();
 		} else {
 			failed++;
@@ -483,8 +601,15 @@ int cmd_fork(int argc, char **argv)
 	if (ready) {
 		qsort(lat, ready, sizeof(lat[0]), cmp_u64);
 		printf("fork: %llu children running in %.1f ms, restore p50 %.2f ms p99 %.2f ms\n",
-		       (unsigned long long)ready, (t_ready - t0) / 1e6, lat[ready / 2] / 1e6,
-		       lat[(ready * 99) / 100 < ready ? (ready * 99) / 100 : ready - 1] / 1e6);
+		       (unsigned long long)ready, (t_ready - t0) / 1e6, pct_ms(lat, ready, 50),
+		       pct_ms(lat, ready, 99));
+		fflush(stdout);
+	}
+	if (ready && img.meta.agent_port && !interrupted) {
+		uint64_t bad = after_fork_children(&a, img.meta.agent_port, workdir, ch);
+
+		ready -= bad;
+		failed += bad;
 	}
 	if (failed || ready < a.n) {
 		printf("fork: %llu of %llu children failed to start\n",
@@ -550,6 +675,12 @@ out:
 			(void)cgroup_leaf_remove(&ch[i].leaf);
 	if (a.memory_limit_mib)
 		cgroup_parent_remove(&cg);
+	/* Only the namespaces this run made; every child has exited. */
+	for (uint64_t i = 0; ch && i < a.n; i++)
+		if (ch[i].netns_created && netns_remove((uint32_t)i) < 0)
+			log_warn("network namespace %s%llu is left behind; remove it with 'forkd "
+				 "netns teardown %llu'",
+				 NETNS_PREFIX, (unsigned long long)i, (unsigned long long)i);
 	if (!a.keep_workdir)
 		remove_workdir(workdir, a.n);
 	else

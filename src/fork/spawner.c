@@ -16,6 +16,7 @@
 #include "fork/machine.h"
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
+#include "isolate/netns.h"
 #include "vmm/vcpu_state.h"
 
 /* Everything a child would reject, checked once here so a bad snapshot
@@ -84,13 +85,6 @@ int snapshot_image_load(const char *tag, struct snapshot_image *img)
 	    img->machine.nr_vcpus != img->meta.vcpus) {
 		log_err("%s: vmstate and snapshot.json disagree on RAM or vCPUs", img->dir);
 		err = -EINVAL;
-		goto fail;
-	}
-	if (img->meta.net) {
-		log_err("snapshot '%s' has a network device; children need a tap each, which "
-			"comes with per-child network namespaces (not available yet)",
-			tag);
-		err = -ENOTSUP;
 		goto fail;
 	}
 	err = check_sections(path, img);
@@ -168,6 +162,8 @@ static bool test_forbidden(const struct child_opts *o)
 /* Runs in the forked child. The order matters:
  *   cgroup   first, before any memory is touched, so the child's pages
  *            (guest RAM included) are charged to its own leaf;
+ *   netns    before the tap is opened (a tun file belongs to the namespace
+ *            of its opener) and before any thread exists;
  *   machine  memory and devices exist before state is loaded into them;
  *   restore  then identity, after the restore (which bumps vmctl's
  *            generation) and before any vCPU runs;
@@ -185,6 +181,8 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	struct vm *vm;
 
 	if (o->cgroup_leaf && (err = cgroup_leaf_join(o->cgroup_leaf)))
+		return err;
+	if (o->netns && (err = netns_enter(o->netns_index)))
 		return err;
 	if (o->child_dir) {
 		snprintf(dir, sizeof(dir), "%s", o->child_dir);
@@ -213,6 +211,11 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 		spec.disks[i].read_only = img->meta.disks[i].read_only;
 		spec.disks[i].overlay_dir = dir;
 	}
+	/* The snapshot's tap name is not reused: every namespace has its own
+	 * forkd-tap0. The MAC is the guest's from before the snapshot (the
+	 * device state restores it). */
+	if (img->meta.net)
+		spec.tap = NETNS_TAP_NAME;
 	if (img->meta.vsock) {
 		snprintf(vsock_path, sizeof(vsock_path), "%s/vsock.sock", dir);
 		spec.vsock = vsock_path;
@@ -278,10 +281,19 @@ out:
 
 pid_t spawner_fork_child(const struct snapshot_image *img, const struct child_opts *o)
 {
-	uint64_t t_fork = now_ns();
-	pid_t pid = fork();
+	uint64_t t_fork;
+	pid_t pid;
 	int ret;
 
+	if (img->meta.net && !o->netns) {
+		log_err("snapshot '%s' has a network device: each child needs a tap of its own, "
+			"which comes with a network namespace per child; fork it with "
+			"--per-child-netns (API: \"per_child_netns\": true)",
+			img->meta.tag);
+		return -EINVAL;
+	}
+	t_fork = now_ns();
+	pid = fork();
 	if (pid < 0)
 		return log_errno("fork(child %u)", o->index);
 	if (pid > 0)

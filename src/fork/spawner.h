@@ -45,6 +45,12 @@ struct child_opts {
 	bool jail;		 /* enter the VMM jail (isolate/jail.h) before the vCPUs run.
 				  * A jailed child cannot unlink: it leaves its vsock socket
 				  * (<child dir>/vsock.sock) for the caller to remove. */
+	bool netns;		 /* run in network namespace netns_index (isolate/netns.h),
+				  * which the caller made complete with netns_prepare(); the
+				  * child enters it after its cgroup, before the VM exists,
+				  * and a snapshot's virtio-net attaches to NETNS_TAP_NAME
+				  * there. A snapshot with a network device needs this. */
+	uint32_t netns_index;
 };
 
 /* Sent once by each child, in one write (atomic on a pipe). */
@@ -55,8 +61,9 @@ struct child_report {
 	pid_t pid;
 };
 
-/* Fork one child. Returns its pid (>0) in the spawner, or -errno. The child
- * never returns: it exits with its VM's exit status. */
+/* Fork one child. Returns its pid (>0) in the spawner, or -errno (-EINVAL,
+ * reported, for a snapshot with a network device and no o->netns). The
+ * child never returns: it exits with its VM's exit status. */
 pid_t spawner_fork_child(const struct snapshot_image *img, const struct child_opts *o);
 
 #endif

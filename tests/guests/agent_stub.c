@@ -6,14 +6,27 @@
  * doorbell (so `forkd snapshot` takes it there) and serves JSON lines on
  * many connections at once, one reply line per request line:
  *   {"op":"ping","id":X}  -> {"id":X,"ok":true,"pong":true,"pid":1,
- *                             "numpy":"none","warm":true,"index":I}
- *                            (I: the child index forkd handed over, or null
- *                            in a VM that was not restored from a snapshot)
+ *                             "numpy":"none","warm":true,"index":I,
+ *                             "after_fork":B,"vmctl_index":V,"entropy_fnv":E}
+ *                            I: the index after_fork handed over; before any
+ *                            after_fork, the index vmctl holds (V), or null
+ *                            in a VM that was not restored from a snapshot.
+ *                            B: whether after_fork was received since the
+ *                            last restore; E: FNV-1a (32-bit, 8 hex digits)
+ *                            of the entropy it carried, or null.
+ *   {"op":"after_fork","id":X,"entropy":base64 (>= 32 bytes),
+ *    "unix_time":number,"index":integer}
+ *                         -> {"id":X,"ok":true,"reseeded":[],"entropy_bytes":N}
+ *                            The stub checks the fields, records the index
+ *                            and the entropy's hash and says honestly that
+ *                            it reseeded nothing: it has no RNG, no clock
+ *                            and no interpreter to reseed. A bad field gets
+ *                            ok:false naming it.
  *   any other op          -> {"id":X,"ok":false,"error":"agent_stub: op not supported"}
  *   not a JSON object, no op, a line over LINE_MAX bytes -> ok:false with
  *   the reason; the connection stays open.
- * It has no processes, files or Python: exec, eval, write_file, read_file
- * and after_fork are refused rather than imitated.
+ * It has no processes, files or Python: exec, eval, write_file and
+ * read_file are refused rather than imitated.
  *
  * Without a vsock device (tests/vmm/run.sh boots every guest plainly) it
  * feeds sample lines through the same request handler, checks each reply
@@ -81,6 +94,11 @@ static struct conn *in_conn;
 static char out[OUT_SIZE];
 static uint32_t out_len;
 static int64_t child_index = -1;
+
+/* What the last after_fork handed over (reset by a restore). */
+static bool af_done;
+static uint64_t af_index;
+static uint32_t af_fnv, af_bytes;
 
 /* ---- CPL3: lines, JSON, replies ---- */
 
@@ -201,8 +219,31 @@ static const char *jword(const char *p, const char *e, const char *w)
 	return (uint32_t)(e - p) >= n && !memcmp(p, w, n) ? p + n : 0;
 }
 
-/* Any JSON value; for the top-level object, the spans of "op" and "id". */
-static const char *jvalue(const char *p, const char *e, int depth, struct span *op, struct span *id)
+/* The top-level members a request may carry. */
+struct req {
+	struct span op, id, entropy, unix_time, index;
+};
+
+static void member(struct req *r, const char *k, const char *ke, struct span v)
+{
+	static const struct {
+		const char *key;
+		unsigned off;
+	} keys[] = {
+	    {"\"op\"", __builtin_offsetof(struct req, op)},
+	    {"\"id\"", __builtin_offsetof(struct req, id)},
+	    {"\"entropy\"", __builtin_offsetof(struct req, entropy)},
+	    {"\"unix_time\"", __builtin_offsetof(struct req, unix_time)},
+	    {"\"index\"", __builtin_offsetof(struct req, index)},
+	};
+
+	for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if ((uint32_t)(ke - k) == slen(keys[i].key) && !memcmp(k, keys[i].key, ke - k))
+			*(struct span *)((char *)r + keys[i].off) = v;
+}
+
+/* Any JSON value; for the top-level object (r set), its known members. */
+static const char *jvalue(const char *p, const char *e, int depth, struct req *r)
 {
 	const char *k, *ke, *v;
 
@@ -223,7 +264,7 @@ static const char *jvalue(const char *p, const char *e, int depth, struct span *
 		if (p < e && *p == ']')
 			return p + 1;
 		for (;;) {
-			if (!(p = jvalue(p, e, depth + 1, 0, 0)))
+			if (!(p = jvalue(p, e, depth + 1, 0)))
 				return 0;
 			p = ws(p, e);
 			if (p < e && *p == ']')
@@ -244,12 +285,10 @@ static const char *jvalue(const char *p, const char *e, int depth, struct span *
 			if (p >= e || *p++ != ':')
 				return 0;
 			v = ws(p, e);
-			if (!(p = jvalue(v, e, depth + 1, 0, 0)))
+			if (!(p = jvalue(v, e, depth + 1, 0)))
 				return 0;
-			if (op && ke - k == 4 && !memcmp(k, "\"op\"", 4))
-				*op = (struct span){v, (uint32_t)(p - v)};
-			if (id && ke - k == 4 && !memcmp(k, "\"id\"", 4))
-				*id = (struct span){v, (uint32_t)(p - v)};
+			if (r)
+				member(r, k, ke, (struct span){v, (uint32_t)(p - v)});
 			p = ws(p, e);
 			if (p < e && *p == '}')
 				return p + 1;
@@ -274,39 +313,170 @@ static void reply_error(const struct span *id, const char *msg)
 	emits("\"}\n");
 }
 
-/* One complete request line (without its '\n'). */
-static void handle_line(const char *line, uint32_t n)
+static bool is_op(const struct span *op, const char *name)
 {
-	const char *e = line + n, *end;
-	struct span op = {0, 0}, id = {0, 0};
+	uint32_t n = slen(name);
 
-	end = ws(line, e);
-	if (end == e)
-		return; /* blank lines are not requests */
-	if (*end != '{' || !(end = jvalue(line, e, 0, &op, &id)) || ws(end, e) != e) {
-		id.n = 0;
-		reply_error(&id, "request is not a JSON object");
-		return;
-	}
-	if (!op.n || op.p[0] != '"') {
-		reply_error(&id, "request has no \\\"op\\\" string");
-		return;
-	}
-	if (op.n != 6 || memcmp(op.p, "\"ping\"", 6)) {
-		reply_error(&id, "op not supported");
-		return;
-	}
+	return op->n == n + 2 && !memcmp(op->p + 1, name, n);
+}
+
+static void reply_ok(const struct span *id)
+{
 	emits("{\"id\":");
-	if (id.n)
-		emit(id.p, id.n);
+	if (id->n)
+		emit(id->p, id->n);
 	else
 		emits("null");
-	emits(",\"ok\":true,\"pong\":true,\"pid\":1,\"numpy\":\"none\",\"warm\":true,\"index\":");
+	emits(",\"ok\":true");
+}
+
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Decode the JSON string s (base64, padded, no escapes) and hash it:
+ * FNV-1a over the bytes. The byte count, or -1 when it is not base64. */
+static int64_t b64_fnv(const struct span *s, uint32_t *fnv)
+{
+	uint32_t h = 2166136261u, acc = 0, bits = 0, n, i, pad = 0;
+	int64_t bytes = 0;
+
+	if (s->n < 2 || s->p[0] != '"' || s->p[s->n - 1] != '"')
+		return -1;
+	n = s->n - 2;
+	if (n % 4)
+		return -1;
+	for (i = 0; i < n; i++) {
+		char c = s->p[1 + i];
+		int v = b64_value(c);
+
+		if (c == '=' && i >= n - 2) {
+			pad++;
+			continue;
+		}
+		if (v < 0 || pad)
+			return -1;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			h = (h ^ (uint8_t)(acc >> bits)) * 16777619u;
+			bytes++;
+		}
+	}
+	*fnv = h;
+	return bytes;
+}
+
+/* A non-negative JSON integer below 2^32. */
+static bool uint_of(const struct span *s, uint64_t *v)
+{
+	*v = 0;
+	if (!s->n || s->n > 10)
+		return false;
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (s->p[i] < '0' || s->p[i] > '9' || (i == 0 && s->p[0] == '0' && s->n > 1))
+			return false;
+		*v = *v * 10 + (uint64_t)(s->p[i] - '0');
+	}
+	return *v <= 0xffffffffULL;
+}
+
+static void after_fork(const struct req *r)
+{
+	uint64_t index;
+	uint32_t fnv = 0;
+	int64_t bytes = r->entropy.n ? b64_fnv(&r->entropy, &fnv) : -1;
+
+	if (!uint_of(&r->index, &index)) {
+		reply_error(&r->id,
+			    "after_fork needs \\\"index\\\", an integer from 0 to 4294967295");
+		return;
+	}
+	if (bytes < 32) {
+		reply_error(&r->id,
+			    "after_fork needs \\\"entropy\\\", base64 of at least 32 bytes");
+		return;
+	}
+	if (!r->unix_time.n ||
+	    !((r->unix_time.p[0] >= '0' && r->unix_time.p[0] <= '9') || r->unix_time.p[0] == '-')) {
+		reply_error(&r->id, "after_fork needs \\\"unix_time\\\", a number");
+		return;
+	}
+	af_done = true;
+	af_index = index;
+	af_fnv = fnv;
+	af_bytes = (uint32_t)bytes;
+	reply_ok(&r->id);
+	emits(",\"reseeded\":[],\"entropy_bytes\":");
+	emit_dec(af_bytes);
+	emits("}\n");
+}
+
+static void ping(const struct req *r)
+{
+	static const char hexd[] = "0123456789abcdef";
+
+	reply_ok(&r->id);
+	emits(",\"pong\":true,\"pid\":1,\"numpy\":\"none\",\"warm\":true,\"index\":");
+	if (af_done)
+		emit_dec(af_index);
+	else if (child_index >= 0)
+		emit_dec((uint64_t)child_index);
+	else
+		emits("null");
+	emits(af_done ? ",\"after_fork\":true" : ",\"after_fork\":false");
+	emits(",\"vmctl_index\":");
 	if (child_index >= 0)
 		emit_dec((uint64_t)child_index);
 	else
 		emits("null");
+	emits(",\"entropy_fnv\":");
+	if (af_done) {
+		char h[10];
+
+		h[0] = h[9] = '"';
+		for (int i = 0; i < 8; i++)
+			h[1 + i] = hexd[af_fnv >> (28 - 4 * i) & 15];
+		emit(h, 10);
+	} else {
+		emits("null");
+	}
 	emits("}\n");
+}
+
+/* One complete request line (without its '\n'). */
+static void handle_line(const char *line, uint32_t n)
+{
+	const char *e = line + n, *end;
+	struct req r;
+
+	memset(&r, 0, sizeof(r));
+	end = ws(line, e);
+	if (end == e)
+		return; /* blank lines are not requests */
+	if (*end != '{' || !(end = jvalue(line, e, 0, &r)) || ws(end, e) != e) {
+		r.id.n = 0;
+		reply_error(&r.id, "request is not a JSON object");
+		return;
+	}
+	if (!r.op.n || r.op.p[0] != '"') {
+		reply_error(&r.id, "request has no \\\"op\\\" string");
+		return;
+	}
+	if (is_op(&r.op, "ping"))
+		ping(&r);
+	else if (is_op(&r.op, "after_fork"))
+		after_fork(&r);
+	else
+		reply_error(&r.id, "op not supported");
 }
 
 /* Consume in_data[0..in_len) into in_conn's line, replying to each full
@@ -351,6 +521,11 @@ static void rx_add(unsigned i)
 	CHECK(vq_add(&rxq, &b, 1) >= 0);
 }
 
+/* From guest port AGENT_PORT when c is a connection; a reset for a
+ * packet that has none comes from the port that packet was sent to
+ * (rst_port), so the host can tell which of its connections was refused. */
+static uint32_t rst_port;
+
 static void send_pkt(struct conn *c, uint32_t peer_port, uint16_t op, const void *data,
 		     uint32_t len)
 {
@@ -358,7 +533,7 @@ static void send_pkt(struct conn *c, uint32_t peer_port, uint16_t op, const void
 
 	txhdr = (struct hdr){.src_cid = cid,
 			     .dst_cid = HOST_CID,
-			     .src_port = AGENT_PORT,
+			     .src_port = c ? AGENT_PORT : rst_port,
 			     .dst_port = peer_port,
 			     .len = len,
 			     .type = 1,
@@ -433,6 +608,7 @@ static void on_packet(const struct hdr *h, const uint8_t *data)
 
 	if (h->dst_cid != cid || h->src_cid != HOST_CID || h->type != 1)
 		return;
+	rst_port = h->dst_port;
 	c = h->dst_port == AGENT_PORT ? find(h->src_port) : 0;
 	if (h->op == OP_REQUEST) {
 		if (c || h->dst_port != AGENT_PORT) {
@@ -483,8 +659,10 @@ static void read_identity(void)
 {
 	virtio_config_read(&dev, 0, &cid, 8);
 	/* vmctl (src/devices/vmctl.h): a generation above 0 means this VM was
-	 * restored, and the index register then holds the child's index. */
+	 * restored, and the index register then holds the child's index. An
+	 * after_fork from before the restore is not this VM's. */
 	child_index = inl(VMCTL + 4) ? (int64_t)inl(VMCTL + 8) : -1;
+	af_done = false;
 }
 
 static __attribute__((noreturn)) void serve(void)
@@ -555,8 +733,9 @@ static void self_test(void)
 {
 	static char big[LINE_MAX + 64];
 	const char *pong = ",\"ok\":true,\"pong\":true,\"pid\":1,\"numpy\":\"none\",\"warm\":true,"
-			   "\"index\":null}\n";
-	static char want[256];
+			   "\"index\":null,\"after_fork\":false,\"vmctl_index\":null,"
+			   "\"entropy_fnv\":null}\n";
+	static char want[1024];
 	uint32_t i;
 
 	out_len = 0;
@@ -594,7 +773,28 @@ static void self_test(void)
 	big[i] = '\n';
 	expect(big, "{\"id\":null,\"ok\":false,\"error\":\"agent_stub: request line over 4096 "
 		    "bytes (this stub's limit)\"}\n");
-	puts_("agent_stub: no vsock device; request handler checked on 9 sample lines\n");
+	/* after_fork: bad fields are named; a good one is recorded (bytes 0..31,
+	 * whose FNV-1a is 0913ad65) and ping reports it. */
+	expect("{\"op\":\"after_fork\",\"id\":1,\"entropy\":\"AAAA\",\"unix_time\":1.5,"
+	       "\"index\":2}\n",
+	       "{\"id\":1,\"ok\":false,\"error\":\"agent_stub: after_fork needs \\\"entropy\\\", "
+	       "base64 of at least 32 bytes\"}\n");
+	expect("{\"op\":\"after_fork\",\"id\":2,\"unix_time\":1.5,\"index\":-1,\"entropy\":"
+	       "\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}\n",
+	       "{\"id\":2,\"ok\":false,\"error\":\"agent_stub: after_fork needs \\\"index\\\", an "
+	       "integer from 0 to 4294967295\"}\n");
+	expect("{\"op\":\"after_fork\",\"id\":3,\"index\":5,\"entropy\":"
+	       "\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}\n",
+	       "{\"id\":3,\"ok\":false,\"error\":\"agent_stub: after_fork needs \\\"unix_time\\\", "
+	       "a number\"}\n");
+	expect("{\"op\":\"after_fork\",\"id\":4,\"unix_time\":1767225600.25,\"index\":5,"
+	       "\"entropy\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}\n",
+	       "{\"id\":4,\"ok\":true,\"reseeded\":[],\"entropy_bytes\":32}\n");
+	expect("{\"op\":\"ping\",\"id\":5}\n",
+	       "{\"id\":5,\"ok\":true,\"pong\":true,\"pid\":1,\"numpy\":\"none\",\"warm\":true,"
+	       "\"index\":5,\"after_fork\":true,\"vmctl_index\":null,\"entropy_fnv\":"
+	       "\"0913ad65\"}\n");
+	puts_("agent_stub: no vsock device; request handler checked on 14 sample lines\n");
 }
 
 int main(void);
