@@ -1,44 +1,92 @@
 /* forkd snapshot: boot a VM, wait until the guest says it is warm, pause it
- * and write $FORKD_HOME/snapshots/<tag>/. */
+ * and write $FORKD_HOME/snapshots/<tag>/.
+ *
+ * The warm signal is one of:
+ *   - the doorbell (the guest writes 1 to vmctl's port 0x610), or a console
+ *     line containing --warm-console TEXT: both arrive on an eventfd;
+ *   - with --agent-port (default with --image): forkd's agent
+ *     (docs/AGENT.md) answering ping with warm=true over vsock. A poller
+ *     thread asks; the doorbell is then not the signal.
+ * Meanwhile the console goes through a pipe so the last line can be shown
+ * in the progress report printed every PROGRESS_SECS. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/agent_wait.h"
 #include "cli/cli.h"
+#include "cli/console_tap.h"
 #include "cli/vmopts.h"
 #include "common/util.h"
+#include "snapshot/guest_image.h"
 #include "snapshot/snapshot.h"
 #include "vmm/vm_state.h"
 
+#define PROGRESS_SECS	   30
+#define IMAGE_MEM_MIB	   512
+#define IMAGE_VCPUS	   2
+#define IMAGE_TIMEOUT_SECS 3600 /* the guest kernel is emulated on KVM-PVM: ~10 min */
+
 static void snapshot_usage(FILE *f)
 {
-	fprintf(f, "usage: forkd snapshot --tag TAG --kernel PATH [options]\n"
-		   "\n"
-		   "Boot a VM, wait until the guest signals it is warm (it writes 1 to\n"
-		   "forkd's doorbell port 0x610), pause it at a clean instruction\n"
-		   "boundary and write the snapshot to\n"
-		   "$FORKD_HOME/snapshots/TAG/ (default ~/.local/share/forkd):\n"
-		   "memory.bin, vmstate, snapshot.json. Then the VM is stopped.\n"
-		   "\n"
-		   "options:\n"
-		   "  --tag TAG              [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}, required\n"
-		   "  --force                replace an existing snapshot with this tag\n"
-		   "  --warm-console TEXT    also take the guest as warm when a console line\n"
-		   "                         contains TEXT (for guests that cannot reach the\n"
-		   "                         doorbell port, e.g. Linux without /dev/port)\n");
+	fprintf(f,
+		"usage: forkd snapshot --tag TAG --image IMG [options]\n"
+		"       forkd snapshot --tag TAG --kernel PATH [options]\n"
+		"\n"
+		"Boot a VM, wait until the guest is warm, pause it at a clean\n"
+		"instruction boundary and write the snapshot to\n"
+		"$FORKD_HOME/snapshots/TAG/ (default ~/.local/share/forkd):\n"
+		"memory.bin, vmstate, snapshot.json. Then the VM is stopped.\n"
+		"\n"
+		"--image IMG boots the guest image 'forkd image build --tag IMG' made\n"
+		"(~/.cache/forkd/images/IMG/: vmlinuz, initrd.img, rootfs.ext4 as /dev/vda\n"
+		"with a private copy-on-write overlay, its cmdline plus lpj=) with a\n"
+		"vsock device, and waits until forkd's agent answers ping with warm=true.\n"
+		"With --kernel the guest is warm when it writes 1 to forkd's doorbell\n"
+		"port 0x610 (or, with --agent-port, when its agent answers).\n"
+		"\n"
+		"options:\n"
+		"  --tag TAG              [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}, required\n"
+		"  --image IMG            boot guest image IMG (instead of --kernel/--initrd);\n"
+		"                         defaults become --mem-mib %d --vcpus %d\n"
+		"                         --timeout-secs %d; --cmdline adds to its cmdline;\n"
+		"                         --disk adds disks after its root (vdb, ...)\n"
+		"  --agent-port PORT      warm = the agent on this guest vsock port answers\n"
+		"                         ping with warm=true (default %d with --image;\n"
+		"                         0: no agent, the doorbell decides); recorded in\n"
+		"                         snapshot.json, so children get after_fork. Adds a\n"
+		"                         vsock device (private socket) unless --vsock\n"
+		"  --force                replace an existing snapshot with this tag\n"
+		"  --warm-console TEXT    also take the guest as warm when a console line\n"
+		"                         contains TEXT (for guests that cannot reach the\n"
+		"                         doorbell port; not with an agent port)\n",
+		IMAGE_MEM_MIB, IMAGE_VCPUS, IMAGE_TIMEOUT_SECS, AGENT_VSOCK_PORT);
 	vmopts_help(f);
-	fprintf(f, "  -h, --help             this text\n"
-		   "\n"
-		   "--timeout-secs bounds the wait for the warm signal.\n");
+	fprintf(f,
+		"  -h, --help             this text\n"
+		"\n"
+		"--timeout-secs bounds the wait for the warm signal (with --image: %d\n"
+		"unless given). Every %d s a progress line says how long it has waited,\n"
+		"what the last agent poll found and the last console line.\n"
+		"Exit status 0 when the snapshot was written; 1 otherwise, and then\n"
+		"nothing is left behind.\n",
+		IMAGE_TIMEOUT_SECS, PROGRESS_SECS);
 }
+
+/* --- the snapshot directory ------------------------------------------------- */
 
 static int remove_tree(const char *dir)
 {
@@ -73,10 +121,11 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag, const char *dir)
+static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag, const char *dir,
+			  uint32_t agent_port)
 {
 	struct vmstate_writer w;
-	struct snapshot_meta meta = {0};
+	struct snapshot_meta *meta;
 	char path[PATH_MAX + 64];
 	time_t now = time(NULL);
 	uint64_t t0 = now_ns(), t_state, t_mem;
@@ -100,47 +149,208 @@ static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag
 		return err;
 	t_mem = now_ns();
 
-	snprintf(meta.tag, sizeof(meta.tag), "%s", tag);
-	strftime(meta.created, sizeof(meta.created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	snprintf(meta.kernel, sizeof(meta.kernel), "%s", o->boot.kernel);
-	snprintf(meta.initrd, sizeof(meta.initrd), "%s", o->boot.initrd ? o->boot.initrd : "");
-	snprintf(meta.cmdline, sizeof(meta.cmdline), "%s", o->boot.cmdline ? o->boot.cmdline : "");
-	meta.mem_mib = o->spec.mem_mib;
-	meta.vcpus = (uint32_t)o->spec.vcpus;
-	meta.format_version = SNAPSHOT_FORMAT_VERSION;
-	meta.rng = o->spec.rng;
-	meta.nr_disks = o->spec.nr_disks;
+	meta = calloc(1, sizeof(*meta));
+	if (!meta)
+		return -ENOMEM;
+	snprintf(meta->tag, sizeof(meta->tag), "%s", tag);
+	strftime(meta->created, sizeof(meta->created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	snprintf(meta->kernel, sizeof(meta->kernel), "%s", o->boot.kernel);
+	snprintf(meta->initrd, sizeof(meta->initrd), "%s", o->boot.initrd ? o->boot.initrd : "");
+	snprintf(meta->cmdline, sizeof(meta->cmdline), "%s",
+		 o->boot.cmdline ? o->boot.cmdline : "");
+	meta->mem_mib = o->spec.mem_mib;
+	meta->vcpus = (uint32_t)o->spec.vcpus;
+	meta->format_version = SNAPSHOT_FORMAT_VERSION;
+	meta->rng = o->spec.rng;
+	meta->nr_disks = o->spec.nr_disks;
 	for (unsigned i = 0; i < o->spec.nr_disks; i++) {
 		/* Children open the image by this path: make it absolute. */
-		if (!realpath(o->spec.disks[i].path, meta.disks[i].path)) {
-			log_errno("resolve disk path %s", o->spec.disks[i].path);
-			return -EINVAL;
+		if (!realpath(o->spec.disks[i].path, meta->disks[i].path)) {
+			err = log_errno("resolve disk path %s", o->spec.disks[i].path);
+			goto out;
 		}
-		meta.disks[i].read_only = o->spec.disks[i].read_only;
+		meta->disks[i].read_only = o->spec.disks[i].read_only;
 	}
-	meta.net = o->spec.tap != NULL;
-	meta.vsock = o->spec.vsock != NULL;
-	meta.vsock_cid = o->spec.vsock_cid;
-	err = snapshot_meta_write(dir, &meta);
+	meta->net = o->spec.tap != NULL;
+	meta->vsock = o->spec.vsock != NULL;
+	meta->vsock_cid = o->spec.vsock_cid;
+	meta->agent_port = agent_port;
+	err = snapshot_meta_write(dir, meta);
 	if (err)
-		return err;
+		goto out;
 	log_info("snapshot: vmstate %.1f ms, memory.bin %.1f ms (%llu MiB)", (t_state - t0) / 1e6,
 		 (t_mem - t_state) / 1e6, (unsigned long long)(vm->mem.size / MIB));
+out:
+	free(meta);
+	return err;
+}
+
+/* --- --image ----------------------------------------------------------------- */
+
+/* The guest's TSC frequency: what KVM gives vCPU 0, else the host's
+ * "cpu MHz" (the way tests/e2e/linux_boot.sh computes lpj). 0 if unknown. */
+static uint64_t guest_tsc_khz(struct vm *vm)
+{
+	int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+	double mhz = 0;
+	char line[256];
+	FILE *f;
+
+	if (khz > 0)
+		return (uint64_t)khz;
+	log_debug("KVM_GET_TSC_KHZ(vcpu 0): %s; using /proc/cpuinfo", strerror(errno));
+	f = fopen("/proc/cpuinfo", "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return mhz > 0 && mhz < 1e6 ? (uint64_t)mhz * 1000 : 0;
+}
+
+/* The image's command line, lpj=, then what --cmdline adds. */
+static int image_cmdline(struct vm *vm, const struct guest_image *img, const char *extra, char *out,
+			 size_t size)
+{
+	unsigned hz = img->hz ? img->hz : GUEST_IMAGE_DEFAULT_HZ;
+	uint64_t lpj = guest_image_lpj(guest_tsc_khz(vm), hz);
+	char lpj_arg[32] = "";
+	int n;
+
+	if (lpj)
+		snprintf(lpj_arg, sizeof(lpj_arg), " lpj=%llu", (unsigned long long)lpj);
+	else
+		log_warn("guest TSC frequency unknown: no lpj= (the guest calibrates its delay "
+			 "loop, slowly where its kernel is emulated)");
+	if (!img->hz)
+		log_info("image %s: no kernel .config found; assuming CONFIG_HZ=%u", img->dir,
+			 GUEST_IMAGE_DEFAULT_HZ);
+	n = snprintf(out, size, "%s%s%s%s", img->cmdline, lpj_arg, extra ? " " : "",
+		     extra ? extra : "");
+	if (n < 0 || (size_t)n >= size) {
+		log_err("the kernel command line would be %d bytes; at most %zu", n, size - 1);
+		return -E2BIG;
+	}
 	return 0;
+}
+
+/* Apply --image to the options: kernel, initrd, the root disk first,
+ * and the image's defaults for what the command line left unset. */
+static void image_apply(struct vmopts *o, const struct guest_image *img)
+{
+	o->boot.kernel = img->kernel;
+	o->boot.initrd = img->initrd;
+	/* root=/dev/vda: the image's root must be the first disk. */
+	memmove(&o->spec.disks[1], &o->spec.disks[0], o->spec.nr_disks * sizeof(o->spec.disks[0]));
+	o->spec.disks[0] = (struct virtio_blk_opts){.path = img->rootfs};
+	o->spec.nr_disks++;
+	if (!o->mem_set)
+		o->spec.mem_mib = IMAGE_MEM_MIB;
+	if (!o->vcpus_set)
+		o->spec.vcpus = IMAGE_VCPUS;
+	if (!o->timeout_secs)
+		o->timeout_secs = IMAGE_TIMEOUT_SECS;
+}
+
+/* --- the command ------------------------------------------------------------- */
+
+struct snap_run {
+	const char *tag;
+	struct vm *vm;
+	struct console_tap con;
+	struct agent_wait agent;
+	uint32_t agent_port;
+	int warm_fd, epfd, timer_fd;
+	uint64_t t0;
+};
+
+static void progress(struct snap_run *s)
+{
+	char line[CONSOLE_TAP_LINE_MAX], agent[AGENT_ERR_LEN + 64];
+	uint64_t elapsed = (now_ns() - s->t0) / 1000000000ULL;
+
+	console_tap_last(&s->con, line, sizeof(line));
+	if (s->agent_port) {
+		agent_wait_status(&s->agent, agent, sizeof(agent));
+		log_info("snapshot '%s': %llu s, waiting for the agent on vsock port %u (%s); "
+			 "console: %s",
+			 s->tag, (unsigned long long)elapsed, s->agent_port, agent,
+			 line[0] ? line : "(nothing yet)");
+	} else {
+		log_info("snapshot '%s': %llu s, waiting for the guest's warm signal; console: %s",
+			 s->tag, (unsigned long long)elapsed, line[0] ? line : "(nothing yet)");
+	}
+}
+
+/* Wait for the warm signal, reporting progress. True when the guest is
+ * warm; false when the VM stopped (timeout included: vm_wait() stops it). */
+static bool wait_warm(struct snap_run *s, uint64_t deadline)
+{
+	struct epoll_event ev[2];
+	uint64_t v;
+	int n;
+
+	for (;;) {
+		if (!vm_wait(s->vm, s->epfd, deadline))
+			return false;
+		n = epoll_wait(s->epfd, ev, 2, 0);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == s->warm_fd)
+				return true;
+			if (read(s->timer_fd, &v, sizeof(v)) == sizeof(v))
+				progress(s);
+		}
+	}
+}
+
+static int watch(int epfd, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? log_errno("epoll_ctl") : 0;
+}
+
+static void report_failure(struct snap_run *s, int status, uint64_t timeout_secs)
+{
+	char line[CONSOLE_TAP_LINE_MAX], agent[AGENT_ERR_LEN + 64];
+	const char *tag = s->tag;
+
+	console_tap_last(&s->con, line, sizeof(line));
+	if (s->agent_port)
+		agent_wait_status(&s->agent, agent, sizeof(agent));
+	if (status == VM_EXIT_TIMEOUT && s->agent_port)
+		log_err("snapshot '%s': no warm answer from the agent on vsock port %u within "
+			"%llu s (%s); last console line: %s; nothing was written (raise "
+			"--timeout-secs, or check the guest's console)",
+			tag, s->agent_port, (unsigned long long)timeout_secs, agent,
+			line[0] ? line : "(none)");
+	else if (status == VM_EXIT_TIMEOUT)
+		log_err("snapshot '%s': no warm signal from the guest within %llu s; last console "
+			"line: %s; nothing was written (raise --timeout-secs, or check the "
+			"guest's console)",
+			tag, (unsigned long long)timeout_secs, line[0] ? line : "(none)");
+	else
+		log_err("snapshot '%s': the guest stopped before %s: %s (exit status %d); last "
+			"console line: %s; nothing was written",
+			tag, s->agent_port ? "its agent answered warm" : "it signalled warm",
+			s->vm->exit_reason, status, line[0] ? line : "(none)");
 }
 
 int cmd_snapshot(int argc, char **argv)
 {
-	enum { O_TAG = 2000, O_FORCE, O_WARM_CONSOLE };
+	enum { O_TAG = 2000, O_FORCE, O_WARM_CONSOLE, O_IMAGE, O_AGENT_PORT };
 	struct option opts[40];
 	struct vmopts o;
 	struct boot_info bi;
-	struct vm *vm = NULL;
-	char dir[PATH_MAX], tmpdir[PATH_MAX + 32];
-	const char *tag = NULL;
-	bool force = false;
-	int console_fd = -1, warm_fd = -1, c, status, ret = 1;
-	uint64_t t0 = now_ns(), t_warm;
+	struct guest_image *img = NULL;
+	struct snap_run s = {.warm_fd = -1, .epfd = -1, .timer_fd = -1};
+	char dir[PATH_MAX], tmpdir[PATH_MAX + 32] = "", vsock_dir[64] = "", vsock_path[128];
+	char cmdline[4096], err[600];
+	const char *tag = NULL, *image = NULL;
+	bool force = false, agent_port_set = false, started = false;
+	int console_fd = -1, c, status, ret = 1;
+	uint64_t t_warm = 0, t_done = 0, deadline = 0, port;
+	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
 	struct stat st;
 
 	vmopts_table(opts, 40,
@@ -148,9 +358,12 @@ int cmd_snapshot(int argc, char **argv)
 			 {"tag", required_argument, NULL, O_TAG},
 			 {"force", no_argument, NULL, O_FORCE},
 			 {"warm-console", required_argument, NULL, O_WARM_CONSOLE},
+			 {"image", required_argument, NULL, O_IMAGE},
+			 {"agent-port", required_argument, NULL, O_AGENT_PORT},
 			 {0},
 		     });
 	vmopts_init(&o);
+	s.t0 = now_ns();
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h') {
@@ -165,6 +378,23 @@ int cmd_snapshot(int argc, char **argv)
 				cli_usage_error("snapshot",
 						"--warm-console wants 1-200 characters");
 			o.spec.warm_console = optarg;
+		} else if (c == O_IMAGE) {
+			image = optarg;
+		} else if (c == O_AGENT_PORT) {
+			if (parse_u64(optarg, &port) || port > 0xfffffffeULL)
+				cli_usage_error("snapshot",
+						"--agent-port wants a vsock port (0 for none), got "
+						"'%s'",
+						optarg);
+			/* agent_connect() speaks to the agent's one port. */
+			if (port && port != AGENT_VSOCK_PORT)
+				cli_usage_error(
+				    "snapshot",
+				    "--agent-port: forkd's agent client connects to vsock "
+				    "port %d only; use --agent-port %d (or 0: no agent)",
+				    AGENT_VSOCK_PORT, AGENT_VSOCK_PORT);
+			s.agent_port = (uint32_t)port;
+			agent_port_set = true;
 		} else if (!vmopts_parse(&o, "snapshot", c, optarg)) {
 			cli_usage_error("snapshot", "unknown option");
 		}
@@ -178,54 +408,142 @@ int cmd_snapshot(int argc, char **argv)
 				"invalid tag '%s': use 1-64 of A-Z a-z 0-9 _ . - , "
 				"starting with a letter, digit or _, and no '..'",
 				tag);
+	if (image && !agent_port_set)
+		s.agent_port = AGENT_VSOCK_PORT;
+	if (s.agent_port && o.spec.warm_console)
+		cli_usage_error("snapshot",
+				"--warm-console and the agent are two warm signals: with an agent "
+				"port (default with --image) drop --warm-console, or give "
+				"--agent-port 0");
+	if (!image && !o.boot.kernel)
+		cli_usage_error("snapshot", "give --image IMG (a guest image) or --kernel PATH");
+	if (image && (o.boot.kernel || o.boot.initrd))
+		cli_usage_error("snapshot", "--image supplies the kernel and the initrd: drop "
+					    "--kernel and --initrd");
+	if (image && o.spec.nr_disks == MACHINE_MAX_DISKS)
+		cli_usage_error("snapshot",
+				"--image adds its root disk: at most %d more --disk options",
+				MACHINE_MAX_DISKS - 1);
+	s.tag = tag;
 	if (snapshot_dir(tag, dir, sizeof(dir)))
-		return 1;
+		goto out;
 	if (stat(dir, &st) == 0 && !force) {
 		log_err("snapshot '%s' already exists at %s (use --force to replace it)", tag, dir);
-		return 1;
+		goto out;
+	}
+	if (image) {
+		img = malloc(sizeof(*img));
+		if (!img)
+			goto out;
+		if (guest_image_open(image, img, err, sizeof(err))) {
+			log_err("%s", err);
+			goto out;
+		}
+		image_apply(&o, img);
+	}
+	if (s.agent_port && !o.spec.vsock) {
+		/* A private socket: this VM only answers the poller. */
+		const char *tmp = getenv("TMPDIR");
+
+		if (!tmp || !*tmp || strlen(tmp) > 40)
+			tmp = "/tmp";
+		snprintf(vsock_dir, sizeof(vsock_dir), "%s/forkd-snapshot.XXXXXX", tmp);
+		if (!mkdtemp(vsock_dir)) {
+			log_errno("mkdtemp %s", vsock_dir);
+			vsock_dir[0] = 0;
+			goto out;
+		}
+		snprintf(vsock_path, sizeof(vsock_path), "%s/vsock.sock", vsock_dir);
+		o.spec.vsock = vsock_path;
 	}
 	if (vmopts_finish(&o, "snapshot", &console_fd))
-		return 1;
+		goto out;
+	if (console_tap_open(&s.con, console_fd))
+		goto out;
+	o.spec.console_fd = s.con.wfd;
 
 	/* Everything is written into a private directory first and renamed at
 	 * the end: a failure leaves nothing behind under the tag's name. */
 	snprintf(tmpdir, sizeof(tmpdir), "%s.tmp.%d", dir, (int)getpid());
 	if (mkdir_p(tmpdir))
 		goto out;
-	warm_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (warm_fd < 0) {
-		log_errno("eventfd");
+	s.warm_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s.epfd = epoll_create1(EPOLL_CLOEXEC);
+	s.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (s.warm_fd < 0 || s.epfd < 0 || s.timer_fd < 0) {
+		log_errno("eventfd/epoll/timerfd");
 		goto out;
 	}
-	o.spec.warm_fd = warm_fd;
-	vm = calloc(1, sizeof(*vm));
-	if (!vm || machine_build(vm, &o.spec, NULL)) {
-		free(vm);
-		vm = NULL;
+	if (watch(s.epfd, s.warm_fd) || watch(s.epfd, s.timer_fd))
+		goto out;
+	/* With an agent the poller signals warm_fd; the doorbell is ignored. */
+	o.spec.warm_fd = s.agent_port ? -1 : s.warm_fd;
+	s.vm = calloc(1, sizeof(*s.vm));
+	if (!s.vm || machine_build(s.vm, &o.spec, NULL)) {
+		free(s.vm);
+		s.vm = NULL;
 		goto out;
 	}
-	if (boot_load(vm, &o.boot, &bi) || boot_setup_bsp(vm, &bi))
+	if (img) {
+		if (image_cmdline(s.vm, img, o.boot.cmdline, cmdline, sizeof(cmdline)))
+			goto out;
+		o.boot.cmdline = cmdline;
+	}
+	if (boot_load(s.vm, &o.boot, &bi) || boot_setup_bsp(s.vm, &bi))
 		goto out;
-	cli_stop_on_signals(vm);
-	log_info("snapshot '%s': booting, waiting for the guest's warm signal", tag);
-	if (vm_start(vm) ||
-	    !vm_wait(vm, warm_fd, o.timeout_secs ? t0 + o.timeout_secs * 1000000000ULL : 0)) {
-		status = vm_finish(vm, VM_EXIT_ERROR);
-		log_err("snapshot '%s': the guest stopped before it signalled warm: %s "
-			"(exit status %d); nothing was written",
-			tag, vm->exit_reason, status);
+	if (console_tap_start(&s.con))
+		goto out;
+	cli_stop_on_signals(s.vm);
+	if (img)
+		log_info("snapshot '%s': image %s: %llu MiB, %d vCPUs, cmdline: %s", tag, img->dir,
+			 (unsigned long long)o.spec.mem_mib, o.spec.vcpus, o.boot.cmdline);
+	if (s.agent_port)
+		log_info("snapshot '%s': booting %s, waiting for the agent on vsock port %u to "
+			 "answer ping with warm=true (at most %llu s)",
+			 tag, img ? img->kernel : o.boot.kernel, s.agent_port,
+			 (unsigned long long)o.timeout_secs);
+	else
+		log_info("snapshot '%s': booting, waiting for the guest's warm signal", tag);
+	if (timerfd_settime(s.timer_fd, 0, &every, NULL) < 0) {
+		log_errno("timerfd_settime");
+		goto out;
+	}
+	deadline = o.timeout_secs ? s.t0 + o.timeout_secs * 1000000000ULL : 0;
+	if (vm_start(s.vm)) {
+		status = vm_finish(s.vm, VM_EXIT_ERROR);
+		log_err("snapshot '%s': the VM did not start (exit status %d); nothing was written",
+			tag, status);
+		goto out;
+	}
+	started = true;
+	if (s.agent_port && agent_wait_start(&s.agent, o.spec.vsock, s.agent_port, s.warm_fd))
+		goto out;
+	if (!wait_warm(&s, deadline)) {
+		status = vm_finish(s.vm, VM_EXIT_ERROR);
+		started = false;
+		report_failure(&s, status, o.timeout_secs);
 		goto out;
 	}
 	t_warm = now_ns();
-	log_info("snapshot '%s': guest warm after %.2f s; pausing", tag, (t_warm - t0) / 1e9);
-	vm_pause(vm);
+	/* The poller closed its connection and ended; the guest's end goes at
+	 * restore anyway (the device resets its connections). */
+	agent_wait_stop(&s.agent);
+	if (s.agent_port)
+		log_info("snapshot '%s': agent warm after %.2f s (pid %lld, numpy %s); pausing",
+			 tag, (t_warm - s.t0) / 1e9, s.agent.pid, s.agent.numpy);
+	else
+		log_info("snapshot '%s': guest warm after %.2f s; pausing", tag,
+			 (t_warm - s.t0) / 1e9);
+	vm_pause(s.vm);
 	/* No more back-end input may touch guest memory or queues. */
-	evloop_destroy(&vm->loop);
-	if (write_snapshot(vm, &o, tag, tmpdir)) {
-		vm_finish(vm, VM_EXIT_ERROR);
+	evloop_destroy(&s.vm->loop);
+	if (write_snapshot(s.vm, &o, tag, tmpdir, s.agent_port)) {
+		vm_finish(s.vm, VM_EXIT_ERROR);
+		started = false;
 		goto out;
 	}
-	vm_finish(vm, VM_EXIT_POWEROFF);
+	vm_finish(s.vm, VM_EXIT_POWEROFF);
+	started = false;
 	if (force && stat(dir, &st) == 0 && remove_tree(dir)) {
 		log_errno("remove old snapshot %s", dir);
 		goto out;
@@ -234,19 +552,34 @@ int cmd_snapshot(int argc, char **argv)
 		log_errno("rename %s to %s", tmpdir, dir);
 		goto out;
 	}
-	printf("snapshot %s written to %s in %.2f s (guest warm after %.2f s)\n", tag, dir,
-	       (now_ns() - t0) / 1e9, (t_warm - t0) / 1e9);
+	t_done = now_ns();
 	ret = 0;
 out:
-	if (ret)
+	if (ret && tmpdir[0])
 		remove_tree(tmpdir);
-	if (vm) {
-		vm_destroy(vm);
-		free(vm);
+	if (started)
+		vm_finish(s.vm, VM_EXIT_ERROR);
+	if (s.vm) {
+		/* Closes the vsock socket, which ends a poll in progress. */
+		vm_destroy(s.vm);
+		free(s.vm);
 	}
-	if (warm_fd >= 0)
-		close(warm_fd);
+	agent_wait_stop(&s.agent);
+	console_tap_close(&s.con);
+	if (vsock_dir[0] && rmdir(vsock_dir) < 0)
+		log_errno("rmdir %s", vsock_dir);
+	if (s.warm_fd >= 0)
+		close(s.warm_fd);
+	if (s.epfd >= 0)
+		close(s.epfd);
+	if (s.timer_fd >= 0)
+		close(s.timer_fd);
 	if (console_fd > STDOUT_FILENO)
 		close(console_fd);
+	free(img);
+	/* After the console's last bytes (it may be stdout too). */
+	if (!ret)
+		printf("snapshot %s written to %s in %.2f s (guest warm after %.2f s)\n", tag, dir,
+		       (t_done - s.t0) / 1e9, (t_warm - s.t0) / 1e9);
 	return ret;
 }

@@ -115,9 +115,11 @@ bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg)
 		s->mem_mib = num(verb, "--mem-mib", arg, 16, 1024 * 1024);
 		if (s->mem_mib % 2)
 			cli_usage_error(verb, "--mem-mib must be a multiple of 2");
+		o->mem_set = true;
 		break;
 	case O_VCPUS:
 		s->vcpus = (int)num(verb, "--vcpus", arg, 1, VM_MAX_VCPUS);
+		o->vcpus_set = true;
 		break;
 	case O_CONSOLE:
 		o->console = arg;

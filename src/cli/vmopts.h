@@ -12,8 +12,10 @@
 struct vmopts {
 	struct machine_spec spec;
 	struct boot_opts boot;
-	const char *console; /* path or "-" */
-	uint64_t timeout_secs;
+	const char *console;   /* path or "-" */
+	uint64_t timeout_secs; /* 0: not given (no limit) */
+	/* Given on the command line (a verb may pick other defaults). */
+	bool mem_set, vcpus_set;
 };
 
 /* getopt_long entries for the shared options (terminated by a zero entry),

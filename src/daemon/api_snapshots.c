@@ -5,7 +5,11 @@
  * guests) to minutes (Linux on KVM-PVM), so POST answers 202 at once and
  * the spawner runs `forkd snapshot` as a job; GET /v1/snapshots/{tag}
  * reports "creating", then "ready" or "failed" with the job's last words.
- * Job files: <state dir>/jobs/<tag>/ (job.log, console.log, exit). */
+ * Job files: <state dir>/jobs/<tag>/ (job.log, console.log, exit).
+ *
+ * Kinds: "test-guest" boots GUEST.elf from --guest-dir (warm: its doorbell);
+ * "image" boots a guest image from `forkd image build` (`forkd snapshot
+ * --image`: warm when its agent answers ping with warm=true). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +24,7 @@
 #include "common/util.h"
 #include "daemon/api.h"
 #include "daemon/sandbox.h"
+#include "snapshot/guest_image.h"
 
 enum job_state { JOB_NONE, JOB_RUNNING, JOB_DONE, JOB_FAILED };
 
@@ -141,6 +146,8 @@ static json_t *snapshot_json(struct daemon *d, const char *tag)
 		      "sandboxes_running", (json_int_t)sandboxes_of(d, tag));
 	if (o && m->parent[0])
 		json_object_set_new(o, "parent", json_string(m->parent));
+	if (o && m->agent_port)
+		json_object_set_new(o, "agent_port", json_integer((json_int_t)m->agent_port));
 	if (o && !store_snapshot_first_seen(&d->store, tag, &first))
 		json_object_set_new(o, "first_seen_ms", json_integer(first));
 	free(m);
@@ -298,19 +305,90 @@ static bool name_valid(const char *s)
 	return s && snapshot_tag_valid(s);
 }
 
+/* The job's `forkd snapshot` options that say what to boot: kind
+ * "test-guest" (GUEST.elf from --guest-dir) or "image" (a guest image from
+ * `forkd image build`). Adds them to argv; false after answering an error. */
+static bool boot_args(struct daemon *d, json_t *body, const char *kind, json_t *argv,
+		      struct api_resp *rs)
+{
+	const char *guest = json_string_value(json_object_get(body, "guest"));
+	const char *image = json_string_value(json_object_get(body, "image"));
+	char kernel[PATH_MAX + 80], err[600];
+	struct guest_image *img;
+	struct stat st;
+	int r;
+
+	if (!strcmp(kind, "image")) {
+		if (json_object_get(body, "guest")) {
+			api_error(rs, 400,
+				  "\"guest\" is for kind \"test-guest\"; kind \"image\" "
+				  "takes \"image\" (a guest image tag, e.g. \"py\")");
+			return false;
+		}
+		/* Required, not defaulted: booting an image costs minutes of CPU. */
+		if (!name_valid(image)) {
+			api_error(
+			    rs, 400,
+			    "kind \"image\" needs \"image\": the tag of a guest image from "
+			    "'forkd image build' (e.g. \"py\"), [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}");
+			return false;
+		}
+		/* Checked here too, so a missing image is a 400 now rather
+		 * than a failed job later. */
+		img = malloc(sizeof(*img));
+		if (!img) {
+			api_error(rs, 500, "out of memory");
+			return false;
+		}
+		r = guest_image_open(image, img, err, sizeof(err));
+		free(img);
+		if (r) {
+			api_error(rs, r == -ENOENT || r == -EINVAL ? 400 : 500, "%s", err);
+			return false;
+		}
+		json_array_append_new(argv, json_string("--image"));
+		json_array_append_new(argv, json_string(image));
+		return true;
+	}
+	if (json_object_get(body, "image")) {
+		api_error(rs, 400, "\"image\" is for kind \"image\"");
+		return false;
+	}
+	if (!d->guest_dir[0]) {
+		api_error(rs, 501,
+			  "test guests are not configured: start forkd serve with "
+			  "--guest-dir DIR (e.g. build/guests)");
+		return false;
+	}
+	if (!name_valid(guest)) {
+		api_error(rs, 400, "\"guest\" must name a test guest in %s (e.g. \"agent_stub\")",
+			  d->guest_dir);
+		return false;
+	}
+	snprintf(kernel, sizeof(kernel), "%s/%s.elf", d->guest_dir, guest);
+	if (stat(kernel, &st) < 0 || !S_ISREG(st.st_mode)) {
+		api_error(rs, 400, "no test guest '%s' (looked for %s)", guest, kernel);
+		return false;
+	}
+	json_array_append_new(argv, json_string("--kernel"));
+	json_array_append_new(argv, json_string(kernel));
+	return true;
+}
+
 void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 {
-	static const char *const allowed[] = {"tag",   "kind",	  "guest", "mem_mib",
-					      "vcpus", "cmdline", NULL};
+	static const char *const allowed[] = {"tag",	 "kind",  "guest",   "image",
+					      "mem_mib", "vcpus", "cmdline", NULL};
 	struct daemon *d = rq->d;
-	json_t *body = api_body_object(rq, rs, allowed), *argv, *req, *reply = NULL;
-	const char *tag, *kind, *guest, *cmdline;
-	char kernel[PATH_MAX + 80], snapdir[PATH_MAX], num[2][24], why[8];
+	json_t *body = api_body_object(rq, rs, allowed), *argv = NULL, *req, *reply = NULL;
+	const char *tag, *kind, *cmdline;
+	char snapdir[PATH_MAX], num[2][24], why[8];
 	char vsock[PATH_MAX + 16], console[PATH_MAX + 16];
-	json_int_t mem = 64, vcpus = 1;
+	json_int_t mem, vcpus;
 	struct job_rec j = {0};
 	struct timespec ts;
 	struct stat st;
+	bool image;
 	json_t *v;
 	int r;
 
@@ -318,7 +396,6 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 		return;
 	tag = json_string_value(json_object_get(body, "tag"));
 	kind = json_string_value(json_object_get(body, "kind"));
-	guest = json_string_value(json_object_get(body, "guest"));
 	cmdline = json_string_value(json_object_get(body, "cmdline"));
 	if (!name_valid(tag)) {
 		api_error(rs, 400,
@@ -331,13 +408,10 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 		api_error(rs, 400, "\"kind\" must be \"test-guest\" or \"image\"");
 		goto out;
 	}
-	if (!strcmp(kind, "image")) {
-		api_error(rs, 501,
-			  "kind \"image\" is not available yet: it needs the Linux guest image "
-			  "with the agent ('forkd image build'), which this daemon does not "
-			  "boot yet; make the snapshot with 'forkd snapshot'");
-		goto out;
-	}
+	image = !strcmp(kind, "image");
+	/* A Linux guest image needs room; a test guest very little. */
+	mem = image ? 512 : 64;
+	vcpus = image ? 2 : 1;
 	if ((v = json_object_get(body, "mem_mib")) &&
 	    (!json_is_integer(v) || (mem = json_integer_value(v)) < 2 || mem > 65536 || mem % 2)) {
 		api_error(rs, 400, "\"mem_mib\" must be an even integer from 2 to 65536");
@@ -353,22 +427,15 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 		api_error(rs, 400, "\"cmdline\" must be a one-line string of at most 1024 bytes");
 		goto out;
 	}
-	if (!d->guest_dir[0]) {
-		api_error(rs, 501,
-			  "test guests are not configured: start forkd serve with "
-			  "--guest-dir DIR (e.g. build/guests)");
+	snprintf(num[0], sizeof(num[0]), "%lld", (long long)mem);
+	snprintf(num[1], sizeof(num[1]), "%lld", (long long)vcpus);
+	argv = json_pack("[s,s,s,s]", d->exe, "snapshot", "--tag", tag);
+	if (!argv) {
+		api_error(rs, 500, "out of memory");
 		goto out;
 	}
-	if (!name_valid(guest)) {
-		api_error(rs, 400, "\"guest\" must name a test guest in %s (e.g. \"agent_stub\")",
-			  d->guest_dir);
+	if (!boot_args(d, body, kind, argv, rs))
 		goto out;
-	}
-	snprintf(kernel, sizeof(kernel), "%s/%s.elf", d->guest_dir, guest);
-	if (stat(kernel, &st) < 0 || !S_ISREG(st.st_mode)) {
-		api_error(rs, 400, "no test guest '%s' (looked for %s)", guest, kernel);
-		goto out;
-	}
 	pthread_mutex_lock(&d->lock);
 	if (snapshot_dir(tag, snapdir, sizeof(snapdir)) == 0 && stat(snapdir, &st) == 0) {
 		api_error(rs, 409, "snapshot '%s' already exists; DELETE it first", tag);
@@ -393,16 +460,20 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 		api_error(rs, 500, "cannot create %s: %s", j.dir, strerror(errno));
 		goto unlock;
 	}
-	snprintf(num[0], sizeof(num[0]), "%lld", (long long)mem);
-	snprintf(num[1], sizeof(num[1]), "%lld", (long long)vcpus);
-	argv = json_pack("[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", d->exe, "snapshot", "--tag", tag,
-			 "--kernel", kernel, "--mem-mib", num[0], "--vcpus", num[1], "--vsock",
-			 vsock, "--console", console, "--timeout-secs", "600");
+	/* The Linux guest kernel is emulated on KVM-PVM: ~10 minutes to warm. */
+	v = json_pack("[s,s,s,s,s,s,s,s,s,s]", "--mem-mib", num[0], "--vcpus", num[1], "--vsock",
+		      vsock, "--console", console, "--timeout-secs", image ? "3600" : "600");
+	if (!v || json_array_extend(argv, v)) {
+		json_decref(v);
+		api_error(rs, 500, "out of memory");
+		goto unlock;
+	}
+	json_decref(v);
 	if (cmdline) {
 		json_array_append_new(argv, json_string("--cmdline"));
 		json_array_append_new(argv, json_string(cmdline));
 	}
-	req = json_pack("{s:s,s:o,s:s}", "op", "job", "argv", argv, "dir", j.dir);
+	req = json_pack("{s:s,s:O,s:s}", "op", "job", "argv", argv, "dir", j.dir);
 	r = spawnsvc_call(&d->spawner, req, &reply, 30000);
 	json_decref(req);
 	if (r || !json_is_true(json_object_get(reply, "ok"))) {
@@ -426,6 +497,7 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 unlock:
 	pthread_mutex_unlock(&d->lock);
 out:
+	json_decref(argv);
 	json_decref(reply);
 	json_decref(body);
 }
