@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "daemon/api.h"
 #include "daemon/sandbox.h"
+#include "isolate/netns.h"
 
 static int64_t now_ms(void)
 {
@@ -47,12 +48,25 @@ static json_t *sandbox_json(const struct sandbox_rec *r)
 	json_object_set_new(o, "index", json_integer(r->index));
 	json_object_set_new(o, "state", json_string(alive ? "running" : "exited"));
 	json_object_set_new(o, "pid", json_integer(r->pid));
-	json_object_set_new(o, "netns", json_null());	   /* per-child netns: not yet */
-	json_object_set_new(o, "guest_addr", json_null()); /* no network without it */
+	if (r->netns_index >= 0) {
+		char ns[40];
+
+		snprintf(ns, sizeof(ns), "%s%lld", NETNS_PREFIX, (long long)r->netns_index);
+		json_object_set_new(o, "netns", json_string(ns));
+	} else {
+		json_object_set_new(o, "netns", json_null());
+	}
+	/* The guest's address exists only in its namespace, and only when
+	 * the snapshot has a network device. */
+	json_object_set_new(o, "guest_addr",
+			    r->netns_index >= 0 && r->guest_net ? json_string(NETNS_GUEST_ADDR)
+								: json_null());
 	json_object_set_new(o, "vsock",
 			    alive && stat(vsock, &st) == 0 ? json_string(vsock) : json_null());
 	json_object_set_new(o, "run_dir", json_string(r->run_dir));
-	json_object_set_new(o, "memory_limit_mib", json_null());
+	json_object_set_new(o, "memory_limit_mib",
+			    r->memory_limit_mib ? json_integer((json_int_t)r->memory_limit_mib)
+						: json_null());
 	json_object_set_new(o, "live_fork", json_boolean(r->live_fork));
 	json_object_set_new(o, "hugepages", json_boolean(r->hugepages));
 	json_object_set_new(o, "created_at", iso_time(r->created_ms));
@@ -110,6 +124,8 @@ static void discard(struct daemon *d, struct sandbox_rec *recs, size_t n)
 		if (recs[i].pid > 0 && sandbox_stop((pid_t)recs[i].pid, recs[i].start_time, 2000))
 			log_warn("sandbox %s (pid %lld) did not stop", recs[i].id,
 				 (long long)recs[i].pid);
+		else if (sandbox_release(&recs[i]))
+			log_warn("sandbox %s: its cgroup or namespace is left behind", recs[i].id);
 		if (sandbox_remove_dir(d->run_root, recs[i].id) ||
 		    store_sandbox_delete(&d->store, recs[i].id))
 			log_warn("sandbox %s: leftovers in %s", recs[i].id, recs[i].run_dir);
@@ -135,6 +151,7 @@ static bool opt_bool(json_t *body, const char *key, bool *out, struct api_resp *
 struct spawn_req {
 	const char *tag;
 	json_int_t n;
+	json_int_t memory_limit_mib; /* 0: none */
 	bool netns, live_fork, hugepages;
 };
 
@@ -154,6 +171,7 @@ static bool parse_spawn(json_t *body, struct spawn_req *s, struct api_resp *rs)
 		return false;
 	}
 	s->n = 1;
+	s->memory_limit_mib = 0;
 	if (n && !json_is_null(n)) {
 		if (!json_is_integer(n) || json_integer_value(n) < 1 ||
 		    json_integer_value(n) > DAEMON_MAX_CHILDREN) {
@@ -175,18 +193,7 @@ static bool parse_spawn(json_t *body, struct spawn_req *s, struct api_resp *rs)
 				  "1048576");
 			return false;
 		}
-		api_error(rs, 501,
-			  "memory_limit_mib is not available yet (per-child memory cgroups are "
-			  "not wired into the daemon); refusing to start children without the "
-			  "limit you asked for");
-		return false;
-	}
-	if (s->netns) {
-		api_error(rs, 501,
-			  "per_child_netns is not available yet (network namespaces are not "
-			  "wired into the daemon); refusing to start children without the "
-			  "isolation you asked for");
-		return false;
+		s->memory_limit_mib = json_integer_value(mem);
 	}
 	if (s->hugepages && !s->live_fork) {
 		api_error(rs, 400, "\"hugepages\" needs \"live_fork\": true");
@@ -204,11 +211,38 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 	json_t *req, *kids = NULL, *reply = NULL, *out;
 	char first_err[600] = "";
 	int64_t created = now_ms();
+	unsigned agent_secs =
+	    d->cfg.agent_timeout_secs ? d->cfg.agent_timeout_secs : DAEMON_AGENT_TIMEOUT_SECS;
+	uint32_t *nsidx = NULL;
 	int r;
 
 	if (!recs) {
 		api_error(rs, 500, "out of memory");
 		return;
+	}
+	if (s->netns) {
+		struct sandbox_rec *all = NULL;
+		size_t n_all = 0;
+
+		nsidx = calloc(n, sizeof(*nsidx));
+		r = nsidx ? store_sandbox_list(&d->store, NULL, &all, &n_all) : -ENOMEM;
+		if (!r)
+			r = sandbox_netns_alloc(all, n_all, nsidx, n);
+		free(all);
+		if (r) {
+			if (r == -ENOSPC)
+				api_error(
+				    rs, 409,
+				    "no free network namespace index for %zu sandboxes (at most "
+				    "%d namespaces; delete sandboxes or run 'forkd cleanup')",
+				    n, NETNS_MAX_CHILDREN);
+			else
+				api_error(rs, 500, "cannot choose network namespaces: %s",
+					  strerror(-r));
+			free(recs);
+			free(nsidx);
+			return;
+		}
 	}
 	kids = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -227,19 +261,26 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 		rec->live_fork = s->live_fork;
 		rec->hugepages = s->hugepages;
 		rec->created_ms = created;
+		rec->netns_index = nsidx ? (int64_t)nsidx[i] : -1;
+		rec->memory_limit_mib = (uint64_t)s->memory_limit_mib;
 		if (store_sandbox_put(&d->store, rec)) {
 			api_error(rs, 500, "cannot record the sandbox in the state database");
 			discard(d, recs, i + 1);
 			goto out;
 		}
-		json_array_append_new(
-		    kids, json_pack("{s:I,s:s}", "index", (json_int_t)i, "dir", rec->run_dir));
+		json_array_append_new(kids, json_pack("{s:I,s:s,s:s}", "index", (json_int_t)i,
+						      "dir", rec->run_dir, "id", rec->id));
+		if (nsidx)
+			json_object_set_new(json_array_get(kids, i), "netns",
+					    json_integer(nsidx[i]));
 	}
-	req = json_pack("{s:s,s:s,s:b,s:b,s:I,s:O}", "op", "spawn", "tag", s->tag, "live_fork",
-			s->live_fork, "hugepages", s->hugepages, "timeout_ms",
-			(json_int_t)d->cfg.spawn_timeout_secs * 1000, "children", kids);
+	req = json_pack("{s:s,s:s,s:b,s:b,s:I,s:b,s:I,s:b,s:I,s:O}", "op", "spawn", "tag", s->tag,
+			"live_fork", s->live_fork, "hugepages", s->hugepages, "timeout_ms",
+			(json_int_t)d->cfg.spawn_timeout_secs * 1000, "jail", !d->cfg.no_jail,
+			"memory_limit_mib", s->memory_limit_mib, "per_child_netns", s->netns,
+			"agent_timeout_ms", (json_int_t)agent_secs * 1000, "children", kids);
 	r = spawnsvc_call(&d->spawner, req, &reply,
-			  (int)(d->cfg.spawn_timeout_secs * 1000 + 30000 + 20 * n));
+			  (int)((d->cfg.spawn_timeout_secs + agent_secs) * 1000 + 30000 + 20 * n));
 	json_decref(req);
 	if (r) {
 		api_error(rs, 503, "the spawner process %s; restart forkd serve",
@@ -253,6 +294,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 
 		api_error(rs,
 			  e == ENOENT	 ? 404
+			  : e == EINVAL	 ? 400
 			  : e == ENOTSUP ? 501
 					 : 409,
 			  "%s", msg ? msg : "the spawner refused");
@@ -263,8 +305,14 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 		json_t *k = json_array_get(json_object_get(reply, "children"), i);
 		int status = (int)json_integer_value(json_object_get(k, "status"));
 
+		const char *cg = json_string_value(json_object_get(k, "cgroup"));
+
 		recs[i].pid = json_integer_value(json_object_get(k, "pid"));
 		recs[i].start_time = (uint64_t)json_integer_value(json_object_get(k, "start_time"));
+		/* What the spawner made for it, released with it even on failure. */
+		snprintf(recs[i].cgroup, sizeof(recs[i].cgroup), "%s", cg ? cg : "");
+		recs[i].netns_created = json_is_true(json_object_get(k, "netns_created"));
+		recs[i].guest_net = json_is_true(json_object_get(reply, "net"));
 		if (status || recs[i].pid <= 0) {
 			char tail[300];
 
@@ -299,6 +347,7 @@ out:
 	json_decref(kids);
 	json_decref(reply);
 	free(recs);
+	free(nsidx);
 }
 
 void api_sandboxes_create(struct api_req *rq, struct api_resp *rs)
@@ -392,6 +441,9 @@ void api_sandbox_delete(struct api_req *rq, struct api_resp *rs)
 			  (long long)r.pid, strerror(-e));
 		return;
 	}
+	if (sandbox_release(&r))
+		log_warn("sandbox %s: its cgroup or network namespace is left behind", r.id);
+	/* All its files, vsock.sock included: a jailed VMM cannot unlink. */
 	if (sandbox_remove_dir(d->run_root, r.id))
 		log_warn("sandbox %s: files left in %s", r.id, r.run_dir);
 	e = store_sandbox_delete(&d->store, r.id);
@@ -465,7 +517,7 @@ void api_sandboxes_readopt(struct daemon *d)
 			adopted++;
 			continue;
 		}
-		if (sandbox_remove_dir(d->run_root, r->id) ||
+		if (sandbox_release(r) || sandbox_remove_dir(d->run_root, r->id) ||
 		    store_sandbox_delete(&d->store, r->id))
 			log_warn("sandbox %s: could not remove all of it", r->id);
 		forgotten++;

@@ -29,10 +29,11 @@
 #define FORKD_VERSION "0.1.0"
 #endif
 
-#define DAEMON_DEFAULT_BIND "127.0.0.1:8889"
-#define DAEMON_MAX_CHILDREN 1000
-#define DAEMON_MAX_JSON	    (8u << 20)	/* request bodies other than files */
-#define DAEMON_MAX_FILE	    (32u << 20) /* PUT .../files bodies */
+#define DAEMON_DEFAULT_BIND	  "127.0.0.1:8889"
+#define DAEMON_MAX_CHILDREN	  1000
+#define DAEMON_MAX_JSON		  (8u << 20)  /* request bodies other than files */
+#define DAEMON_MAX_FILE		  (32u << 20) /* PUT .../files bodies */
+#define DAEMON_AGENT_TIMEOUT_SECS 120	      /* the guest kernel is emulated on KVM-PVM */
 
 struct daemon_config {
 	const char *bind;	/* HOST:PORT */
@@ -42,6 +43,8 @@ struct daemon_config {
 	const char *audit_log;	/* "-" for stderr */
 	const char *guest_dir;	/* test guests for POST /v1/snapshots kind test-guest */
 	unsigned spawn_timeout_secs;
+	unsigned agent_timeout_secs; /* after_fork per spawn (0: DAEMON_AGENT_TIMEOUT_SECS) */
+	bool no_jail;		     /* children without the VMM jail (debugging only) */
 };
 
 struct daemon {

@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/util.h"
+#include "isolate/cgroup.h"
+#include "isolate/netns.h"
 
 #define ID_PREFIX "sb-"
 #define ID_CHARS  20
@@ -199,4 +202,125 @@ int sandbox_write_pidfile(const char *dir, pid_t pid, uint64_t start_time)
 	if (rename(tmp, path) < 0)
 		return log_errno("rename %s", path);
 	return 0;
+}
+
+/* The network namespaces live processes are in: /proc/<pid>/ns/net of
+ * every process (a VMM enters its namespace before it has threads). */
+struct ns_ids {
+	ino_t *ino;
+	size_t n, cap;
+};
+
+static int ns_in_use_scan(struct ns_ids *ids, dev_t *dev)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *e;
+
+	if (!proc)
+		return log_errno("opendir /proc");
+	while ((e = readdir(proc))) {
+		char path[64];
+		struct stat st;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.20s/ns/net", e->d_name);
+		if (stat(path, &st) < 0)
+			continue; /* gone, or a kernel thread */
+		*dev = st.st_dev;
+		if (ids->n == ids->cap) {
+			size_t cap = ids->cap ? ids->cap * 2 : 256;
+			ino_t *p = realloc(ids->ino, cap * sizeof(*p));
+
+			if (!p) {
+				closedir(proc);
+				return -ENOMEM;
+			}
+			ids->ino = p;
+			ids->cap = cap;
+		}
+		ids->ino[ids->n++] = st.st_ino;
+	}
+	closedir(proc);
+	return 0;
+}
+
+static bool ns_busy(const struct ns_ids *ids, uint32_t index)
+{
+	struct netns_addrs a;
+	struct stat st;
+
+	if (netns_addrs(index, &a) || stat(a.path, &st) < 0)
+		return false; /* no namespace of that name: free */
+	for (size_t i = 0; i < ids->n; i++)
+		if (ids->ino[i] == st.st_ino)
+			return true;
+	return false;
+}
+
+int sandbox_netns_alloc(const struct sandbox_rec *used, size_t n_used, uint32_t *out, size_t n)
+{
+	struct ns_ids ids = {0};
+	dev_t dev = 0;
+	size_t got = 0;
+	int err = ns_in_use_scan(&ids, &dev);
+
+	if (err) {
+		free(ids.ino);
+		return err;
+	}
+	for (uint32_t k = 0; got < n && k < NETNS_MAX_CHILDREN; k++) {
+		bool taken = false;
+
+		for (size_t i = 0; i < n_used && !taken; i++)
+			taken = used[i].netns_index == (int64_t)k;
+		if (!taken && !ns_busy(&ids, k))
+			out[got++] = k;
+	}
+	free(ids.ino);
+	return got == n ? 0 : -ENOSPC;
+}
+
+/* A leaf path the daemon's spawner would have made: ".../forkd/<id>". */
+static bool cgroup_path_ok(const struct sandbox_rec *r)
+{
+	size_t n = strlen(r->cgroup), tail = strlen(r->id) + strlen(CGROUP_PARENT_NAME) + 2;
+
+	return n > tail && r->cgroup[0] == '/' && !strstr(r->cgroup, "/../") &&
+	       !strcmp(r->cgroup + n - strlen(r->id), r->id) &&
+	       !strncmp(r->cgroup + n - tail, "/" CGROUP_PARENT_NAME "/",
+			strlen(CGROUP_PARENT_NAME) + 2);
+}
+
+int sandbox_release(const struct sandbox_rec *r)
+{
+	int ret = 0, e;
+
+	if (r->cgroup[0]) {
+		struct cgroup_leaf leaf = {0};
+
+		if (!sandbox_id_valid(r->id) || !cgroup_path_ok(r)) {
+			log_warn(
+			    "sandbox %s: not removing cgroup '%.200s' (not a leaf forkd makes)",
+			    r->id, r->cgroup);
+			ret = -EINVAL;
+		} else {
+			snprintf(leaf.path, sizeof(leaf.path), "%s", r->cgroup);
+			e = cgroup_leaf_remove(&leaf);
+			if (e && !ret)
+				ret = e;
+		}
+	}
+	if (r->netns_index >= 0 && r->netns_created) {
+		e = netns_remove((uint32_t)r->netns_index);
+		if (e && e != -ENOENT) {
+			log_warn("sandbox %s: network namespace %s%lld is left; remove it with "
+				 "'forkd netns teardown %lld'",
+				 r->id, NETNS_PREFIX, (long long)r->netns_index,
+				 (long long)r->netns_index);
+			if (!ret)
+				ret = e;
+		}
+	}
+	return ret;
 }

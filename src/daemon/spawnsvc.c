@@ -14,8 +14,11 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "daemon/after_fork.h"
 #include "daemon/sandbox.h"
 #include "fork/spawner.h"
+#include "isolate/cgroup.h"
+#include "isolate/netns.h"
 
 #define MAX_LINE (16u << 20)
 #define MAX_JOBS 64
@@ -160,23 +163,41 @@ static void last_line(int memfd, char *out, size_t size)
 		(void)!write(STDERR_FILENO, "\n", 1);
 }
 
+/* What a call below writes to stderr, kept so its last line can become
+ * the API's error message. */
+struct capture {
+	int memfd, saved;
+};
+
+static void capture_begin(struct capture *c)
+{
+	c->memfd = memfd_create("forkd-spawner-log", MFD_CLOEXEC);
+	c->saved = c->memfd >= 0 ? dup(STDERR_FILENO) : -1;
+	if (c->memfd >= 0 && c->saved >= 0)
+		dup2(c->memfd, STDERR_FILENO);
+}
+
+/* r < 0: the call failed, err gets its last line (else it is left). */
+static void capture_end(struct capture *c, int r, char *err, size_t errlen)
+{
+	if (c->memfd >= 0 && c->saved >= 0) {
+		dup2(c->saved, STDERR_FILENO);
+		close(c->saved);
+		if (r < 0)
+			last_line(c->memfd, err, errlen);
+	}
+	if (c->memfd >= 0)
+		close(c->memfd);
+}
+
 static int load_image(const char *tag, struct snapshot_image *img, char *err, size_t errlen)
 {
-	int memfd = memfd_create("forkd-spawner-log", MFD_CLOEXEC);
-	int saved = memfd >= 0 ? dup(STDERR_FILENO) : -1;
+	struct capture c;
 	int r;
 
-	if (memfd >= 0 && saved >= 0)
-		dup2(memfd, STDERR_FILENO);
+	capture_begin(&c);
 	r = snapshot_image_load(tag, img);
-	if (memfd >= 0 && saved >= 0) {
-		dup2(saved, STDERR_FILENO);
-		close(saved);
-		if (r)
-			last_line(memfd, err, errlen);
-	}
-	if (memfd >= 0)
-		close(memfd);
+	capture_end(&c, r, err, errlen);
 	if (r && !err[0])
 		snprintf(err, errlen, "cannot load snapshot '%s': %s", tag, strerror(-r));
 	return r;
@@ -186,9 +207,11 @@ struct pending {
 	pid_t pid;
 	uint64_t start_time;
 	int32_t status;
-	uint64_t restore_ns;
+	uint64_t restore_ns, after_fork_ns;
 	bool reported;
-	char error[256];
+	bool netns_created;
+	struct cgroup_leaf leaf; /* path "" when none */
+	char error[AGENT_ERR_LEN + 32];
 };
 
 /* Fork one child with its stdout/stderr in <dir>/vmm.log. */
@@ -230,30 +253,162 @@ static pid_t fork_one(const struct snapshot_image *img, struct child_opts *co, c
 	return pid;
 }
 
+static json_t *spawn_refused(const char *msg, int e)
+{
+	return json_pack("{s:b,s:s,s:i}", "ok", 0, "error", msg, "errno", e);
+}
+
+/* Memory cgroups for a request with a limit: where, and forkd/ ready. */
+static int spawn_cgroups(struct cgroup_layout *cg, char *err, size_t errlen)
+{
+	struct capture c;
+	int r;
+
+	capture_begin(&c);
+	r = cgroup_layout_detect(cg);
+	if (!r)
+		r = cgroup_parent_prepare(cg);
+	capture_end(&c, r, err, errlen);
+	return r;
+}
+
+/* What one child needs before its fork: its leaf cgroup, its namespace.
+ * On failure p->status and p->error say why (what was made is in p, for
+ * the daemon to release). */
+static int child_prepare(const struct cgroup_layout *cg, uint64_t limit_mib, json_t *k,
+			 struct pending *p, struct child_opts *co)
+{
+	const char *id = json_string_value(json_object_get(k, "id"));
+	json_t *ns = json_object_get(k, "netns");
+	struct capture c;
+	int r = 0;
+
+	if (limit_mib) {
+		if (!id || !cgroup_leaf_name_valid(id)) {
+			snprintf(p->error, sizeof(p->error), "no valid sandbox id for a cgroup");
+			return p->status = -EINVAL;
+		}
+		capture_begin(&c);
+		r = cgroup_leaf_create(cg, id, limit_mib * MIB, &p->leaf);
+		capture_end(&c, r, p->error, sizeof(p->error));
+		if (r) {
+			p->leaf.path[0] = 0;
+			return p->status = r;
+		}
+		co->cgroup_leaf = p->leaf.path;
+	}
+	if (ns && !json_is_null(ns)) {
+		json_int_t idx = json_integer_value(ns);
+
+		if (!json_is_integer(ns) || idx < 0 || idx >= NETNS_MAX_CHILDREN) {
+			snprintf(p->error, sizeof(p->error), "bad network namespace index");
+			return p->status = -EINVAL;
+		}
+		capture_begin(&c);
+		r = netns_prepare((uint32_t)idx);
+		capture_end(&c, r, p->error, sizeof(p->error));
+		if (r < 0)
+			return p->status = r;
+		p->netns_created = r == NETNS_CREATED;
+		co->netns = true;
+		co->netns_index = (uint32_t)idx;
+	}
+	return 0;
+}
+
+/* after_fork for every child that runs (the snapshot's guest has the
+ * agent); a child whose after_fork fails is stopped and reported. */
+static void spawn_after_fork(json_t *kids, struct pending *p, size_t n, uint32_t port,
+			     int timeout_ms)
+{
+	struct after_fork_target *t = calloc(n, sizeof(*t));
+	char(*paths)[PATH_MAX + 16] = calloc(n, sizeof(*paths));
+	size_t *who = calloc(n, sizeof(*who)), m = 0;
+
+	if (!t || !paths || !who) {
+		for (size_t i = 0; i < n; i++)
+			if (p[i].reported && !p[i].status) {
+				p[i].status = -ENOMEM;
+				snprintf(p[i].error, sizeof(p[i].error),
+					 "after_fork: out of memory");
+			}
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *dir =
+		    json_string_value(json_object_get(json_array_get(kids, i), "dir"));
+
+		if (!p[i].reported || p[i].status || !p[i].pid || !dir)
+			continue;
+		snprintf(paths[m], sizeof(paths[m]), "%s/vsock.sock", dir);
+		t[m].vsock_path = paths[m];
+		t[m].index =
+		    (uint32_t)json_integer_value(json_object_get(json_array_get(kids, i), "index"));
+		who[m++] = i;
+	}
+	after_fork_run(t, m, port, timeout_ms);
+	for (size_t k = 0; k < m; k++) {
+		struct pending *c = &p[who[k]];
+
+		c->after_fork_ns = t[k].ns;
+		if (!t[k].status)
+			continue;
+		c->status = t[k].status;
+		snprintf(c->error, sizeof(c->error), "after_fork: %s", t[k].error);
+		kill(c->pid, SIGTERM);
+	}
+out:
+	free(t);
+	free(paths);
+	free(who);
+}
+
 static json_t *do_spawn(json_t *req)
 {
 	const char *tag = json_string_value(json_object_get(req, "tag"));
 	json_t *kids = json_object_get(req, "children"), *reply, *arr;
 	json_int_t timeout_ms = json_integer_value(json_object_get(req, "timeout_ms"));
+	json_int_t agent_ms = json_integer_value(json_object_get(req, "agent_timeout_ms"));
+	json_int_t limit_mib = json_integer_value(json_object_get(req, "memory_limit_mib"));
+	bool netns = json_is_true(json_object_get(req, "per_child_netns"));
+	bool jail = json_is_true(json_object_get(req, "jail"));
+	struct cgroup_layout cg;
 	struct snapshot_image img;
 	struct pending *p;
-	char err[512] = "";
+	char err[512] = "", msg[700];
 	size_t n = json_array_size(kids), ready = 0;
+	uint32_t agent_port;
+	bool net;
 	int pipefd[2], r;
 	uint64_t deadline;
 
-	if (!tag || !snapshot_tag_valid(tag) || !n || n > 10000)
-		return json_pack("{s:b,s:s,s:i}", "ok", 0, "error", "bad spawn request", "errno",
-				 EINVAL);
+	if (!tag || !snapshot_tag_valid(tag) || !n || n > 10000 || limit_mib < 0 ||
+	    limit_mib > (1 << 20))
+		return spawn_refused("bad spawn request", EINVAL);
 	r = load_image(tag, &img, err, sizeof(err));
 	if (r)
-		return json_pack("{s:b,s:s,s:i}", "ok", 0, "error", err, "errno", -r);
+		return spawn_refused(err, -r);
+	agent_port = img.meta.agent_port;
+	net = img.meta.net;
+	if (net && !netns) {
+		snapshot_image_free(&img);
+		snprintf(msg, sizeof(msg),
+			 "snapshot '%s' has a network device: each sandbox needs a tap of its own, "
+			 "which comes with a network namespace per sandbox; ask with "
+			 "\"per_child_netns\": true",
+			 tag);
+		return spawn_refused(msg, EINVAL);
+	}
+	if (limit_mib && spawn_cgroups(&cg, err, sizeof(err))) {
+		snapshot_image_free(&img);
+		snprintf(msg, sizeof(msg), "memory_limit_mib: no memory cgroups here: %s", err);
+		return spawn_refused(msg, ENOTSUP);
+	}
 	p = calloc(n, sizeof(*p));
 	if (!p || pipe2(pipefd, O_CLOEXEC) < 0) {
 		free(p);
 		snapshot_image_free(&img);
-		return json_pack("{s:b,s:s,s:i}", "ok", 0, "error", "spawner out of resources",
-				 "errno", ENOMEM);
+		return spawn_refused("spawner out of resources", ENOMEM);
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_t *k = json_array_get(kids, i);
@@ -266,6 +421,7 @@ static json_t *do_spawn(json_t *req)
 		    .report_fd = pipefd[1],
 		    .close_fd = pipefd[0],
 		    .console_max_bytes = 4 * MIB,
+		    .jail = jail,
 		};
 
 		if (!co.child_dir) {
@@ -273,6 +429,13 @@ static json_t *do_spawn(json_t *req)
 			snprintf(p[i].error, sizeof(p[i].error), "no run directory");
 			continue;
 		}
+		if (netns && !json_is_integer(json_object_get(k, "netns"))) {
+			p[i].status = -EINVAL;
+			snprintf(p[i].error, sizeof(p[i].error), "no network namespace index");
+			continue;
+		}
+		if (child_prepare(&cg, (uint64_t)limit_mib, k, &p[i], &co))
+			continue;
 		p[i].pid = fork_one(&img, &co, p[i].error, sizeof(p[i].error));
 		if (p[i].pid < 0) {
 			p[i].status = p[i].pid;
@@ -321,6 +484,10 @@ static json_t *do_spawn(json_t *req)
 		}
 	}
 	close(pipefd[0]);
+	if (agent_port)
+		spawn_after_fork(
+		    kids, p, n, agent_port,
+		    (int)(agent_ms > 0 ? MIN(agent_ms, (json_int_t)INT32_MAX) : 120000));
 	arr = json_array();
 	for (size_t i = 0; i < n; i++) {
 		json_t *k = json_array_get(kids, i);
@@ -333,13 +500,16 @@ static json_t *do_spawn(json_t *req)
 		if (p[i].status && !p[i].error[0])
 			snprintf(p[i].error, sizeof(p[i].error), "%s", strerror(-p[i].status));
 		json_array_append_new(
-		    arr, json_pack("{s:O,s:I,s:I,s:i,s:I,s:s}", "index",
+		    arr, json_pack("{s:O,s:I,s:I,s:i,s:I,s:I,s:s,s:s,s:b}", "index",
 				   json_object_get(k, "index"), "pid", (json_int_t)p[i].pid,
 				   "start_time", (json_int_t)p[i].start_time, "status", p[i].status,
-				   "restore_ns", (json_int_t)p[i].restore_ns, "error", p[i].error));
+				   "restore_ns", (json_int_t)p[i].restore_ns, "after_fork_ns",
+				   (json_int_t)p[i].after_fork_ns, "error", p[i].error, "cgroup",
+				   p[i].leaf.path, "netns_created", p[i].netns_created));
 	}
 	free(p);
-	reply = json_pack("{s:b,s:o}", "ok", 1, "children", arr);
+	reply = json_pack("{s:b,s:o,s:b,s:I}", "ok", 1, "children", arr, "net", net, "agent_port",
+			  (json_int_t)agent_port);
 	return reply;
 }
 

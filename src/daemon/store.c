@@ -7,6 +7,10 @@
 #include <string.h>
 #include <sys/time.h>
 
+#define SANDBOX_COLS                                                                               \
+	"id, snapshot_tag, child_index, pid, start_time, run_dir, live_fork, hugepages, "          \
+	"created_ms, netns_index, netns_created, guest_net, memory_limit_mib, cgroup"
+
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
@@ -23,6 +27,18 @@ static const char schema[] =
     "  tag TEXT PRIMARY KEY, kind TEXT NOT NULL, pid INTEGER NOT NULL,"
     "  start_time INTEGER NOT NULL, started_ms INTEGER NOT NULL, dir TEXT NOT NULL);";
 
+/* Schema 2: isolation columns of sandboxes, added to a schema 1 database
+ * in place (rows from before have none of it). */
+static const struct {
+	const char *name, *decl;
+} sandbox_cols2[] = {
+    {"netns_index", "INTEGER NOT NULL DEFAULT -1"},
+    {"netns_created", "INTEGER NOT NULL DEFAULT 0"},
+    {"guest_net", "INTEGER NOT NULL DEFAULT 0"},
+    {"memory_limit_mib", "INTEGER NOT NULL DEFAULT 0"},
+    {"cgroup", "TEXT NOT NULL DEFAULT ''"},
+};
+
 static int64_t now_ms(void)
 {
 	struct timeval tv;
@@ -35,6 +51,43 @@ static int db_err(struct store *s, const char *what)
 {
 	log_err("state database: %s: %s", what, sqlite3_errmsg(s->db));
 	return -EIO;
+}
+
+static bool has_column(struct store *s, const char *table, const char *col)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[128];
+	bool found = false;
+
+	snprintf(sql, sizeof(sql), "PRAGMA table_info(%s)", table);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return false;
+	while (!found && sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *name = sqlite3_column_text(st, 1);
+
+		found = name && !strcmp((const char *)name, col);
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static int migrate(struct store *s, char **msg)
+{
+	char sql[256];
+	int r = SQLITE_OK;
+
+	for (size_t i = 0; r == SQLITE_OK && i < sizeof(sandbox_cols2) / sizeof(sandbox_cols2[0]);
+	     i++) {
+		if (has_column(s, "sandboxes", sandbox_cols2[i].name))
+			continue;
+		snprintf(sql, sizeof(sql), "ALTER TABLE sandboxes ADD COLUMN %s %s",
+			 sandbox_cols2[i].name, sandbox_cols2[i].decl);
+		r = sqlite3_exec(s->db, sql, NULL, NULL, msg);
+	}
+	if (r == SQLITE_OK)
+		r = sqlite3_exec(s->db, "UPDATE meta SET value = '2' WHERE key = 'schema'", NULL,
+				 NULL, msg);
+	return r;
 }
 
 int store_open(struct store *s, const char *path)
@@ -53,7 +106,8 @@ int store_open(struct store *s, const char *path)
 		return -EIO;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
-	if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+	if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK ||
+	    migrate(s, &msg) != SQLITE_OK) {
 		log_err("state database %s: create tables: %s", path, msg ? msg : "?");
 		sqlite3_free(msg);
 		sqlite3_close(s->db);
@@ -107,7 +161,8 @@ static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
 
 int store_sandbox_put(struct store *s, const struct sandbox_rec *r)
 {
-	sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO sandboxes VALUES(?,?,?,?,?,?,?,?,?)");
+	sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO sandboxes(" SANDBOX_COLS
+				   ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 
 	if (!st)
 		return -EIO;
@@ -120,6 +175,11 @@ int store_sandbox_put(struct store *s, const struct sandbox_rec *r)
 	sqlite3_bind_int(st, 7, r->live_fork);
 	sqlite3_bind_int(st, 8, r->hugepages);
 	sqlite3_bind_int64(st, 9, r->created_ms);
+	sqlite3_bind_int64(st, 10, r->netns_index);
+	sqlite3_bind_int(st, 11, r->netns_created);
+	sqlite3_bind_int(st, 12, r->guest_net);
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)r->memory_limit_mib);
+	sqlite3_bind_text(st, 14, r->cgroup, -1, SQLITE_STATIC);
 	return step_done(s, st, "save sandbox");
 }
 
@@ -135,11 +195,12 @@ static void row_sandbox(sqlite3_stmt *st, struct sandbox_rec *r)
 	r->live_fork = sqlite3_column_int(st, 6);
 	r->hugepages = sqlite3_column_int(st, 7);
 	r->created_ms = sqlite3_column_int64(st, 8);
+	r->netns_index = sqlite3_column_int64(st, 9);
+	r->netns_created = sqlite3_column_int(st, 10);
+	r->guest_net = sqlite3_column_int(st, 11);
+	r->memory_limit_mib = (uint64_t)sqlite3_column_int64(st, 12);
+	copy_text(r->cgroup, sizeof(r->cgroup), st, 13);
 }
-
-#define SANDBOX_COLS                                                                               \
-	"id, snapshot_tag, child_index, pid, start_time, run_dir, live_fork, hugepages, "          \
-	"created_ms"
 
 int store_sandbox_get(struct store *s, const char *id, struct sandbox_rec *r)
 {

@@ -36,6 +36,12 @@ struct sandbox_rec {
 	char run_dir[PATH_MAX];
 	bool live_fork, hugepages;
 	int64_t created_ms; /* Unix time in milliseconds */
+	/* Isolation (schema 2): what the sandbox holds until it is deleted. */
+	int64_t netns_index;	   /* forkd-child-<netns_index>, or -1: host network */
+	bool netns_created;	   /* the spawner made the namespace for this sandbox */
+	bool guest_net;		   /* the snapshot has a network device (guest 10.42.0.2) */
+	uint64_t memory_limit_mib; /* 0: no limit */
+	char cgroup[PATH_MAX];	   /* its leaf memory cgroup, "" for none */
 };
 
 struct job_rec {

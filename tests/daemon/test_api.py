@@ -150,13 +150,11 @@ def test_huge_bodies(daemon):
     assert resp.startswith(b"HTTP/1.1 413"), resp[:80]
 
 
-def test_netns_and_memory_limit_not_faked(daemon):
+def test_netns_and_memory_limit_validated(daemon):
+    # What they do is tests/daemon/test_isolation.py.
     st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub",
-                                                 "per_child_netns": True})
-    assert st == 501 and "per_child_netns is not available yet" in o["error"]
-    st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub",
-                                                 "memory_limit_mib": 256})
-    assert st == 501 and "memory_limit_mib is not available yet" in o["error"]
+                                                 "memory_limit_mib": 1048577})
+    assert st == 400 and "from 16" in o["error"]
     st, o = daemon.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub",
                                                  "memory_limit_mib": 5})
     assert st == 400 and "from 16" in o["error"]

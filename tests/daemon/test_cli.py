@@ -75,8 +75,8 @@ def test_cli_errors(daemon):
     assert r.returncode == 1 and "authentication required" in r.stderr
     r = cli(daemon, "spawn", "--tag", "nope")
     assert r.returncode == 1 and "no snapshot 'nope'" in r.stderr
-    r = cli(daemon, "spawn", "--tag", "stub", "--per-child-netns")
-    assert r.returncode == 1 and "not available yet" in r.stderr and "HTTP 501" in r.stderr
+    r = cli(daemon, "spawn", "--tag", "stub", "--memory-limit-mib", "5")
+    assert r.returncode == 1 and "from 16" in r.stderr and "HTTP 400" in r.stderr
     r = cli(daemon, "ping", "--sandbox", "../etc")
     assert r.returncode == 2 and "not a sandbox id" in r.stderr
     r = cli(daemon, "ping")

@@ -162,4 +162,8 @@ assert len({r["entropy_fnv"] for r in rs}) == 20
 PY
 ok "20 children: every one after_fork'ed, own index, own entropy"
 no_leftovers "$tag" /nonexistent
+if grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error' "$WORK"/*.log; then
+	grep -E 'AddressSanitizer|LeakSanitizer|runtime error' "$WORK"/*.log
+	fail "sanitizer report"
+fi
 echo SUCCESS

@@ -152,4 +152,8 @@ ip link show fkd0h >/dev/null 2>&1 && fail "forkd-child-0's host veth fkd0h is l
 	fail "forkd-child-1 is no longer complete: $("$FORKD" netns ls 2>&1)"
 ok "forkd-child-0 removed (the fork made it), forkd-child-1 kept (made before)"
 "$FORKD" netns teardown 1 >/dev/null
+if grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error' "$WORK"/*.log; then
+	grep -E 'AddressSanitizer|LeakSanitizer|runtime error' "$WORK"/*.log
+	fail "sanitizer report"
+fi
 echo SUCCESS
