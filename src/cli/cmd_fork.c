@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "common/util.h"
 #include "daemon/after_fork.h"
+#include "daemon/sandbox.h"
 #include "fork/spawner.h"
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
@@ -78,9 +79,11 @@ static void fork_usage(FILE *f)
 		"                         (made if missing, removed afterwards if made\n"
 		"                         by this run) holding tap forkd-tap0 10.42.0.1/24,\n"
 		"                         the guest being 10.42.0.2; a snapshot with a\n"
-		"                         network device can only be forked this way\n"
+		"                         network device can only be forked this way;\n"
+		"                         refused while another process is in one\n"
 		"  --agent-timeout-secs S snapshots whose guest runs forkd's agent: wait at\n"
-		"                         most S for each child's after_fork (default 120)\n"
+		"                         most S for the children's after_fork, all of them\n"
+		"                         together (default 120)\n"
 		"  --memory-limit-mib M   cap each child's memory at M MiB (16 or more): a leaf\n"
 		"                         cgroup per child under forkd/ in forkd's own cgroup\n"
 		"                         (v2 memory.max or v1 memory.limit_in_bytes, found\n"
@@ -431,6 +434,34 @@ out:
 	return failed;
 }
 
+/* --per-child-netns: child i joins forkd-child-<i>, which must not be
+ * anybody else's right now (a daemon's sandbox, another fork's child). */
+static int check_netns_free(uint64_t n)
+{
+	uint32_t *idx = calloc(n, sizeof(*idx));
+	pid_t *user = calloc(n, sizeof(*user));
+	int err = idx && user ? 0 : -ENOMEM;
+
+	for (uint64_t i = 0; !err && i < n; i++)
+		idx[i] = (uint32_t)i;
+	if (!err)
+		err = sandbox_netns_users(idx, n, user);
+	for (uint64_t i = 0; !err && i < n; i++) {
+		if (!user[i])
+			continue;
+		log_err("--per-child-netns: child %llu would run in %s%llu, but process %d is in "
+			"it (a sandbox of 'forkd serve' or a child of another 'forkd fork'); "
+			"stop it, or see 'forkd netns ls'",
+			(unsigned long long)i, NETNS_PREFIX, (unsigned long long)i, (int)user[i]);
+		err = -EBUSY;
+	}
+	if (err == -ENOMEM)
+		log_err("out of memory");
+	free(idx);
+	free(user);
+	return err;
+}
+
 /* Memory cgroups for --memory-limit-mib: where, and forkd/ ready. */
 static int setup_cgroups(const struct fork_args *a, struct cgroup_layout *cg)
 {
@@ -485,6 +516,8 @@ int cmd_fork(int argc, char **argv)
 			goto out_img;
 		}
 	}
+	if (a.netns && check_netns_free(a.n))
+		goto out_img;
 	if (a.memory_limit_mib && setup_cgroups(&a, &cg))
 		goto out_img;
 	snprintf(workdir, sizeof(workdir), "%s", a.workdir ? a.workdir : "");

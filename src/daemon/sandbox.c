@@ -208,6 +208,7 @@ int sandbox_write_pidfile(const char *dir, pid_t pid, uint64_t start_time)
  * every process (a VMM enters its namespace before it has threads). */
 struct ns_ids {
 	ino_t *ino;
+	pid_t *pid;
 	size_t n, cap;
 };
 
@@ -231,31 +232,49 @@ static int ns_in_use_scan(struct ns_ids *ids, dev_t *dev)
 		if (ids->n == ids->cap) {
 			size_t cap = ids->cap ? ids->cap * 2 : 256;
 			ino_t *p = realloc(ids->ino, cap * sizeof(*p));
+			pid_t *q = p ? realloc(ids->pid, cap * sizeof(*q)) : NULL;
 
-			if (!p) {
+			if (p)
+				ids->ino = p;
+			if (!q) {
 				closedir(proc);
 				return -ENOMEM;
 			}
-			ids->ino = p;
+			ids->pid = q;
 			ids->cap = cap;
 		}
+		ids->pid[ids->n] = (pid_t)atoi(e->d_name);
 		ids->ino[ids->n++] = st.st_ino;
 	}
 	closedir(proc);
 	return 0;
 }
 
-static bool ns_busy(const struct ns_ids *ids, uint32_t index)
+/* A process inside namespace index (its pid), or 0. */
+static pid_t ns_busy(const struct ns_ids *ids, dev_t dev, uint32_t index)
 {
 	struct netns_addrs a;
 	struct stat st;
 
 	if (netns_addrs(index, &a) || stat(a.path, &st) < 0)
-		return false; /* no namespace of that name: free */
+		return 0; /* no namespace of that name: free */
 	for (size_t i = 0; i < ids->n; i++)
-		if (ids->ino[i] == st.st_ino)
-			return true;
-	return false;
+		if (ids->ino[i] == st.st_ino && st.st_dev == dev)
+			return ids->pid[i];
+	return 0;
+}
+
+int sandbox_netns_users(const uint32_t *index, size_t n, pid_t *user)
+{
+	struct ns_ids ids = {0};
+	dev_t dev = 0;
+	int err = ns_in_use_scan(&ids, &dev);
+
+	for (size_t i = 0; !err && i < n; i++)
+		user[i] = ns_busy(&ids, dev, index[i]);
+	free(ids.ino);
+	free(ids.pid);
+	return err;
 }
 
 int sandbox_netns_alloc(const struct sandbox_rec *used, size_t n_used, uint32_t *out, size_t n)
@@ -267,6 +286,7 @@ int sandbox_netns_alloc(const struct sandbox_rec *used, size_t n_used, uint32_t 
 
 	if (err) {
 		free(ids.ino);
+		free(ids.pid);
 		return err;
 	}
 	for (uint32_t k = 0; got < n && k < NETNS_MAX_CHILDREN; k++) {
@@ -274,10 +294,11 @@ int sandbox_netns_alloc(const struct sandbox_rec *used, size_t n_used, uint32_t 
 
 		for (size_t i = 0; i < n_used && !taken; i++)
 			taken = used[i].netns_index == (int64_t)k;
-		if (!taken && !ns_busy(&ids, k))
+		if (!taken && !ns_busy(&ids, dev, k))
 			out[got++] = k;
 	}
 	free(ids.ino);
+	free(ids.pid);
 	return got == n ? 0 : -ENOSPC;
 }
 

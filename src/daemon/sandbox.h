@@ -53,6 +53,10 @@ int sandbox_write_pidfile(const char *dir, pid_t pid, uint64_t start_time) __mus
 int sandbox_netns_alloc(const struct sandbox_rec *used, size_t n_used, uint32_t *out,
 			size_t n) __must_check;
 
+/* For each index[i]: a live process inside forkd-child-<index[i]>
+ * (user[i] = its pid) or none (0); one pass over /proc. 0 or -errno. */
+int sandbox_netns_users(const uint32_t *index, size_t n, pid_t *user) __must_check;
+
 /* Give back what a sandbox holds besides its process and run directory:
  * its leaf memory cgroup, and its network namespace if the spawner made
  * it for this sandbox (one that existed before is left as it was). Call

@@ -5,13 +5,15 @@
 # tells the children apart:
 #   1. without --per-child-netns the fork is refused, naming the option,
 #      and no child or namespace is made;
-#   2. forkd-child-1 is made beforehand (`forkd netns setup --first 1 1`),
+#   2. while a process is inside forkd-child-0, the fork is refused,
+#      naming that process, and nothing is made;
+#   3. forkd-child-1 is made beforehand (`forkd netns setup --first 1 1`),
 #      forkd-child-0 is not: 2 children with --per-child-netns --wait. A UDP
 #      listener on 10.42.0.1:5555 inside each namespace answers "ack ...";
 #      child i sends "forkd child i" and must get "ack forkd child i" back;
 #      the listener in forkd-child-i must see child i's datagram and never
 #      the other child's; both children exit 0 and ran jailed;
-#   3. afterwards forkd-child-0 (made by the fork) is gone, forkd-child-1
+#   4. afterwards forkd-child-0 (made by the fork) is gone, forkd-child-1
 #      (made before) is still there and complete.
 # Needs root, /dev/net/tun, ip and python3; skips when forkd-child-0 or -1
 # is in use by something else on this host.
@@ -64,7 +66,29 @@ grep -q "children running" "$WORK/refused.log" && fail "children started anyway"
 [[ ! -e /run/netns/forkd-child-0 ]] || fail "the refused fork made forkd-child-0"
 ok "without --per-child-netns: refused, naming the option; nothing made"
 
-# 2. Two children, one namespace each.
+# 2. A namespace somebody is in is not shared: refused, naming the pid.
+"$FORKD" netns setup --first 0 1 >/dev/null
+ip netns exec forkd-child-0 sleep 60 &
+squatter=$!
+listeners+=("$squatter")
+for ((t = 0; t < 50; t++)); do
+	[[ -n $(ip netns pids forkd-child-0) ]] && break
+	sleep 0.1
+done
+rc=0
+bounded 30 "$FORKD" fork --tag "$tag" -n 2 --per-child-netns >"$WORK/busy.log" 2>&1 || rc=$?
+cat "$WORK/busy.log"
+((rc == 1)) || fail "forkd fork into a namespace in use exited with $rc, not 1"
+grep -q "child 0 would run in forkd-child-0, but process [0-9]* is in it" "$WORK/busy.log" ||
+	fail "the refusal does not say who is in forkd-child-0"
+grep -q "children running" "$WORK/busy.log" && fail "children started anyway"
+[[ ! -e /run/netns/forkd-child-1 ]] || fail "the refused fork made forkd-child-1"
+kill "$squatter"
+wait "$squatter" 2>/dev/null || true
+"$FORKD" netns teardown 0 >/dev/null
+ok "forkd-child-0 in use by another process: refused, naming it; nothing made"
+
+# 3. Two children, one namespace each.
 "$FORKD" netns setup --first 1 1 >/dev/null
 cat >"$WORK/listen.py" <<'PY'
 import socket, sys, time
@@ -144,7 +168,7 @@ for p in "${listeners[@]}"; do
 done
 listeners=()
 
-# 3. Made by the fork: removed; made before it: kept, complete.
+# 4. Made by the fork: removed; made before it: kept, complete.
 [[ ! -e /run/netns/forkd-child-0 ]] || fail "forkd-child-0 (made by the fork) is left behind"
 ip link show fkd0h >/dev/null 2>&1 && fail "forkd-child-0's host veth fkd0h is left behind"
 [[ -e /run/netns/forkd-child-1 ]] || fail "forkd-child-1 (made before the fork) was removed"
