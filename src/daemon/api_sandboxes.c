@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "daemon/api.h"
 #include "daemon/sandbox.h"
+#include "isolate/cgroup.h"
 #include "isolate/netns.h"
 
 static int64_t now_ms(void)
@@ -35,6 +36,24 @@ static json_t *iso_time(int64_t ms)
 	return json_string(buf);
 }
 
+/* An ended sandbox with a memory limit: did the kernel's OOM killer end
+ * it? (Its leaf counts the kill until the sandbox is deleted.) */
+static bool oom_killed(const struct sandbox_rec *r)
+{
+	struct cgroup_leaf leaf = {.version = CGROUP_V1};
+	char events[PATH_MAX + 16];
+	uint64_t kills = 0;
+	struct stat st;
+
+	if (!r->cgroup[0])
+		return false;
+	snprintf(leaf.path, sizeof(leaf.path), "%s", r->cgroup);
+	snprintf(events, sizeof(events), "%s/memory.events", r->cgroup);
+	if (stat(events, &st) == 0)
+		leaf.version = CGROUP_V2;
+	return cgroup_leaf_oom_kills(&leaf, &kills) == 0 && kills > 0;
+}
+
 static json_t *sandbox_json(const struct sandbox_rec *r)
 {
 	bool alive = r->pid > 0 && sandbox_alive((pid_t)r->pid, r->start_time);
@@ -47,6 +66,7 @@ static json_t *sandbox_json(const struct sandbox_rec *r)
 	json_object_set_new(o, "snapshot_tag", json_string(r->tag));
 	json_object_set_new(o, "index", json_integer(r->index));
 	json_object_set_new(o, "state", json_string(alive ? "running" : "exited"));
+	json_object_set_new(o, "oom_killed", json_boolean(!alive && oom_killed(r)));
 	json_object_set_new(o, "pid", json_integer(r->pid));
 	if (r->netns_index >= 0) {
 		char ns[40];

@@ -281,7 +281,8 @@ def test_snapshot_create_spawn_delete(daemon):
 
 # ---- sandboxes ----
 
-SANDBOX_FIELDS = {"id", "snapshot_tag", "index", "state", "pid", "netns", "guest_addr", "vsock",
+SANDBOX_FIELDS = {"id", "snapshot_tag", "index", "state", "oom_killed", "pid", "netns",
+                  "guest_addr", "vsock",
                   "run_dir", "memory_limit_mib", "live_fork", "hugepages", "created_at"}
 
 

@@ -81,6 +81,38 @@ def test_memory_limit(daemon, spawn):
 
 
 @needs_root
+def test_memory_limit_oom_kills_one(daemon, env, spawn):
+    """tests/guests/isolate_mem_hog.c: child 1 writes 200 MiB, child 0 keeps
+    printing. Under a 64 MiB limit sandbox 1 is OOM-killed (state exited,
+    oom_killed true) and sandbox 0 keeps running."""
+    guest = os.path.join(harness.build_dir(), "guests", "isolate_mem_hog.elf")
+    if not os.path.exists(guest):
+        pytest.skip("isolate_mem_hog.elf is missing (run 'make guests')")
+    r = subprocess.run([harness.forkd_bin(), "snapshot", "--tag", "hog", "--kernel", guest,
+                        "--mem-mib", "256", "--console", os.path.join(env.top, "hog.console"),
+                        "--timeout-secs", "60"],
+                       env=env.env(), capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr
+    kids = spawn(2, tag="hog", memory_limit_mib=64)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        st, o = daemon.json("GET", "/v1/sandboxes/" + kids[1]["id"])
+        if o["state"] == "exited":
+            break
+        time.sleep(0.2)
+    assert o["state"] == "exited" and o["oom_killed"] is True, o
+    st, o = daemon.json("GET", "/v1/sandboxes/" + kids[0]["id"])
+    assert o["state"] == "running" and o["oom_killed"] is False, o
+    console = os.path.join(kids[0]["run_dir"], "console.log")
+    before = open(console).read().count("alive")
+    time.sleep(1.5)
+    assert open(console).read().count("alive") > before, "sandbox 0 stopped printing"
+    for k in kids:
+        assert daemon.request("DELETE", "/v1/sandboxes/" + k["id"])[0] == 200
+    assert daemon.request("DELETE", "/v1/snapshots/hog")[0] in (200, 204)
+
+
+@needs_root
 def test_per_child_netns(daemon, spawn):
     before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
     a = spawn(2, per_child_netns=True)
