@@ -86,6 +86,20 @@ else
 fi
 say "uptime $(uptime_s)"
 
+# --- fork mode (forkd.e2e=fork on the command line: tests/e2e/linux_fork.sh) --
+# User space announces it is up, the host snapshots it there, and each forked
+# child keeps printing heartbeats, through processes it starts after the
+# restore, so the host sees user space running in every child.
+if grep -q 'forkd.e2e=fork' /proc/cmdline; then
+    say "ready-for-fork"
+    n=0
+    while :; do
+        n=$((n + 1))
+        say "heartbeat $n uptime $(uptime_s) pid $(sh -c 'echo $$')"
+        sleep 2
+    done
+fi
+
 # --- vsock listener (host -> guest), started before anything else talks -------
 # A bound virtio vsock device (not just the vsock core's /dev/vsock).
 have_vsock_dev() {
@@ -159,6 +173,7 @@ net_check() {
         ok net "ping 10.42.0.1: $rx/3 replies mac=$(cat /sys/class/net/eth0/address)"
     else
         fail net "ping 10.42.0.1: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+        say "net diagnosis: eth0 rx=$(cat /sys/class/net/eth0/statistics/rx_packets) tx=$(cat /sys/class/net/eth0/statistics/tx_packets) rx_dropped=$(cat /sys/class/net/eth0/statistics/rx_dropped) irqs: $(grep -i virtio /proc/interrupts | tr -s ' ' | tr '\n' ';')"
     fi
 }
 net_check
