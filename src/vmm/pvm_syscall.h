@@ -17,10 +17,9 @@
  *    SYSCALL entry expects); otherwise it jumps to the kernel's own #PF
  *    handler.
  *
- * Only on KVM-PVM hosts, and for now only with FORKD_PVM_SYSCALL_FIX=1 in
- * the environment: with it, Debian's kernel runs user space and passes 16 of
- * the 17 e2e checks; busybox's ping then faults on an %fs: access (FS base
- * 0), still to be understood (nofsgsbase is the first thing to try). */
+ * Only on KVM-PVM hosts, where it is on unless FORKD_PVM_SYSCALL_FIX=0.
+ * A VM restored from a snapshot finds the trampoline already in guest
+ * memory and leaves it as it is. */
 #ifndef FORKD_VMM_PVM_SYSCALL_H
 #define FORKD_VMM_PVM_SYSCALL_H
 
