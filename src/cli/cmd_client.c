@@ -202,17 +202,27 @@ static const char *str(json_t *o, const char *k)
 	return s ? s : "-";
 }
 
+/* One line per sandbox: NETNS is its network namespace ("-": none), MEM its
+ * memory limit in MiB ("-": none), OOM "yes" when the kernel's OOM killer
+ * ended it. */
 static void print_sandbox_row(json_t *o)
 {
-	printf("%-24s %-16s %5lld  %-8s %8lld  %s\n", str(o, "id"), str(o, "snapshot_tag"),
-	       (long long)json_integer_value(json_object_get(o, "index")), str(o, "state"),
-	       (long long)json_integer_value(json_object_get(o, "pid")), str(o, "created_at"));
+	json_t *mem = json_object_get(o, "memory_limit_mib");
+	char mib[24] = "-";
+
+	if (json_is_integer(mem))
+		snprintf(mib, sizeof(mib), "%lld", (long long)json_integer_value(mem));
+	printf("%-24s %-16s %5lld  %-8s %8lld  %-16s %6s  %-3s  %s\n", str(o, "id"),
+	       str(o, "snapshot_tag"), (long long)json_integer_value(json_object_get(o, "index")),
+	       str(o, "state"), (long long)json_integer_value(json_object_get(o, "pid")),
+	       str(o, "netns"), mib, json_is_true(json_object_get(o, "oom_killed")) ? "yes" : "no",
+	       str(o, "created_at"));
 }
 
 static void print_sandbox_header(void)
 {
-	printf("%-24s %-16s %5s  %-8s %8s  %s\n", "ID", "SNAPSHOT", "INDEX", "STATE", "PID",
-	       "CREATED");
+	printf("%-24s %-16s %5s  %-8s %8s  %-16s %6s  %-3s  %s\n", "ID", "SNAPSHOT", "INDEX",
+	       "STATE", "PID", "NETNS", "MEM", "OOM", "CREATED");
 }
 
 /* ---- spawn, ls, kill ---- */
@@ -272,9 +282,11 @@ int cmd_spawn(int argc, char **argv)
 			       "  -n, --count N          sandboxes, 1 to 1000 (default 1)\n"
 			       "  --live-fork            RAM in a memfd copy (for live branching)\n"
 			       "  --hugepages            with --live-fork: 2 MiB pages\n"
-			       "  --per-child-netns      network namespace per child (the daemon\n"
-			       "                         refuses it until that work lands)\n"
-			       "  --memory-limit-mib M   memory cgroup per child (likewise)\n"
+			       "  --per-child-netns      a network namespace per sandbox,\n"
+			       "                         forkd-child-N, guest 10.42.0.2 inside\n"
+			       "                         (see 'forkd netns --help')\n"
+			       "  --memory-limit-mib M   memory cgroup per sandbox, 16 to 1048576\n"
+			       "                         MiB; one over it is OOM-killed alone\n"
 			       "  --json                 print the daemon's JSON\n\n%s",
 			       common_help);
 			json_decref(body);
@@ -335,7 +347,10 @@ int cmd_ls(int argc, char **argv)
 			snprintf(path, sizeof(path), "/v1/sandboxes?tag=%s", optarg);
 		} else if (opt == 'h') {
 			printf("usage: forkd ls [--tag TAG] [--json]\n\nList the daemon's "
-			       "sandboxes (all, or those of snapshot TAG).\n\n%s",
+			       "sandboxes (all, or those of snapshot TAG): id, snapshot,\n"
+			       "index, state, pid, network namespace, memory limit (MiB),\n"
+			       "whether the OOM killer ended it, creation time. '-' means\n"
+			       "none; --json prints all the daemon's fields.\n\n%s",
 			       common_help);
 			return 0;
 		} else {

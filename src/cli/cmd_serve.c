@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
 
@@ -35,15 +36,32 @@ static void serve_usage(FILE *f)
 		"  --guest-dir DIR       test guests (NAME.elf) that POST /v1/snapshots may\n"
 		"                        boot with kind \"test-guest\" (e.g. build/guests)\n"
 		"  --spawn-timeout-secs S  wait at most S for children to report (default 60)\n"
+		"  --agent-timeout-secs S  wait at most S for a spawn's agents to answer\n"
+		"                        and run its after_fork steps (1 to 3600; default\n"
+		"                        %u: the guest kernel may be emulated)\n"
+		"  --no-seccomp          do not jail the sandboxes' VMMs (no seccomp filter,\n"
+		"                        capabilities kept): UNSAFE, for debugging only\n"
 		"  -h, --help            this text\n"
 		"\n"
+		"Each sandbox's VMM is jailed before its vCPUs run: no new privileges, no\n"
+		"capabilities, and a seccomp allow-list (see docs/SECURITY.md).\n"
 		"Snapshots are read from $FORKD_HOME/snapshots (see 'forkd snapshot').\n",
-		DAEMON_DEFAULT_BIND);
+		DAEMON_DEFAULT_BIND, DAEMON_AGENT_TIMEOUT_SECS);
 }
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { O_BIND = 3000, O_TOKEN, O_STATE, O_RUN, O_AUDIT, O_GUESTS, O_SPAWN_TO };
+	enum {
+		O_BIND = 3000,
+		O_TOKEN,
+		O_STATE,
+		O_RUN,
+		O_AUDIT,
+		O_GUESTS,
+		O_SPAWN_TO,
+		O_AGENT_TO,
+		O_NOSECCOMP
+	};
 	static const struct option opts[] = {
 	    {"bind", required_argument, NULL, O_BIND},
 	    {"token-file", required_argument, NULL, O_TOKEN},
@@ -52,6 +70,8 @@ int cmd_serve(int argc, char **argv)
 	    {"audit-log", required_argument, NULL, O_AUDIT},
 	    {"guest-dir", required_argument, NULL, O_GUESTS},
 	    {"spawn-timeout-secs", required_argument, NULL, O_SPAWN_TO},
+	    {"agent-timeout-secs", required_argument, NULL, O_AGENT_TO},
+	    {"no-seccomp", no_argument, NULL, O_NOSECCOMP},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -87,6 +107,16 @@ int cmd_serve(int argc, char **argv)
 						optarg);
 			cfg.spawn_timeout_secs = (unsigned)v;
 			break;
+		case O_AGENT_TO:
+			if (parse_u64(optarg, &v) || v < 1 || v > 3600)
+				cli_usage_error("serve",
+						"--agent-timeout-secs wants 1 to 3600, got '%s'",
+						optarg);
+			cfg.agent_timeout_secs = (unsigned)v;
+			break;
+		case O_NOSECCOMP:
+			cfg.no_jail = true;
+			break;
 		case 'h':
 			serve_usage(stdout);
 			return 0;
@@ -96,5 +126,9 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (optind != argc)
 		cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+	if (cfg.no_jail)
+		log_warn("--no-seccomp: sandboxes run WITHOUT the VMM jail (no seccomp filter, "
+			 "capabilities kept); a guest that breaks out of its VMM gets the "
+			 "daemon's privileges on the host. UNSAFE: use it for debugging only");
 	return daemon_run(&cfg);
 }

@@ -53,14 +53,19 @@ class Env:
         return e
 
     def cleanup(self):
-        # Stop every child the tests left (each run dir's pid file), then the files.
-        for d in os.listdir(self.run) if os.path.isdir(self.run) else []:
-            pid_start = read_pidfile(os.path.join(self.run, d, "pid"))
-            if pid_start and proc_alive(*pid_start):
-                try:
-                    os.kill(pid_start[0], signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        # Stop every child the tests left (each run dir's pid file), then the
+        # files: the shared run root and those of the tests' own daemons
+        # (TOP/run-*), so a failed test leaves no sandbox behind.
+        roots = [os.path.join(self.top, r) for r in os.listdir(self.top)
+                 if r == "run" or r.startswith("run-")]
+        for root in roots:
+            for d in os.listdir(root) if os.path.isdir(root) else []:
+                pid_start = read_pidfile(os.path.join(root, d, "pid"))
+                if pid_start and proc_alive(*pid_start):
+                    try:
+                        os.kill(pid_start[0], signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         shutil.rmtree(self.top, ignore_errors=True)
 
 

@@ -234,7 +234,14 @@ def test_snapshots_list_get(daemon):
 def test_snapshot_create_errors(daemon):
     for body, code, want in (
         ({"tag": "stub", "kind": "test-guest", "guest": "agent_stub"}, 409, "already exists"),
-        ({"tag": "s2", "kind": "image"}, 501, "not available"),
+        ({"tag": "s2", "kind": "image"}, 400, 'needs "image"'),
+        ({"tag": "s2", "kind": "image", "image": "nosuch"}, 400,
+         "forkd image build --tag nosuch"),
+        ({"tag": "s2", "kind": "image", "image": "../x"}, 400, 'needs "image"'),
+        ({"tag": "s2", "kind": "image", "image": "nosuch", "guest": "agent_stub"}, 400,
+         '"guest" is for kind "test-guest"'),
+        ({"tag": "s2", "kind": "test-guest", "guest": "agent_stub", "image": "py"}, 400,
+         '"image" is for kind "image"'),
         ({"tag": "s2", "kind": "vm"}, 400, '"kind"'),
         ({"tag": "s2"}, 400, '"kind"'),
         ({"tag": "s2", "kind": "test-guest", "guest": "nosuch"}, 400, "no test guest"),

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 import harness
 
 
@@ -36,7 +38,11 @@ def test_spawn_ls_ping_kill(daemon):
     ids = [k["id"] for k in kids]
     r = cli(daemon, "ls")
     assert r.returncode == 0 and all(i in r.stdout for i in ids)
-    assert r.stdout.splitlines()[0].split()[:4] == ["ID", "SNAPSHOT", "INDEX", "STATE"]
+    assert r.stdout.splitlines()[0].split() == ["ID", "SNAPSHOT", "INDEX", "STATE", "PID",
+                                                "NETNS", "MEM", "OOM", "CREATED"]
+    for line in r.stdout.splitlines()[1:]:
+        if line.split()[0] in ids:
+            assert line.split()[3] == "running" and line.split()[5:8] == ["-", "-", "no"]
     r = cli(daemon, "ls", "--json", "--tag", "stub")
     assert set(ids) <= {s["id"] for s in json.loads(r.stdout)}
     r = cli(daemon, "ping", "--sandbox", ids[1])
@@ -87,3 +93,19 @@ def test_cli_errors(daemon):
     assert r.returncode == 1 and "cannot reach the daemon" in r.stderr
     r = cli(daemon, "ping", "--vsock", "/nonexistent/vsock.sock", url=False)
     assert r.returncode == 1 and "no vsock socket at /nonexistent/vsock.sock" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and memory cgroups need root")
+def test_spawn_isolated_ls_columns(daemon):
+    r = cli(daemon, "spawn", "--tag", "stub", "--per-child-netns", "--memory-limit-mib", "32",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    k = json.loads(r.stdout)[0]
+    try:
+        r = cli(daemon, "ls", "--tag", "stub")
+        row = [ln.split() for ln in r.stdout.splitlines() if ln.startswith(k["id"])]
+        assert row and row[0][5:8] == [k["netns"], "32", "no"], r.stdout
+        assert k["netns"].startswith("forkd-child-")
+    finally:
+        r = cli(daemon, "kill", k["id"])
+    assert r.returncode == 0 and not os.path.exists("/run/netns/" + k["netns"])

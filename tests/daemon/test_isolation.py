@@ -149,6 +149,31 @@ def test_jail_and_run_dir(daemon, spawn):
     assert not os.path.exists(k["run_dir"]), os.listdir(k["run_dir"])
 
 
+def test_serve_no_seccomp_and_agent_timeout(env, daemon):
+    """forkd serve --no-seccomp warns and spawns unjailed VMMs;
+    --agent-timeout-secs takes 1 to 3600."""
+    for bad in ("0", "3601", "x"):
+        r = subprocess.run([harness.forkd_bin(), "serve", "--agent-timeout-secs", bad],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "--agent-timeout-secs wants 1 to 3600" in r.stderr, bad
+    st, run = os.path.join(env.top, "st-nojail"), os.path.join(env.top, "run-nojail")
+    d = harness.Daemon(env, extra=["--state-dir", st, "--run-root", run, "--no-seccomp",
+                                   "--agent-timeout-secs", "30"]).start()
+    try:
+        assert "--no-seccomp: sandboxes run WITHOUT the VMM jail" in d.stderr()
+        assert "UNSAFE" in d.stderr()
+        code, kids = d.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub"})
+        assert code == 201, kids
+        with open("/proc/%d/status" % kids[0]["pid"]) as f:
+            status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        assert status["Seccomp"].strip() == "0", status
+        assert d.json("POST", "/v1/sandboxes/%s/ping" % kids[0]["id"])[0] == 200
+        assert d.request("DELETE", "/v1/sandboxes/" + kids[0]["id"])[0] == 200
+    finally:
+        assert d.stop() == 0
+    assert "Sanitizer" not in d.stderr() and "runtime error" not in d.stderr()
+
+
 def set_agent_port(env, tag, port):
     path = os.path.join(env.home, "snapshots", tag, "snapshot.json")
     with open(path) as f:

@@ -102,11 +102,16 @@ class Controller:
         return self.request("GET", "/v1/snapshots")
 
     def create_snapshot(self, tag, kind="test-guest", guest=None, mem_mib=None, vcpus=None,
-                        cmdline=None):
-        """Start making snapshot `tag` (202: state "creating"); poll snapshot(tag)."""
+                        cmdline=None, image=None):
+        """Start making snapshot `tag` (202: state "creating"); poll snapshot(tag).
+
+        kind "test-guest" boots `guest` (a test guest of the daemon's --guest-dir,
+        e.g. "agent_stub"); kind "image" boots `image`, a guest image made by
+        `forkd image build --tag IMAGE` (e.g. "py"; booting one takes minutes).
+        Raises BadRequest when the guest or image is missing or named wrongly."""
         body = {"tag": tag, "kind": kind}
-        for k, v in (("guest", guest), ("mem_mib", mem_mib), ("vcpus", vcpus),
-                     ("cmdline", cmdline)):
+        for k, v in (("guest", guest), ("image", image), ("mem_mib", mem_mib),
+                     ("vcpus", vcpus), ("cmdline", cmdline)):
             if v is not None:
                 body[k] = v
         return self.request("POST", "/v1/snapshots", body)
@@ -121,7 +126,11 @@ class Controller:
 
     def create_sandboxes(self, snapshot_tag, n=1, per_child_netns=None, memory_limit_mib=None,
                          live_fork=None, hugepages=None, timeout=600):
-        """POST /v1/sandboxes: a list of SandboxInfo dicts."""
+        """POST /v1/sandboxes: a list of SandboxInfo dicts.
+
+        per_child_netns: each sandbox in its own network namespace (SandboxInfo
+        "netns", "guest_addr"). memory_limit_mib: a memory cgroup per sandbox
+        (16 to 1048576); one over it is OOM-killed alone ("oom_killed")."""
         body = {"snapshot_tag": snapshot_tag, "n": n}
         for k, v in (("per_child_netns", per_child_netns),
                      ("memory_limit_mib", memory_limit_mib), ("live_fork", live_fork),

@@ -1,5 +1,6 @@
 """The Python SDK against a real forkd daemon (see conftest.py)."""
 
+import os
 import time
 
 import pytest
@@ -91,7 +92,17 @@ def test_create_many_and_attach(ctl, target):
     sbs[0].kill()  # a second kill is a no-op
 
 
+def child_netns():
+    """The forkd-child-* network namespaces on this host (empty when unreadable)."""
+    try:
+        return {n for n in os.listdir("/run/netns") if n.startswith("forkd-child-")}
+    except OSError:
+        return set()
+
+
 def test_typed_errors(ctl, target):
+    sandboxes_before = {s["id"] for s in ctl.sandboxes()}
+    netns_before = child_netns()
     with pytest.raises(forkd.BadRequest) as e:
         ctl.create_sandboxes(target[2], n=0)
     assert '"n" must be an integer from 1 to 1000' in str(e.value)
@@ -99,11 +110,16 @@ def test_typed_errors(ctl, target):
         ctl.create_sandboxes(target[2], n=1001)
     with pytest.raises(forkd.NotFound):
         ctl.create_sandboxes("no-such-snapshot")
-    with pytest.raises(forkd.NotAvailable) as e:
-        ctl.create_sandboxes(target[2], per_child_netns=True)
-    assert "not available yet" in e.value.message
-    with pytest.raises(forkd.NotAvailable):
-        ctl.create_sandboxes(target[2], memory_limit_mib=128)
+    with pytest.raises(forkd.NotFound) as e:
+        ctl.create_sandboxes("no-such-snapshot", per_child_netns=True, memory_limit_mib=64)
+    assert e.value.status == 404 and "no snapshot 'no-such-snapshot'" in e.value.message
+    for bad in (5, 15, 1048577, "64", True):
+        with pytest.raises(forkd.BadRequest) as e:
+            ctl.create_sandboxes(target[2], memory_limit_mib=bad)
+        assert e.value.status == 400 and "from 16" in e.value.message, bad
+    with pytest.raises(forkd.BadRequest) as e:
+        ctl.create_sandboxes(target[2], per_child_netns="yes")
+    assert e.value.status == 400 and "per_child_netns" in e.value.message
     with Sandbox(target[2], controller=ctl):
         with pytest.raises(forkd.Conflict) as e:
             ctl.delete_snapshot(target[2])  # a sandbox still runs from it
@@ -117,6 +133,24 @@ def test_typed_errors(ctl, target):
     with pytest.raises(forkd.ConnectionFailed):
         Controller("http://127.0.0.1:1").healthz()
     assert issubclass(forkd.AgentError, forkd.ForkdError)
+    # The refused requests made nothing, and the one sandbox is gone.
+    assert {s["id"] for s in ctl.sandboxes()} == sandboxes_before
+    if target[3]:
+        assert child_netns() <= netns_before
+
+
+def test_isolated_sandbox(ctl, target):
+    """per_child_netns and memory_limit_mib through the SDK: the sandbox reports
+    its namespace and limit, and deleting it removes the namespace."""
+    if not target[3] or os.geteuid() != 0:
+        pytest.skip("needs the test harness's local daemon, as root (namespaces, cgroups)")
+    with Sandbox(target[2], controller=ctl, per_child_netns=True, memory_limit_mib=32) as sb:
+        info = sb.refresh()
+        assert info["netns"].startswith("forkd-child-") and info["memory_limit_mib"] == 32
+        assert info["oom_killed"] is False and sb.ping()["pong"] is True
+        assert os.path.exists("/run/netns/" + info["netns"])
+        ns = info["netns"]
+    assert not os.path.exists("/run/netns/" + ns)
 
 
 def test_snapshot_create_and_delete(ctl, target):
@@ -130,8 +164,17 @@ def test_snapshot_create_and_delete(ctl, target):
     assert ctl.snapshot("sdk-made")["state"] == "ready"
     with pytest.raises(forkd.Conflict):
         ctl.create_snapshot("sdk-made", kind="test-guest", guest="agent_stub")
-    with pytest.raises(forkd.NotAvailable):
+    with pytest.raises(forkd.BadRequest) as e:
         ctl.create_snapshot("sdk-img", kind="image")
+    assert e.value.status == 400 and 'needs "image"' in e.value.message
+    with pytest.raises(forkd.BadRequest) as e:
+        ctl.create_snapshot("sdk-img", kind="image", image="no-such-image")
+    assert "forkd image build --tag no-such-image" in e.value.message
+    with pytest.raises(forkd.BadRequest) as e:
+        ctl.create_snapshot("sdk-img", kind="test-guest", guest="agent_stub", image="py")
+    assert '"image" is for kind "image"' in e.value.message
+    with pytest.raises(forkd.NotFound):
+        ctl.snapshot("sdk-img")
     assert ctl.delete_snapshot("sdk-made") == {"tag": "sdk-made", "deleted": True}
     with pytest.raises(forkd.NotFound):
         ctl.snapshot("sdk-made")
