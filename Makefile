@@ -27,7 +27,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 demo: all guests
 	@scripts/demo.sh
 
-.PHONY: demo all clean check test test-unit test-vmm test-e2e guests format format-check
+.PHONY: demo all clean check test test-unit test-vmm test-e2e test-e2e-image guests format format-check
 all: $(BUILD)/forkd
 
 $(BUILD)/forkd: $(CLI_OBJS) $(BUILD)/libforkd.a
@@ -75,6 +75,10 @@ test-daemon: $(BUILD)/forkd guests
 
 test-e2e: $(BUILD)/forkd
 	@tests/e2e/run.sh $(abspath $(BUILD))
+
+# The guest image end to end (image, snapshot, fork, agent in every child).
+test-e2e-image: $(BUILD)/forkd
+	@tests/e2e/image_fork.sh $(abspath $(BUILD))
 
 FORMAT_SRCS = $(shell find src tests -name '*.[ch]' -not -path '*/build*')
 format:

@@ -70,7 +70,23 @@ class BadRequest(Exception):
     """A request the agent refuses: the message names the field and the fix."""
 
 
+KMSG = False  # set with --guest: inside a forkd guest, never on a host
+
+
+def kmsg(line):
+    # Also into the kernel log at error level: a `quiet` console shows it,
+    # and printk reaches the serial console where tty output may not.
+    if not KMSG:
+        return
+    try:
+        with open("/dev/kmsg", "w") as f:
+            f.write("<3>%s\n" % line)
+    except OSError:
+        pass
+
+
 def log(msg):
+    kmsg("forkd-agent: %s" % msg)
     try:
         sys.__stderr__.write("forkd-agent: %s\n" % msg)
         sys.__stderr__.flush()
@@ -526,6 +542,8 @@ def main(argv=None):
     if not 0 <= args.port <= 65535 or args.max_line < 1:
         ap.error("--port wants 0-65535 and --max-line a positive number")
 
+    global KMSG
+    KMSG = args.guest
     agent = Agent(guest=args.guest)
     if NUMPY_ERROR:
         log("numpy unavailable (%s); the agent will not report warm" % NUMPY_ERROR)
@@ -549,6 +567,7 @@ def main(argv=None):
     agent.warm = numpy is not None
     if agent.warm:
         print(WARM_MARKER, flush=True)
+        kmsg(WARM_MARKER)
     sel = selectors.DefaultSelector()
     for s in listeners:
         sel.register(s, selectors.EVENT_READ)

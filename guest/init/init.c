@@ -69,6 +69,27 @@ static const char *const agent_envp[] = {
     NULL,
 };
 
+/* Also into the kernel log, at error level so a `quiet` console shows it:
+ * printk reaches the serial console synchronously, which the tty path
+ * does not always do on KVM-PVM hosts (docs/ARCHITECTURE.md). */
+static void kmsg(const char *line, size_t len)
+{
+	static int fd = -2;
+	char buf[520];
+
+	/* Not when a host test stands in for the kernel command line: the
+	 * host's log is not ours to write. */
+	if (fd == -2)
+		fd = getenv("FORKD_INIT_CMDLINE") ? -1 : open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || len > sizeof(buf) - 4)
+		return;
+	memcpy(buf, "<3>", 3);
+	memcpy(buf + 3, line, len);
+	if (write(fd, buf, len + 3) < 0) {
+		/* the console copy above is all there is */
+	}
+}
+
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
@@ -86,6 +107,7 @@ static void say(const char *fmt, ...)
 	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
 		/* nowhere left to report it */
 	}
+	kmsg(buf, (size_t)n);
 }
 
 static uint64_t mono_ms(void)
