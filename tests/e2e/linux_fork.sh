@@ -18,7 +18,7 @@ REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
 BUILD=${1:-$REPO/build}
 FORKD_BIN=${FORKD_BIN:-$BUILD/forkd}
 MARK="FORKD-E2E: ready-for-fork"
-SETTLE=${FORKD_E2E_FORK_SETTLE:-60}
+SETTLE=${FORKD_E2E_FORK_SETTLE:-150}
 
 log() { echo "linux_fork: [$(($(date +%s) - t_start))s] $*"; }
 t_start=$(date +%s)
