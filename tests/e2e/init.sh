@@ -11,9 +11,28 @@ export PATH=/bin:/sbin
 export HOME=/
 umask 022
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
+# Known problem on KVM-PVM hosts (docs/ARCHITECTURE.md, issue 2): in about
+# one boot in three, one freshly exec'd static busybox process segfaults on
+# its first TLS access. This test is about forkd's devices, not that bug: a
+# command killed by SIGSEGV (status 139) is run again, at most twice more,
+# and every such crash is reported on the console ("known-crash"), where
+# linux_boot.sh counts it.
+x() {
+    xn=0
+    while :; do
+        "$@"
+        xrc=$?
+        [ "$xrc" -ne 139 ] && return "$xrc"
+        xn=$((xn + 1))
+        echo "FORKD-E2E: known-crash '$*' segfaulted, run $xn of 3"
+        [ -w /dev/kmsg ] && echo "FORKD-E2E: known-crash '$*' segfaulted, run $xn of 3" >/dev/kmsg
+        [ "$xn" -ge 3 ] && return "$xrc"
+    done
+}
+
+x mount -t proc proc /proc
+x mount -t sysfs sysfs /sys
+x mount -t devtmpfs devtmpfs /dev
 # The kernel starts /init on /dev/console only if the archive has that node;
 # open it again from devtmpfs so output is never lost.
 exec </dev/console >/dev/console 2>&1
@@ -52,7 +71,7 @@ mods_fail=""
 if [ -f /lib/modules/load-order ]; then
     while read -r m; do
         [ -n "$m" ] || continue
-        if insmod "/lib/modules/$m.ko"; then
+        if x insmod "/lib/modules/$m.ko"; then
             mods_ok=$((mods_ok + 1))
         else
             mods_fail="$mods_fail $m"
@@ -133,17 +152,17 @@ blk_check() {
         fail blk-write "/dev/vda missing"
         return
     fi
-    head=$(dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 16)
+    head=$(x dd if=/dev/vda bs=512 count=1 2>/dev/null | x head -c 16)
     if [ "$head" = "FORKD-DISK-MAGIC" ]; then
-        ok blk "magic matches size=$(cat /sys/block/vda/size)sectors"
+        ok blk "magic matches size=$(x cat /sys/block/vda/size)sectors"
     else
         fail blk "magic mismatch: got '$(echo "$head" | tr -cd '[:print:]')'"
     fi
-    if printf 'GUEST-WROTE-THIS' | dd of=/dev/vda bs=16 seek=256 count=1 conv=notrunc 2>/dev/null &&
-        sync; then
-        blockdev --flushbufs /dev/vda 2>/dev/null
+    if printf 'GUEST-WROTE-THIS' | x dd of=/dev/vda bs=16 seek=256 count=1 conv=notrunc 2>/dev/null &&
+        x sync; then
+        x blockdev --flushbufs /dev/vda 2>/dev/null
         echo 3 >/proc/sys/vm/drop_caches
-        back=$(dd if=/dev/vda bs=16 skip=256 count=1 2>/dev/null)
+        back=$(x dd if=/dev/vda bs=16 skip=256 count=1 2>/dev/null)
         if [ "$back" = "GUEST-WROTE-THIS" ]; then
             ok blk-write "wrote and read back 16 bytes at offset 4096"
         else
@@ -162,12 +181,12 @@ net_check() {
         fail net "eth0 missing"
         return
     fi
-    ip link set lo up
-    if ! ip addr add 10.42.0.2/24 dev eth0 || ! ip link set eth0 up; then
+    x ip link set lo up
+    if ! x ip addr add 10.42.0.2/24 dev eth0 || ! x ip link set eth0 up; then
         fail net "cannot configure eth0"
         return
     fi
-    out=$(ping -c 3 -W 5 10.42.0.1 2>&1)
+    out=$(x ping -c 3 -W 5 10.42.0.1 2>&1)
     rx=$(echo "$out" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
     if [ -n "$rx" ] && [ "$rx" -gt 0 ]; then
         ok net "ping 10.42.0.1: $rx/3 replies mac=$(cat /sys/class/net/eth0/address)"
@@ -183,7 +202,7 @@ say "uptime $(uptime_s)"
 if [ $vsock_dev = 0 ]; then
     fail vsock "no virtio vsock device"
 elif [ -e /dev/vsock ]; then
-    reply=$(VSOCK_TEST_TIMEOUT=120 vsock-test connect 2 5000 hello-from-guest 2>&1)
+    reply=$(x env VSOCK_TEST_TIMEOUT=120 vsock-test connect 2 5000 hello-from-guest 2>&1)
     rc=$?
     if [ $rc -eq 0 ] && [ -n "$reply" ]; then
         ok vsock "host replied '$reply'"
@@ -201,8 +220,8 @@ rng_check() {
         fail rng "/dev/hwrng missing"
         return
     fi
-    cur=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
-    bytes=$(dd if=/dev/hwrng bs=16 count=1 2>/dev/null | od -An -tx1 | tr -s ' \n' '  ')
+    cur=$(x cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
+    bytes=$(x dd if=/dev/hwrng bs=16 count=1 2>/dev/null | x od -An -tx1 | x tr -s ' \n' '  ')
     # shellcheck disable=SC2086  # word count of the hex bytes
     n=$(set -- $bytes; echo $#)
     if [ "$n" -eq 16 ]; then

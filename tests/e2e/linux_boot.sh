@@ -198,6 +198,12 @@ for c in "${userspace_checks[@]}"; do
     fi
     check_from_results guest "$c"
 done
+# The known KVM-PVM user-space crash (init.sh re-runs a command it killed):
+# visible in the summary, never silent.
+crashes=$(grep -c ': segfault at ' "$work/console.log" || true)
+if ((crashes > 0)); then
+    report user-crash SKIP "XFAIL known problem: $crashes exec'd process(es) segfaulted on their first TLS access (issue 2); init.sh re-ran the command"
+fi
 stats=/sys/class/net/$TAP/statistics
 echo "        (host tap $TAP: $(cat "$stats/rx_packets") frames from the guest," \
     "$(cat "$stats/tx_packets") to it)"
