@@ -24,7 +24,8 @@ x() {
         xrc=$?
         [ "$xrc" -ne 139 ] && return "$xrc"
         xn=$((xn + 1))
-        echo "FORKD-E2E: known-crash '$*' segfaulted, run $xn of 3"
+        # stderr: stdout may be a pipe or a command substitution
+        echo "FORKD-E2E: known-crash '$*' segfaulted, run $xn of 3" >&2
         [ -w /dev/kmsg ] && echo "FORKD-E2E: known-crash '$*' segfaulted, run $xn of 3" >/dev/kmsg
         [ "$xn" -ge 3 ] && return "$xrc"
     done
