@@ -179,6 +179,22 @@ static size_t aml_measure_device(unsigned index, uint64_t base, unsigned irq)
 	return m.len;
 }
 
+/* Device(COM1): the 16550 at 0x3F8 on ISA IRQ 4 (the machine always has
+ * it). The FADT is hardware-reduced, so Linux installs no legacy PIC and
+ * maps no ISA IRQ by itself: its 8250 driver only gets a working
+ * interrupt for COM1 when ACPI describes the port (PNP0501), as here.
+ * Without it, output written to the tty stalls (printk polls the UART and
+ * still gets through). */
+static const uint8_t aml_com1[] = {
+    'C',  'O',	'M',  '1',  0x08, '_',	'H',  'I',  'D',
+    0x0c, 0x41, 0xd0, 0x05, 0x01,			  /* EisaId("PNP0501") */
+    0x08, '_',	'U',  'I',  'D',  0x00,			  /* Zero */
+    0x08, '_',	'C',  'R',  'S',  0x11, 0x10, 0x0a, 0x0d, /* Buffer(13) */
+    0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08,	  /* IO(Decode16, 0x3F8, 8) */
+    0x22, 0x10, 0x00,					  /* IRQNoFlags() {4} */
+    0x79, 0x00,						  /* End tag */
+};
+
 static void aml_dsdt_body(struct aml *a, struct vm *vm)
 {
 	/* Name(\_S5, Package(2) {5, 0}) */
@@ -191,8 +207,7 @@ static void aml_dsdt_body(struct aml *a, struct vm *vm)
 	aml_byte(a, 0x12); /* PackageOp */
 	aml_pkglen(a, sizeof(s5_elems));
 	aml_bytes(a, s5_elems, sizeof(s5_elems));
-	if (!vm->nr_virtio)
-		return;
+	scope_body += 2 + aml_pkglen_size(sizeof(aml_com1)) + sizeof(aml_com1);
 	for (i = 0; i < vm->nr_virtio; i++) {
 		uint64_t base;
 		unsigned irq;
@@ -206,6 +221,10 @@ static void aml_dsdt_body(struct aml *a, struct vm *vm)
 	aml_byte(a, 0x10); /* ScopeOp */
 	aml_pkglen(a, scope_body);
 	aml_bytes(a, "\\_SB_", 5);
+	aml_byte(a, 0x5b); /* ExtOpPrefix */
+	aml_byte(a, 0x82); /* DeviceOp */
+	aml_pkglen(a, sizeof(aml_com1));
+	aml_bytes(a, aml_com1, sizeof(aml_com1));
 	for (i = 0; i < vm->nr_virtio; i++) {
 		char name[5];
 		uint64_t base;
