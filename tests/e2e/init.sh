@@ -116,7 +116,7 @@ if grep -q 'forkd.e2e=fork' /proc/cmdline; then
     while :; do
         n=$((n + 1))
         say "heartbeat $n uptime $(uptime_s) pid $(sh -c 'echo $$')"
-        sleep 2
+        x sleep 2
     done
 fi
 
@@ -259,6 +259,6 @@ sync
 # Power off: the kernel enters ACPI S5 through forkd's sleep control register
 # and forkd exits 0. (A panic, with reboot=t panic=-1, triple-faults instead:
 # exit 2.)
-poweroff -f
-sleep 30
+x poweroff -f
+x sleep 30
 say "poweroff FAIL still running"
