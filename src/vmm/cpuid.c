@@ -30,14 +30,15 @@
 	((1u << 2) | (1u << 3) | (1u << 8) | (1u << 22) | (1u << 23) | (1u << 24) | (1u << 25))
 /* CPUID.7.1:EAX: AVX-VNNI, AVX512_BF16 */
 #define F71_EAX_AVX_MASK ((1u << 4) | (1u << 5))
-/* KVM's paravirtual features (CPUID 0x40000001:EAX) that rely on the host
- * touching guest state behind the guest's back: asynchronous page faults,
- * steal time, and the remote TLB flush that piggybacks on steal time (a
- * preempted vCPU is flushed by the host on its next entry instead of by an
- * IPI), plus the hypercall-based IPI and yield. On KVM-PVM hosts Linux user
- * processes saw memory they had just written read back as stale with these
- * on; without them every TLB shootdown is an ordinary IPI the guest
- * kernel handles itself. The clock, PV EOI and unhalt stay. */
+/* KVM's paravirtual features (CPUID 0x40000001:EAX) that have the host act
+ * on guest state behind the guest's back: asynchronous page faults, steal
+ * time, the remote TLB flush that piggybacks on steal time (a preempted
+ * vCPU is flushed by the host on its next entry instead of by an IPI), and
+ * the hypercall-based IPI and yield. Hidden on KVM-PVM hosts, where how the
+ * emulated guest kernel and these interact is unverified; without them
+ * every TLB shootdown is an ordinary IPI the guest handles itself. (They
+ * were suspected of the rare user-space TLS crash, docs/ARCHITECTURE.md;
+ * hiding them did not cure it.) The clock, PV EOI and unhalt stay. */
 #define KVM_CPUID_FEATURES_LEAF 0x40000001
 #define KVM_PV_EMULATION_UNSAFE                                                                    \
 	((1u << 4) | (1u << 5) | (1u << 9) | (1u << 10) | (1u << 11) | (1u << 13) | (1u << 14))
