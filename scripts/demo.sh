@@ -64,7 +64,7 @@ echo "== fork: $n children (each its own process and KVM VM, memory copy-on-writ
 build/forkd fork --tag demo-py -n "$n" --settle-secs 3600 --workdir "$run" --keep-workdir \
 	>"$run/fork.log" 2>&1 &
 fork_pid=$!
-until grep -q 'running in' "$run/fork.log" 2>/dev/null; do
+until grep -q 'after_fork (agent\|after_fork failed' "$run/fork.log" 2>/dev/null; do
 	kill -0 "$fork_pid" 2>/dev/null || { cat "$run/fork.log"; exit 1; }
 	sleep 1
 done

@@ -79,7 +79,7 @@ t=$(date +%s)
 fork_pid=$!
 # Ready means every child answered after_fork; wait for forkd to say so.
 for _ in $(seq 1 1200); do
-    grep -q 'running in' "$work/fork.log" 2>/dev/null && break
+    grep -q 'after_fork (agent\|after_fork failed' "$work/fork.log" 2>/dev/null && break
     kill -0 "$fork_pid" 2>/dev/null || break
     sleep 1
 done
