@@ -4,7 +4,7 @@
 # fork N children from the snapshot and run code in them.
 #
 #   scripts/demo.sh [N]          N children (default 5)
-#   scripts/demo.sh --quick [N]  the same flow with a tiny freestanding test
+#   scripts/demo.sh --quick [N]  (N default 10) the same flow with a tiny test
 #                                guest instead of Linux (seconds, no Python)
 #
 # On KVM-PVM hosts (guest kernel code emulated) booting the image to a warm
@@ -18,7 +18,7 @@ if [[ ${1:-} == --quick ]]; then
 	quick=1
 	shift
 fi
-n=${1:-5}
+n=${1:-$((quick ? 10 : 5))}
 [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 1000)) || { echo "demo: N must be 1-1000" >&2; exit 2; }
 [[ -x build/forkd ]] || make -s all
 
