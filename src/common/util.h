@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/log.h"
+
 #define ARRAY_SIZE(a)	 (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b)	 ((a) < (b) ? (a) : (b))
 #define MAX(a, b)	 ((a) > (b) ? (a) : (b))
@@ -34,5 +36,9 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 /* Parse a decimal/hex unsigned integer; the whole string must be a number.
  * 0 or -EINVAL / -ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
+
+/* For functions that report into a caller's buffer: format the message
+ * into err (when given) and return code. */
+int errbuf_fail(char *err, size_t errlen, int code, const char *fmt, ...) __printf(4, 5);
 
 #endif

@@ -12,20 +12,6 @@
 
 #include "common/util.h"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __printf(4, 5);
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
-
 static int remaining_ms(uint64_t deadline)
 {
 	uint64_t now = now_ns();
@@ -136,25 +122,26 @@ int agent_connect(struct agent_conn *c, const char *vsock_path, int timeout_ms, 
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	if (strlen(vsock_path) >= sizeof(sa.sun_path))
-		return fail(err, errlen, -ENAMETOOLONG, "vsock socket path %s is too long",
-			    vsock_path);
+		return errbuf_fail(err, errlen, -ENAMETOOLONG, "vsock socket path %s is too long",
+				   vsock_path);
 	memcpy(sa.sun_path, vsock_path, strlen(vsock_path) + 1);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
-		return fail(err, errlen, -errno, "socket: %s", strerror(errno));
+		return errbuf_fail(err, errlen, -errno, "socket: %s", strerror(errno));
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = -errno;
 		agent_close(c);
 		if (r == -ENOENT)
-			return fail(err, errlen, r,
-				    "no vsock socket at %s: the sandbox has no vsock device, "
-				    "or its VMM has exited",
-				    vsock_path);
+			return errbuf_fail(
+			    err, errlen, r,
+			    "no vsock socket at %s: the sandbox has no vsock device, "
+			    "or its VMM has exited",
+			    vsock_path);
 		if (r == -ECONNREFUSED)
-			return fail(err, errlen, r,
-				    "nobody listens on %s: the sandbox's VMM has exited",
-				    vsock_path);
-		return fail(err, errlen, r, "connect %s: %s", vsock_path, strerror(-r));
+			return errbuf_fail(err, errlen, r,
+					   "nobody listens on %s: the sandbox's VMM has exited",
+					   vsock_path);
+		return errbuf_fail(err, errlen, r, "connect %s: %s", vsock_path, strerror(-r));
 	}
 	snprintf(hello, sizeof(hello), "CONNECT %u\n", AGENT_VSOCK_PORT);
 	r = send_all(c, hello, strlen(hello), deadline);
@@ -165,10 +152,11 @@ int agent_connect(struct agent_conn *c, const char *vsock_path, int timeout_ms, 
 		r = (int)n;
 		if (r == -ECONNRESET) {
 			agent_close(c);
-			return fail(err, errlen, r,
-				    "the guest refused vsock port %u: no agent listens there "
-				    "(yet)",
-				    AGENT_VSOCK_PORT);
+			return errbuf_fail(
+			    err, errlen, r,
+			    "the guest refused vsock port %u: no agent listens there "
+			    "(yet)",
+			    AGENT_VSOCK_PORT);
 		}
 		goto fail_io;
 	}
@@ -177,17 +165,17 @@ int agent_connect(struct agent_conn *c, const char *vsock_path, int timeout_ms, 
 
 		snprintf(got, sizeof(got), "%.*s", (int)MIN((size_t)n, sizeof(got) - 1), c->buf);
 		agent_close(c);
-		return fail(err, errlen, -EPROTO, "vsock handshake: expected 'OK <port>', got '%s'",
-			    got);
+		return errbuf_fail(err, errlen, -EPROTO,
+				   "vsock handshake: expected 'OK <port>', got '%s'", got);
 	}
 	take_line(c, (size_t)n);
 	return 0;
 fail_io:
 	agent_close(c);
 	if (r == -ETIMEDOUT)
-		return fail(err, errlen, r, "no answer to the vsock handshake within %d ms",
-			    timeout_ms);
-	return fail(err, errlen, r, "vsock handshake on %s: %s", vsock_path, strerror(-r));
+		return errbuf_fail(err, errlen, r, "no answer to the vsock handshake within %d ms",
+				   timeout_ms);
+	return errbuf_fail(err, errlen, r, "vsock handshake on %s: %s", vsock_path, strerror(-r));
 }
 
 int agent_request(struct agent_conn *c, json_t *req, json_t **resp, int timeout_ms, char *err,
@@ -203,11 +191,11 @@ int agent_request(struct agent_conn *c, json_t *req, json_t **resp, int timeout_
 
 	*resp = NULL;
 	if (!json_is_object(req))
-		return fail(err, errlen, -EINVAL, "agent request is not a JSON object");
+		return errbuf_fail(err, errlen, -EINVAL, "agent request is not a JSON object");
 	json_object_set_new(req, "id", json_integer(id));
 	line = json_dumps(req, JSON_COMPACT);
 	if (!line)
-		return fail(err, errlen, -ENOMEM, "cannot encode the agent request");
+		return errbuf_fail(err, errlen, -ENOMEM, "cannot encode the agent request");
 	n = (ssize_t)strlen(line);
 	line[n] = '\n'; /* json_dumps() never puts a raw newline inside */
 	rc = send_all(c, line, (size_t)n + 1, deadline);
@@ -223,27 +211,28 @@ int agent_request(struct agent_conn *c, json_t *req, json_t **resp, int timeout_
 	take_line(c, (size_t)n);
 	if (!r || !json_is_object(r) || !json_is_boolean(json_object_get(r, "ok"))) {
 		json_decref(r);
-		return fail(err, errlen, -EPROTO,
-			    "the agent's response is not a JSON object with \"ok\"%s%s",
-			    r ? "" : ": ", r ? "" : jerr.text);
+		return errbuf_fail(err, errlen, -EPROTO,
+				   "the agent's response is not a JSON object with \"ok\"%s%s",
+				   r ? "" : ": ", r ? "" : jerr.text);
 	}
 	rid = json_object_get(r, "id");
 	if (!json_is_integer(rid) || json_integer_value(rid) != id) {
 		json_decref(r);
-		return fail(err, errlen, -EPROTO,
-			    "the agent answered another request (id mismatch)");
+		return errbuf_fail(err, errlen, -EPROTO,
+				   "the agent answered another request (id mismatch)");
 	}
 	*resp = r;
 	return 0;
 io_fail:
 	if (rc == -ETIMEDOUT)
-		return fail(err, errlen, rc, "the agent did not answer within %d ms", timeout_ms);
+		return errbuf_fail(err, errlen, rc, "the agent did not answer within %d ms",
+				   timeout_ms);
 	if (rc == -ECONNRESET || rc == -EPIPE)
-		return fail(err, errlen, -ECONNRESET, "the agent closed the connection");
+		return errbuf_fail(err, errlen, -ECONNRESET, "the agent closed the connection");
 	if (rc == -EMSGSIZE)
-		return fail(err, errlen, rc, "the agent's response is over %u bytes",
-			    AGENT_MAX_RESPONSE);
-	return fail(err, errlen, rc, "talking to the agent: %s", strerror(-rc));
+		return errbuf_fail(err, errlen, rc, "the agent's response is over %u bytes",
+				   AGENT_MAX_RESPONSE);
+	return errbuf_fail(err, errlen, rc, "talking to the agent: %s", strerror(-rc));
 }
 
 void agent_close(struct agent_conn *c)

@@ -13,20 +13,6 @@
 
 #include "common/util.h"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __printf(4, 5);
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
-
 /* "http://host[:port]" -> host, port. */
 static int parse_url(const char *url, char *host, size_t hsize, char *port, size_t psize)
 {
@@ -191,16 +177,16 @@ int http_request(const char *base_url, const char *token, const char *method, co
 
 	memset(out, 0, sizeof(*out));
 	if (parse_url(base_url, host, sizeof(host), port, sizeof(port)))
-		return fail(err, errlen, -EINVAL,
-			    "daemon URL '%s' is not of the form http://HOST:PORT", base_url);
+		return errbuf_fail(err, errlen, -EINVAL,
+				   "daemon URL '%s' is not of the form http://HOST:PORT", base_url);
 	if (strlen(path) > 4000 || path[0] != '/')
-		return fail(err, errlen, -EINVAL, "bad request path '%.60s'", path);
+		return errbuf_fail(err, errlen, -EINVAL, "bad request path '%.60s'", path);
 	r = connect_to(host, port, deadline, &fd);
 	if (r)
-		return fail(err, errlen, r,
-			    "cannot reach the daemon at %s: %s (is 'forkd serve' running? "
-			    "see --daemon-url / FORKD_URL)",
-			    base_url, strerror(-r));
+		return errbuf_fail(err, errlen, r,
+				   "cannot reach the daemon at %s: %s (is 'forkd serve' running? "
+				   "see --daemon-url / FORKD_URL)",
+				   base_url, strerror(-r));
 	n = snprintf(head, sizeof(head),
 		     "%s %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n"
 		     "User-Agent: forkd-cli\r\nAccept: application/json\r\n",
@@ -255,20 +241,22 @@ int http_request(const char *base_url, const char *token, const char *method, co
 	close(fd);
 	fd = -1;
 	if (!buf)
-		return fail(err, errlen, -EPROTO,
-			    "the daemon closed the connection without a reply");
+		return errbuf_fail(err, errlen, -EPROTO,
+				   "the daemon closed the connection without a reply");
 	buf[have] = 0;
 	hend = strstr(buf, "\r\n\r\n");
 	if (!hend) {
 		free(buf);
-		return fail(err, errlen, -EPROTO, "the daemon's reply has no complete header");
+		return errbuf_fail(err, errlen, -EPROTO,
+				   "the daemon's reply has no complete header");
 	}
 	hend[2] = 0;
 	hlen = (size_t)(hend - buf) + 4;
 	r = parse_head(buf, out, &clen);
 	if (r || (clen >= 0 && (size_t)clen > have - hlen)) {
 		free(buf);
-		return fail(err, errlen, -EPROTO, "the daemon's reply is malformed or cut short");
+		return errbuf_fail(err, errlen, -EPROTO,
+				   "the daemon's reply is malformed or cut short");
 	}
 	out->len = clen >= 0 ? (size_t)clen : have - hlen;
 	memmove(buf, buf + hlen, out->len);
@@ -280,9 +268,10 @@ io_fail:
 	if (fd >= 0)
 		close(fd);
 	if (r == -ETIMEDOUT)
-		return fail(err, errlen, r, "the daemon did not answer within %d s",
-			    timeout_ms / 1000);
-	return fail(err, errlen, r, "talking to the daemon at %s: %s", base_url, strerror(-r));
+		return errbuf_fail(err, errlen, r, "the daemon did not answer within %d s",
+				   timeout_ms / 1000);
+	return errbuf_fail(err, errlen, r, "talking to the daemon at %s: %s", base_url,
+			   strerror(-r));
 }
 
 void http_resp_free(struct http_resp *r)

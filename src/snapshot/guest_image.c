@@ -18,18 +18,6 @@
 
 #define KCONFIG_MAX (4u << 20) /* a Debian kernel's .config is ~250 KiB */
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __printf(4, 5);
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 int guest_image_root(char *buf, size_t size)
 {
 	const char *cache = getenv("FORKD_CACHE"), *xdg = getenv("XDG_CACHE_HOME");
@@ -198,10 +186,10 @@ static int need_file(const char *tag, const char *path, char *err, size_t errlen
 
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
 		return 0;
-	return fail(err, errlen, -ENOENT,
-		    "guest image '%s' is incomplete or missing: no file %s (build it with "
-		    "'forkd image build --tag %s')",
-		    tag, path, tag);
+	return errbuf_fail(err, errlen, -ENOENT,
+			   "guest image '%s' is incomplete or missing: no file %s (build it with "
+			   "'forkd image build --tag %s')",
+			   tag, path, tag);
 }
 
 int guest_image_open(const char *tag, struct guest_image *img, char *err, size_t errlen)
@@ -213,17 +201,18 @@ int guest_image_open(const char *tag, struct guest_image *img, char *err, size_t
 
 	memset(img, 0, sizeof(*img));
 	if (!snapshot_tag_valid(tag))
-		return fail(err, errlen, -EINVAL,
-			    "invalid image tag '%s': use 1-64 of A-Z a-z 0-9 _ . - , starting "
-			    "with a letter, digit or _, and no '..'",
-			    tag);
+		return errbuf_fail(
+		    err, errlen, -EINVAL,
+		    "invalid image tag '%s': use 1-64 of A-Z a-z 0-9 _ . - , starting "
+		    "with a letter, digit or _, and no '..'",
+		    tag);
 	if (guest_image_root(root, sizeof(root)) ||
 	    (size_t)snprintf(img->dir, sizeof(img->dir), "%s/%s", root, tag) >= sizeof(img->dir))
-		return fail(err, errlen, -ENAMETOOLONG,
-			    "the image cache path is too long (set FORKD_CACHE to a shorter "
-			    "directory)");
+		return errbuf_fail(err, errlen, -ENAMETOOLONG,
+				   "the image cache path is too long (set FORKD_CACHE to a shorter "
+				   "directory)");
 	if (stat(img->dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		return fail(
+		return errbuf_fail(
 		    err, errlen, -ENOENT,
 		    "no guest image '%s' at %s (build it with 'forkd image build --tag %s')", tag,
 		    img->dir, tag);
@@ -238,17 +227,18 @@ int guest_image_open(const char *tag, struct guest_image *img, char *err, size_t
 		return r;
 	r = slurp(path, GUEST_IMAGE_CMDLINE_MAX * 2, &text, &len);
 	if (r)
-		return fail(err, errlen, r,
-			    "cannot read %s: %s (rebuild the image with 'forkd image "
-			    "build --tag %s --force')",
-			    path, strerror(-r), tag);
+		return errbuf_fail(err, errlen, r,
+				   "cannot read %s: %s (rebuild the image with 'forkd image "
+				   "build --tag %s --force')",
+				   path, strerror(-r), tag);
 	r = guest_image_parse_cmdline(text, len, img->cmdline, sizeof(img->cmdline));
 	free(text);
 	if (r)
-		return fail(err, errlen, -EBADMSG,
-			    "%s must hold one line of printable ASCII of at most %d bytes (rebuild "
-			    "the image with 'forkd image build --tag %s --force')",
-			    path, GUEST_IMAGE_CMDLINE_MAX - 1, tag);
+		return errbuf_fail(
+		    err, errlen, -EBADMSG,
+		    "%s must hold one line of printable ASCII of at most %d bytes (rebuild "
+		    "the image with 'forkd image build --tag %s --force')",
+		    path, GUEST_IMAGE_CMDLINE_MAX - 1, tag);
 	find_hz(img, root);
 	return 0;
 }
