@@ -464,10 +464,10 @@ int cmd_kill(int argc, char **argv)
 
 enum outcome { DONE, REFUSED, FAILED };
 
-/* Run one agent op. DONE: *res is the agent's answer fields. REFUSED: the
+/* One agent op. DONE: *res is the agent's answer fields. REFUSED: the
  * agent said ok:false (*res holds error/traceback). FAILED: printed. */
-static enum outcome agent_op(const struct client *c, const char *op, json_t *args, int timeout_ms,
-			     json_t **res)
+static enum outcome agent_op_raw(const struct client *c, const char *op, json_t *args,
+				 int timeout_ms, json_t **res)
 {
 	*res = NULL;
 	if (c->sandbox) {
@@ -510,6 +510,22 @@ static enum outcome agent_op(const struct client *c, const char *op, json_t *arg
 	}
 }
 
+/* Run one agent op and consume args. True: *res holds the answer fields;
+ * false: the failure or the agent's refusal has been printed. */
+static bool agent_op(const struct client *c, const char *op, json_t *args, int timeout_ms,
+		     json_t **res)
+{
+	enum outcome o = agent_op_raw(c, op, args, timeout_ms, res);
+
+	json_decref(args);
+	if (o == REFUSED) {
+		print_api_error(c, 0, *res);
+		json_decref(*res);
+		*res = NULL;
+	}
+	return o == DONE;
+}
+
 static void need_target(const struct client *c)
 {
 	if (!!c->sandbox + !!c->run_dir + !!c->vsock != 1)
@@ -548,19 +564,8 @@ int cmd_ping(int argc, char **argv)
 	need_target(&c);
 	args = json_object();
 	t0 = now_ns();
-	switch (agent_op(&c, "ping", args, c.timeout ? (int)(c.timeout * 1000) : 10000, &res)) {
-	case FAILED:
-		json_decref(args);
+	if (!agent_op(&c, "ping", args, c.timeout ? (int)(c.timeout * 1000) : 10000, &res))
 		return 1;
-	case REFUSED:
-		json_decref(args);
-		print_api_error(&c, 0, res);
-		json_decref(res);
-		return 1;
-	case DONE:
-		break;
-	}
-	json_decref(args);
 	if (c.json) {
 		print_json(res);
 	} else {
@@ -642,19 +647,8 @@ int cmd_exec(int argc, char **argv)
 		json_object_set_new(args, "env", env);
 	timeout = c.timeout ? c.timeout : 60;
 	json_object_set_new(args, "timeout", json_real(timeout));
-	switch (agent_op(&c, "exec", args, (int)(timeout * 1000) + 15000, &res)) {
-	case FAILED:
-		json_decref(args);
+	if (!agent_op(&c, "exec", args, (int)(timeout * 1000) + 15000, &res))
 		return 1;
-	case REFUSED:
-		json_decref(args);
-		print_api_error(&c, 0, res);
-		json_decref(res);
-		return 1;
-	case DONE:
-		break;
-	}
-	json_decref(args);
 	if (c.json) {
 		print_json(res);
 		json_decref(res);
@@ -707,19 +701,8 @@ int cmd_eval(int argc, char **argv)
 		cli_usage_error("eval", "the code is not valid UTF-8");
 	if (c.sandbox && c.timeout)
 		json_object_set_new(args, "timeout", json_real(c.timeout));
-	switch (agent_op(&c, "eval", args, c.timeout ? (int)(c.timeout * 1000) : 60000, &res)) {
-	case FAILED:
-		json_decref(args);
+	if (!agent_op(&c, "eval", args, c.timeout ? (int)(c.timeout * 1000) : 60000, &res))
 		return 1;
-	case REFUSED:
-		json_decref(args);
-		print_api_error(&c, 0, res);
-		json_decref(res);
-		return 1;
-	case DONE:
-		break;
-	}
-	json_decref(args);
 	if (c.json) {
 		print_json(res);
 	} else {
