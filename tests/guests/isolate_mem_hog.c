@@ -2,9 +2,11 @@
  *
  * Rings the warm doorbell, then after the restore reads its child index
  * from vmctl:
- *   index 1      writes one word into every 4 KiB page of HOG_MIB MiB of
- *                RAM (above the image, from CPL3, where KVM-PVM runs guest
- *                code natively), prints "touched" and powers off. Under a
+ *   index 1      waits HOG_DELAY_TSC (1-2 s: the test first looks at both
+ *                leaf cgroups, and a killed child's leaf is removed at
+ *                once), then writes one word into every 4 KiB page of
+ *                HOG_MIB MiB of RAM (above the image, from CPL3, where
+ *                KVM-PVM runs guest code natively), prints "touched" and powers off. Under a
  *                memory limit below that it never gets there: its VMM is
  *                OOM-killed first.
  *   other index  prints "child N alive K" about twice a second (spinning
@@ -16,11 +18,12 @@
 #include "rt/guest.h"
 #include "rt/user.h"
 
-#define VMCTL	     0x610
-#define HOG_BASE     (32ULL << 20)
-#define HOG_MIB	     200
-#define ALIVE_ROUNDS 240
-#define SPIN_TSC     1000000000ULL /* ~0.3-0.5 s at the usual TSC rates */
+#define VMCTL	      0x610
+#define HOG_BASE      (32ULL << 20)
+#define HOG_MIB	      200
+#define ALIVE_ROUNDS  240
+#define SPIN_TSC      1000000000ULL /* ~0.3-0.5 s at the usual TSC rates */
+#define HOG_DELAY_TSC (4 * SPIN_TSC)
 
 static inline uint64_t rdtsc(void)
 {
@@ -82,6 +85,7 @@ int main(void)
 		return 0;
 	}
 	if (idx == 1) {
+		user_call(user_spin, HOG_DELAY_TSC);
 		puts_("isolate_mem_hog: child 1 touching 200 MiB\n");
 		pages = user_call(user_touch, HOG_MIB);
 		CHECK(pages == HOG_MIB * 256ULL);

@@ -57,7 +57,10 @@ fpid=$(pgrep -P "$pid" -x forkd | head -n 1)
 for i in 0 1; do
 	leaves=("$parent"/fork-*-child-"$i")
 	leaf=${leaves[0]}
-	[[ -d $leaf ]] || fail "no leaf cgroup for child $i in $parent ($(ls "$parent"))"
+	if [[ ! -d $leaf ]]; then
+		grep -q "^fork: child $i " "$log" && fail "child $i ended before its leaf was looked at (the guest waits 1-2 s before it hogs): $(grep "^fork: child $i " "$log")"
+		fail "no leaf cgroup for child $i in $parent ($(ls "$parent" | tr '\n' ' '))"
+	fi
 	[[ $leaf == "$parent/fork-$fpid-child-$i" ]] || fail "leaf $leaf is not named after spawner $fpid"
 	if [[ -f $leaf/memory.max ]]; then
 		lim=$(cat "$leaf/memory.max")
