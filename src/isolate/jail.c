@@ -51,6 +51,7 @@ static const struct jail_rule base_rules[] = {
     {"clone", "threads only (CLONE_THREAD set)"},
     {"prctl", "PR_SET_NAME only (vCPU thread names)"},
     {"tgkill", "this process only: kick a vCPU out of KVM_RUN"},
+    {"sched_setaffinity", "the calling thread only: pin a vCPU thread (KVM-PVM)"},
 #if defined(__SANITIZE_ADDRESS__)
     /* ASan's runtime, in sanitizer builds only (make SANITIZE=1). */
     {"sigaltstack", "ASan: each thread's alternate signal stack"},
@@ -78,7 +79,7 @@ static const struct jail_rule net_rules[] = {
 
 /* Rules with argument checks, kept out of the plain loop. */
 static const char *const checked[] = {"ioctl", "mmap",	 "mprotect", "clone",
-				      "prctl", "tgkill", "socket"};
+				      "prctl", "tgkill", "socket",   "sched_setaffinity"};
 
 static const unsigned long allowed_ioctls[] = {
     KVM_RUN,
@@ -190,6 +191,11 @@ int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out)
 		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid());
 
 		err = add(ctx, "tgkill", 1, &c);
+	}
+	if (!err) {
+		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_EQ, 0);
+
+		err = add(ctx, "sched_setaffinity", 1, &c);
 	}
 	if (!err && o->vsock) {
 		struct scmp_arg_cmp c[2] = {

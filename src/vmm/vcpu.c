@@ -1,6 +1,7 @@
 #include "vmm/vcpu.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -191,6 +192,30 @@ static void vcpu_park(struct vcpu *vcpu)
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
+/* Pin the calling vCPU thread as vm_pin_plan() decided (vm.c says why). */
+static void vcpu_pin(struct vcpu *vcpu)
+{
+	const struct vm *vm = vcpu->vm;
+	int k, target = -1;
+	cpu_set_t one;
+
+	if (vm->pin_n <= 1)
+		return;
+	k = (vm->pin_base + vcpu->id) % vm->pin_n;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &vm->pin_cpus) && k-- == 0) {
+			target = c;
+			break;
+		}
+	if (target < 0)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(target, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) < 0)
+		log_warn("vcpu %d: could not pin to host CPU %d: %s", vcpu->id, target,
+			 strerror(errno));
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -202,6 +227,7 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%d", vcpu->id);
 	pthread_setname_np(pthread_self(), name);
+	vcpu_pin(vcpu);
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);

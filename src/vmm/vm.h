@@ -14,6 +14,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -118,7 +119,12 @@ struct vm {
 	unsigned nr_devices;
 	unsigned nr_virtio;	   /* virtio-mmio slots handed out */
 	uint64_t pvm_syscall_stub; /* KVM-PVM: the SYSCALL trampoline (pvm_syscall.h) */
-	char cmdline_extra[1024];  /* appended to the guest command line */
+	/* Host CPUs vCPU threads are pinned to, vCPU i to the (base + i) mod
+	 * n-th of them; n == 0: not pinned. Chosen in vm_create, before any
+	 * jail (see vcpu.c, "Pinning"). */
+	cpu_set_t pin_cpus;
+	int pin_n, pin_base;
+	char cmdline_extra[1024]; /* appended to the guest command line */
 
 	/* Pause protocol (vm_pause/vm_resume): vCPU threads park on the
 	 * condition variable at a clean instruction boundary. */
@@ -183,5 +189,7 @@ void vm_request_stop_signal(struct vm *vm, int status);
 
 /* True on KVM-PVM hosts (FORKD_PVM=0/1 in the environment overrides). */
 bool vm_host_is_pvm(void);
+/* Decide where vCPU threads are pinned (vm->pin_*); vm_create calls it. */
+void vm_pin_plan(struct vm *vm);
 
 #endif

@@ -194,6 +194,9 @@ net_check() {
     else
         fail net "ping 10.42.0.1: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
         say "net diagnosis: eth0 rx=$(cat /sys/class/net/eth0/statistics/rx_packets) tx=$(cat /sys/class/net/eth0/statistics/tx_packets) rx_dropped=$(cat /sys/class/net/eth0/statistics/rx_dropped) irqs: $(grep -i virtio /proc/interrupts | tr -s ' ' | tr '\n' ';')"
+        st=/sys/class/net/eth0/statistics
+        say "net diagnosis: rx_length_errors=$(cat $st/rx_length_errors) rx_frame_errors=$(cat $st/rx_frame_errors) rx_crc_errors=$(cat $st/rx_crc_errors) rx_nohandler=$(cat $st/rx_nohandler 2>/dev/null) neigh: $(x ip neigh show dev eth0 | tr '\n' ';')"
+        say "net diagnosis: snmp: $(grep -E '^(Ip|Icmp):' /proc/net/snmp | tr -s ' ' | tr '\n' ';')"
     fi
 }
 net_check

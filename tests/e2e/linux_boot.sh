@@ -124,6 +124,12 @@ cmdline+=${FORKD_E2E_CMDLINE_EXTRA:+ $FORKD_E2E_CMDLINE_EXTRA}
 log "booting $kernel (this takes minutes on KVM-PVM hosts)"
 log "cmdline: $cmdline"
 results=$work/results
+# With tcpdump installed, what crossed the tap is kept for the net diagnosis.
+tcpdump_pid=""
+if command -v tcpdump >/dev/null; then
+    tcpdump -i "$TAP" -nn -e -l -c 200 >"$work/tap.txt" 2>/dev/null &
+    tcpdump_pid=$!
+fi
 python3 "$SCRIPT_DIR/e2e_host.py" --console "$work/console.log" --vsock "$work/vsock.sock" \
     --results "$results" --deadline $((TIMEOUT + 120)) -- \
     "$FORKD_BIN" vm run --kernel "$kernel" --initrd "$work/initramfs.cpio" \
@@ -131,6 +137,7 @@ python3 "$SCRIPT_DIR/e2e_host.py" --console "$work/console.log" --vsock "$work/v
     --vsock "$work/vsock.sock" --console "$work/console.log" --timeout-secs "$TIMEOUT" ||
     die "e2e_host.py failed"
 [[ -f $results ]] || die "no results from e2e_host.py"
+[[ -n $tcpdump_pid ]] && { kill "$tcpdump_pid" 2>/dev/null; wait "$tcpdump_pid" 2>/dev/null || true; }
 
 # --- verdict -------------------------------------------------------------------------------
 pass=0
@@ -194,6 +201,8 @@ for c in "${userspace_checks[@]}"; do
         (($(cat "/sys/class/net/$TAP/statistics/rx_packets") > 0)); then
         report net SKIP "XFAIL known problem: $(grep -m1 'net diagnosis' "$work/console.log" |
             sed 's/.*net diagnosis: //' | cut -c1-90)"
+        grep 'net diagnosis' "$work/console.log" | sed 's/^/        /'
+        [[ -s $work/tap.txt ]] && sed 's/^/        tap: /' "$work/tap.txt" | grep -v -i ipv6 | head -n 30
         continue
     fi
     check_from_results guest "$c"

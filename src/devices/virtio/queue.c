@@ -132,6 +132,15 @@ int virtq_push(const struct guest_mem *mem, struct virtq *q, uint16_t head, uint
 	return 0;
 }
 
+int virtq_avail_idx(const struct guest_mem *mem, const struct virtq *q)
+{
+	const uint8_t *avail;
+
+	if (!q->ready || q->broken || !(avail = guest_ptr(mem, q->avail_gpa, 4)))
+		return -1;
+	return __atomic_load_n((const uint16_t *)(avail + 2), __ATOMIC_ACQUIRE);
+}
+
 bool virtq_should_interrupt(const struct guest_mem *mem, const struct virtq *q)
 {
 	const uint8_t *avail = guest_ptr(mem, q->avail_gpa, 2);

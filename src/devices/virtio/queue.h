@@ -65,6 +65,10 @@ int virtq_pop(const struct guest_mem *mem, struct virtq *q, struct virtq_req *re
 int virtq_push(const struct guest_mem *mem, struct virtq *q, uint16_t head,
 	       uint32_t written) __must_check;
 
+/* The driver's avail index (how many chains it has ever made available),
+ * or -1 for a queue that is not ready or whose ring is not in RAM. */
+int virtq_avail_idx(const struct guest_mem *mem, const struct virtq *q);
+
 /* Whether the driver wants an interrupt now (VIRTQ_AVAIL_F_NO_INTERRUPT). */
 bool virtq_should_interrupt(const struct guest_mem *mem, const struct virtq *q);
 

@@ -268,6 +268,8 @@ static void vsock_evt_flush(struct vsock *vs)
 		pushed = true;
 		if (len) {
 			vs->evt_reset_pending = false;
+			vs->evt_reset_unacked = true;
+			vs->evt_avail_at_reset = virtq_avail_idx(&vdev->vm->mem, q);
 			break;
 		}
 	}
@@ -275,6 +277,35 @@ static void vsock_evt_flush(struct vsock *vs)
 		virtio_fail(vdev, "malformed chain on the event queue");
 	if (pushed)
 		virtio_notify_used(vdev, VSOCK_EVTQ);
+}
+
+/* The driver makes the event buffer available again once it has handled
+ * the reset (Linux: after dropping every connection), so a newer avail
+ * index on the event queue means the reset is over: deferred requests go
+ * out. */
+static void vsock_evt_acked_check(struct vsock *vs)
+{
+	if (!vs->evt_reset_unacked ||
+	    virtq_avail_idx(&vs->vdev.vm->mem, &vs->vdev.queues[VSOCK_EVTQ]) ==
+		vs->evt_avail_at_reset)
+		return;
+	vs->evt_reset_unacked = false;
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &vs->conns[i];
+
+		if (c->state == VSOCK_CONN_CONNECTING && c->request_deferred) {
+			c->request_deferred = false;
+			(void)!vsock_conn_ctrl(vs, c, VSOCK_OP_REQUEST, 0);
+		}
+	}
+}
+
+bool vsock_requests_held(struct vsock *vs)
+{
+	vsock_evt_acked_check(vs);
+	/* A driver without an event queue never hears of the reset. */
+	return vs->evt_reset_unacked ||
+	       (vs->evt_reset_pending && vs->vdev.queues[VSOCK_EVTQ].ready);
 }
 
 static void vsock_notify(struct virtio_dev *vdev, unsigned q)
@@ -287,6 +318,7 @@ static void vsock_notify(struct virtio_dev *vdev, unsigned q)
 		vsock_rx_refilled(vs);
 	else if (q == VSOCK_EVTQ)
 		vsock_evt_flush(vs);
+	vsock_evt_acked_check(vs);
 	vsock_rxq_kick(vs);
 }
 
@@ -307,6 +339,7 @@ static void vsock_reset(struct virtio_dev *vdev)
 	vs->ctrl_head = vs->ctrl_len = 0;
 	vs->rx_held = vs->rx_used = vs->rx_starved = false;
 	vs->evt_reset_pending = false; /* a driver starting afresh has no connections */
+	vs->evt_reset_unacked = false;
 	/* The driver forgot every connection. Host clients still waiting for
 	 * the guest to accept keep waiting: a driver resets the device when it
 	 * starts, and a client may well have connected before that. Their
@@ -316,6 +349,7 @@ static void vsock_reset(struct virtio_dev *vdev)
 		struct vsock_ctrl req = {VSOCK_OP_REQUEST, 0, (int16_t)i, c->local_port,
 					 c->peer_port};
 
+		c->request_deferred = false;
 		if (c->state == VSOCK_CONN_CONNECTING)
 			(void)!vsock_rxq_enqueue(vs, &req);
 		else if (c->state == VSOCK_CONN_ESTABLISHED)

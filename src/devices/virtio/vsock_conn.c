@@ -57,6 +57,7 @@ void vsock_conn_close(struct vsock *vs, struct vsock_conn *c)
 	c->buf = NULL;
 	c->fd = -1;
 	c->state = VSOCK_CONN_FREE;
+	c->request_deferred = false;
 }
 
 /* Queue a control packet on c; if it cannot even be queued the guest will
@@ -321,7 +322,9 @@ static void conn_handshake(struct vsock *vs, struct vsock_conn *c)
 	} while (local_port_used(vs, c));
 	c->peer_port = port;
 	c->state = VSOCK_CONN_CONNECTING;
-	(void)!vsock_conn_ctrl(vs, c, VSOCK_OP_REQUEST, 0);
+	c->request_deferred = vsock_requests_held(vs);
+	if (!c->request_deferred)
+		(void)!vsock_conn_ctrl(vs, c, VSOCK_OP_REQUEST, 0);
 	return;
 
 bad:

@@ -66,6 +66,9 @@ struct vsock_conn {
 
 	char line[VSOCK_LINE_MAX];
 	unsigned line_len;
+	/* CONNECTING, but its OP_REQUEST waits for the guest to finish its
+	 * transport reset (vsock_requests_held). */
+	bool request_deferred;
 };
 
 /* A control packet waiting for a receive buffer. buf_alloc and fwd_cnt are
@@ -94,6 +97,12 @@ struct vsock {
 	/* A transport-reset event waits for an event-queue buffer (set by
 	 * restore: the guest's connections did not survive). */
 	bool evt_reset_pending;
+	/* The reset event was delivered, and the driver has not yet made
+	 * another event buffer available (it gives the used one back once it
+	 * has handled the event): it may still be dropping connections, a new
+	 * one among them. Host clients' OP_REQUESTs wait until it has. */
+	bool evt_reset_unacked;
+	int evt_avail_at_reset; /* the event queue's avail index then */
 	struct virtq_req rx_req, tx_req, evt_req;
 	struct iovec iov[VIRTQ_MAX_CHAIN];
 
@@ -104,6 +113,13 @@ struct vsock {
 	uint64_t ctrl_dropped;
 	struct vsock_conn conns[VSOCK_MAX_CONNS];
 };
+
+/* ---- vsock.c ---- */
+
+/* Whether a new host connection's OP_REQUEST must wait: the guest has a
+ * transport reset coming or still running (after a restore). The request
+ * goes out when it is over. */
+bool vsock_requests_held(struct vsock *vs);
 
 /* ---- vsock_rxq.c: receive queue ---- */
 
