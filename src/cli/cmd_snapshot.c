@@ -33,6 +33,7 @@
 #include "common/util.h"
 #include "snapshot/guest_image.h"
 #include "snapshot/snapshot.h"
+#include "vmm/vm.h"
 #include "vmm/vm_state.h"
 
 #define PROGRESS_SECS	   30
@@ -61,8 +62,10 @@ static void snapshot_usage(FILE *f)
 		"options:\n"
 		"  --tag TAG              [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}, required\n"
 		"  --image IMG            boot guest image IMG (instead of --kernel/--initrd);\n"
-		"                         defaults become --mem-mib %d --vcpus %d\n"
-		"                         --timeout-secs %d; --cmdline adds to its cmdline;\n"
+		"                         defaults become --mem-mib %d --vcpus %d (1 on\n"
+		"                         KVM-PVM hosts: SMP guests see user memory\n"
+		"                         corrupted there) --timeout-secs %d; --cmdline\n"
+		"                         adds to its cmdline;\n"
 		"                         --disk adds disks after its root (vdb, ...)\n"
 		"  --agent-port PORT      warm = the agent on this guest vsock port answers\n"
 		"                         ping with warm=true (default %d with --image;\n"
@@ -246,8 +249,10 @@ static void image_apply(struct vmopts *o, const struct guest_image *img)
 	o->spec.nr_disks++;
 	if (!o->mem_set)
 		o->spec.mem_mib = IMAGE_MEM_MIB;
+	/* On KVM-PVM a guest with 2 vCPUs sees its user memory corrupted
+	 * (docs/ARCHITECTURE.md, "KVM-PVM hosts"); with one it was clean. */
 	if (!o->vcpus_set)
-		o->spec.vcpus = IMAGE_VCPUS;
+		o->spec.vcpus = vm_host_is_pvm() ? 1 : IMAGE_VCPUS;
 	if (!o->timeout_secs)
 		o->timeout_secs = IMAGE_TIMEOUT_SECS;
 }
@@ -497,6 +502,12 @@ int cmd_snapshot(int argc, char **argv)
 	if (img)
 		log_info("snapshot '%s': image %s: %llu MiB, %d vCPUs, cmdline: %s", tag, img->dir,
 			 (unsigned long long)o.spec.mem_mib, o.spec.vcpus, o.boot.cmdline);
+	if (s.vm->pvm && o.spec.vcpus > 1)
+		log_warn(
+		    "snapshot '%s': %d vCPUs on a KVM-PVM host: Linux guests with more than one "
+		    "vCPU have seen their user memory corrupted here (docs/ARCHITECTURE.md, "
+		    "\"KVM-PVM hosts\"); --vcpus 1 avoids it",
+		    tag, o.spec.vcpus);
 	if (s.agent_port)
 		log_info("snapshot '%s': booting %s, waiting for the agent on vsock port %u to "
 			 "answer ping with warm=true (at most %llu s)",

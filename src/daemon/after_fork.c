@@ -24,6 +24,7 @@
 enum af_state {
 	AF_WAIT,  /* not connected: start at retry_at */
 	AF_HELLO, /* "CONNECT <port>" sent (or pending), waiting for "OK <n>" */
+	AF_PING,  /* ping sent (or pending): is the agent reading this connection? */
 	AF_REPLY, /* request sent (or pending), waiting for the answer */
 	AF_DONE,
 };
@@ -237,6 +238,47 @@ static void on_hello(struct af_conn *c, struct after_fork_target *t, uint32_t po
 		finish(c, t);
 		return;
 	}
+	/* The guest kernel accepted the connection; the agent may take a
+	 * while (emulated, seconds) to get to it. A ping first, so the time in
+	 * after_fork is taken when the agent is known to be reading: the clock
+	 * it sets is then late by one request's travel only. */
+	if (queue(c, strdup("{\"op\":\"ping\",\"id\":0}\n"))) {
+		fail(t, -ENOMEM, "out of memory");
+		finish(c, t);
+		return;
+	}
+	c->st = AF_PING;
+}
+
+/* The ping's answer (any well-formed line with id 0): send after_fork. */
+static void on_ping(struct af_conn *c, struct after_fork_target *t)
+{
+	char line[512];
+	json_t *o;
+	int r = conn_read(c);
+
+	if (r == 0)
+		return;
+	if (r < 0) {
+		fail(t, r,
+		     r == -ECONNRESET ? "the agent closed the connection before it answered ping"
+				      : "reading the agent's answer to ping: %s",
+		     strerror(-r));
+		finish(c, t);
+		return;
+	}
+	take_line(c, line, sizeof(line));
+	o = json_loads(line, 0, NULL);
+	if (!json_is_true(json_object_get(o, "ok")) ||
+	    json_integer_value(json_object_get(o, "id")) != 0 ||
+	    !json_is_integer(json_object_get(o, "id"))) {
+		json_decref(o);
+		fail(t, -EPROTO,
+		     "the agent's answer to ping is not {\"ok\": true, \"id\": 0}: %.200s", line);
+		finish(c, t);
+		return;
+	}
+	json_decref(o);
 	if (queue(c, request_line(t->index))) {
 		fail(t, -ENOMEM, "cannot build the after_fork request");
 		finish(c, t);
@@ -323,6 +365,8 @@ static void time_out(struct af_conn *c, struct after_fork_target *t, uint32_t po
 		     port, ms, c->refused);
 	else if (c->st == AF_REPLY)
 		fail(t, -ETIMEDOUT, "the agent did not answer after_fork within %d ms", ms);
+	else if (c->st == AF_PING)
+		fail(t, -ETIMEDOUT, "the agent did not answer ping within %d ms", ms);
 	else
 		fail(t, -ETIMEDOUT, "no answer to the vsock handshake for port %u within %d ms",
 		     port, ms);
@@ -416,11 +460,14 @@ size_t after_fork_run(struct after_fork_target *t, size_t n, uint32_t port, int 
 				on_write(&c[i], &t[i]);
 			if (c[i].st == AF_HELLO && (pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
 				on_hello(&c[i], &t[i], port);
+			else if (c[i].st == AF_PING &&
+				 (pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				on_ping(&c[i], &t[i]);
 			else if (c[i].st == AF_REPLY &&
 				 (pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
 				on_reply(&c[i], &t[i]);
-			/* A request queued by on_hello() goes out at once. */
-			if (c[i].st == AF_REPLY && c[i].out)
+			/* A line queued by on_hello() or on_ping() goes out at once. */
+			if ((c[i].st == AF_PING || c[i].st == AF_REPLY) && c[i].out)
 				on_write(&c[i], &t[i]);
 		}
 	}

@@ -149,7 +149,10 @@ cat "$WORK/img.log"
 ((rc == 0)) || fail "snapshot --image fake exited with status $rc"
 grep -q "at most 3600 s" "$WORK/img.log" || fail "--image did not default --timeout-secs to 3600"
 j=$snaps/img/snapshot.json
-[[ $(json "$j" 'j["mem_mib"], j["vcpus"], j["agent_port"]') == "(512, 2, 8888)" ]] ||
+# 2 vCPUs, but 1 on KVM-PVM hosts (SMP guests' user memory is corrupted there).
+want_vcpus=2
+[[ -e /sys/module/kvm_pvm && ${FORKD_PVM:-} != 0 || ${FORKD_PVM:-} == 1 ]] && want_vcpus=1
+[[ $(json "$j" 'j["mem_mib"], j["vcpus"], j["agent_port"]') == "(512, $want_vcpus, 8888)" ]] ||
 	fail "--image defaults: $(json "$j" 'j["mem_mib"], j["vcpus"], j.get("agent_port")')"
 [[ $(json "$j" '[d["path"] for d in j["devices"]["disks"]]') == "['$img/rootfs.ext4', '$WORK/extra.img']" ]] ||
 	fail "disks: $(json "$j" 'j["devices"]["disks"]')"
