@@ -121,7 +121,7 @@ struct vm {
 	uint64_t pvm_syscall_stub; /* KVM-PVM: the SYSCALL trampoline (pvm_syscall.h) */
 	/* Host CPUs vCPU threads are pinned to, vCPU i to the (base + i) mod
 	 * n-th of them; n == 0: not pinned. Chosen in vm_create, before any
-	 * jail (see vcpu.c, "Pinning"). */
+	 * jail (vm.c, vm_pin_plan, says why). */
 	cpu_set_t pin_cpus;
 	int pin_n, pin_base;
 	char cmdline_extra[1024]; /* appended to the guest command line */

@@ -77,6 +77,16 @@ for i in 0 1; do
 	fi
 	ok "child $i: leaf $(basename "$leaf") with a 64 MiB limit${procs:+, holding pid $procs}"
 done
+# On KVM-PVM every vCPU thread is pinned to one host CPU (src/vmm/vm.c,
+# vm_pin_plan): guest user memory is not coherent otherwise.
+if [[ -e /sys/module/kvm_pvm && $(nproc) -gt 1 ]]; then
+	for st in /proc/"$c0"/task/*/status; do
+		grep -q '^Name:[[:space:]]*vcpu' "$st" || continue
+		cpus=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$st")
+		[[ $cpus =~ ^[0-9]+$ ]] || fail "KVM-PVM: child 0's vCPU thread ${st%/status} may run on CPUs '$cpus', not one"
+		ok "KVM-PVM: child 0's vCPU thread ${st%/status} is pinned to host CPU $cpus"
+	done
+fi
 for ((t = 0; t < 300; t++)); do
 	grep -q '^fork: child 1 oom_killed' "$log" && break
 	sleep 0.1
