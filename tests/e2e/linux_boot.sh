@@ -136,13 +136,28 @@ if command -v tcpdump >/dev/null; then
     tcpdump -i "$TAP" -nn -e -l -c 200 >"$work/tap.txt" 2>/dev/null &
     tcpdump_pid=$!
 fi
-python3 "$SCRIPT_DIR/e2e_host.py" --console "$work/console.log" --vsock "$work/vsock.sock" \
-    --results "$results" --deadline $((TIMEOUT + 120)) -- \
-    "$FORKD_BIN" vm run --kernel "$kernel" --initrd "$work/initramfs.cpio" \
-    --cmdline "$cmdline" --mem-mib 256 --vcpus 2 --disk "$disk" --tap "$TAP" \
-    --vsock "$work/vsock.sock" --console "$work/console.log" --timeout-secs "$TIMEOUT" ||
-    die "e2e_host.py failed"
-[[ -f $results ]] || die "no results from e2e_host.py"
+init_retried=0
+for attempt in 1 2; do
+    python3 "$SCRIPT_DIR/e2e_host.py" --console "$work/console.log" --vsock "$work/vsock.sock" \
+        --results "$results" --deadline $((TIMEOUT + 120)) -- \
+        "$FORKD_BIN" vm run --kernel "$kernel" --initrd "$work/initramfs.cpio" \
+        --cmdline "$cmdline" --mem-mib 256 --vcpus 2 --disk "$disk" --tap "$TAP" \
+        --vsock "$work/vsock.sock" --console "$work/console.log" --timeout-secs "$TIMEOUT" ||
+        die "e2e_host.py failed"
+    [[ -f $results ]] || die "no results from e2e_host.py"
+    # The known KVM-PVM crash (a fresh process's first TLS access reads 0;
+    # docs/ARCHITECTURE.md) can hit PID 1 itself, which panics the guest
+    # before any check runs. Boot once more, and say so in the summary; a
+    # second such death fails as usual.
+    if ((attempt == 1)) && grep -q 'Attempted to kill init! exitcode=0x0000000b' "$work/console.log"; then
+        log "PID 1 died of SIGSEGV (the known KVM-PVM crash): booting once more"
+        mv "$work/console.log" "$work/console.attempt1.log"
+        rm -f "$results" "$work"/vsock.sock*
+        init_retried=1
+        continue
+    fi
+    break
+done
 [[ -n $tcpdump_pid ]] && { kill "$tcpdump_pid" 2>/dev/null; wait "$tcpdump_pid" 2>/dev/null || true; }
 
 # --- verdict -------------------------------------------------------------------------------
@@ -207,6 +222,9 @@ for c in "${userspace_checks[@]}"; do
 done
 # The known KVM-PVM user-space crash (init.sh re-runs a command it killed):
 # visible in the summary, never silent.
+if ((init_retried)); then
+    report init-crash SKIP "XFAIL known problem: the first boot's PID 1 died of SIGSEGV (issue 2); booted again"
+fi
 crashes=$(grep -c ': segfault at ' "$work/console.log" || true)
 if ((crashes > 0)); then
     report user-crash SKIP "XFAIL known problem: $crashes exec'd process(es) segfaulted on their first TLS access (issue 2); init.sh re-ran the command"
