@@ -198,15 +198,20 @@ static int conn_read(struct af_conn *c)
 	}
 }
 
+/* Drop the first line, n bytes and its '\n', from c->in. */
+static void drop_line(struct af_conn *c, size_t n)
+{
+	memmove(c->in, c->in + n + 1, c->in_len - n - 1);
+	c->in_len -= n + 1;
+}
+
 /* Take the first line out of c->in (NUL-terminated copy in line). */
 static size_t take_line(struct af_conn *c, char *line, size_t size)
 {
-	char *nl = memchr(c->in, '\n', c->in_len);
-	size_t n = (size_t)(nl - c->in);
+	size_t n = (size_t)((char *)memchr(c->in, '\n', c->in_len) - c->in);
 
 	snprintf(line, size, "%.*s", (int)MIN(n, size - 1), c->in);
-	memmove(c->in, nl + 1, c->in_len - n - 1);
-	c->in_len -= n + 1;
+	drop_line(c, n);
 	return n;
 }
 
@@ -250,34 +255,58 @@ static void on_hello(struct af_conn *c, struct after_fork_target *t, uint32_t po
 	c->st = AF_PING;
 }
 
-/* The ping's answer (any well-formed line with id 0): send after_fork. */
-static void on_ping(struct af_conn *c, struct after_fork_target *t)
+/* The agent's answer to `op`, sent with id `id`. 1: *out is that answer,
+ * a JSON object whose "ok" is true (the caller drops it); 0: not all
+ * there yet; -1: the target failed (t says why) and is finished. */
+static int take_answer(struct af_conn *c, struct after_fork_target *t, const char *op,
+		       json_int_t id, json_t **out)
 {
-	char line[512];
-	json_t *o;
+	json_error_t jerr;
+	json_t *o, *ok, *jid;
+	size_t n;
 	int r = conn_read(c);
 
 	if (r == 0)
-		return;
+		return 0;
 	if (r < 0) {
-		fail(t, r,
-		     r == -ECONNRESET ? "the agent closed the connection before it answered ping"
-				      : "reading the agent's answer to ping: %s",
-		     strerror(-r));
+		if (r == -ECONNRESET)
+			fail(t, r, "the agent closed the connection before it answered %s", op);
+		else if (r == -EMSGSIZE)
+			fail(t, r, "the agent's answer to %s is over %d bytes", op, MAX_LINE);
+		else
+			fail(t, r, "reading the agent's answer to %s: %s", op, strerror(-r));
 		finish(c, t);
-		return;
+		return -1;
 	}
-	take_line(c, line, sizeof(line));
-	o = json_loads(line, 0, NULL);
-	if (!json_is_true(json_object_get(o, "ok")) ||
-	    json_integer_value(json_object_get(o, "id")) != 0 ||
-	    !json_is_integer(json_object_get(o, "id"))) {
-		json_decref(o);
-		fail(t, -EPROTO,
-		     "the agent's answer to ping is not {\"ok\": true, \"id\": 0}: %.200s", line);
-		finish(c, t);
-		return;
+	n = (size_t)((char *)memchr(c->in, '\n', c->in_len) - c->in);
+	o = json_loadb(c->in, n, JSON_REJECT_DUPLICATES, &jerr);
+	drop_line(c, n);
+	ok = json_object_get(o, "ok");
+	jid = json_object_get(o, "id");
+	if (!json_is_object(o) || !json_is_boolean(ok)) {
+		fail(t, -EPROTO, "the agent's answer to %s is not a JSON object with \"ok\"", op);
+	} else if (!json_is_integer(jid) || json_integer_value(jid) != id) {
+		fail(t, -EPROTO, "the agent answered another request (id mismatch)");
+	} else if (!json_is_true(ok)) {
+		const char *msg = json_string_value(json_object_get(o, "error"));
+
+		fail(t, -EPROTO, "the agent refused %s: %s", op, msg ? msg : "(no error message)");
+	} else {
+		*out = o;
+		return 1;
 	}
+	json_decref(o);
+	finish(c, t);
+	return -1;
+}
+
+/* The answer to the ping: now send after_fork. */
+static void on_ping(struct af_conn *c, struct after_fork_target *t)
+{
+	json_t *o;
+
+	if (take_answer(c, t, "ping", 0, &o) <= 0)
+		return;
 	json_decref(o);
 	if (queue(c, request_line(t->index))) {
 		fail(t, -ENOMEM, "cannot build the after_fork request");
@@ -289,42 +318,13 @@ static void on_ping(struct af_conn *c, struct after_fork_target *t)
 
 static void on_reply(struct af_conn *c, struct after_fork_target *t)
 {
-	char *nl;
-	json_error_t jerr;
-	json_t *o, *ok, *id;
-	int r = conn_read(c);
+	json_t *o;
 
-	if (r == 0)
+	if (take_answer(c, t, "after_fork", 1, &o) <= 0)
 		return;
-	if (r < 0) {
-		if (r == -ECONNRESET)
-			fail(t, r, "the agent closed the connection before it answered after_fork");
-		else if (r == -EMSGSIZE)
-			fail(t, r, "the agent's answer to after_fork is over %d bytes", MAX_LINE);
-		else
-			fail(t, r, "reading the agent's answer: %s", strerror(-r));
-		finish(c, t);
-		return;
-	}
-	nl = memchr(c->in, '\n', c->in_len);
-	o = json_loadb(c->in, (size_t)(nl - c->in), JSON_REJECT_DUPLICATES, &jerr);
-	ok = json_object_get(o, "ok");
-	id = json_object_get(o, "id");
-	if (!json_is_object(o) || !json_is_boolean(ok)) {
-		fail(t, -EPROTO,
-		     "the agent's answer to after_fork is not a JSON object with \"ok\"");
-	} else if (!json_is_integer(id) || json_integer_value(id) != 1) {
-		fail(t, -EPROTO, "the agent answered another request (id mismatch)");
-	} else if (!json_is_true(ok)) {
-		const char *msg = json_string_value(json_object_get(o, "error"));
-
-		fail(t, -EPROTO, "the agent refused after_fork: %s",
-		     msg ? msg : "(no error message)");
-	} else {
-		t->status = 0;
-		t->error[0] = 0;
-	}
 	json_decref(o);
+	t->status = 0;
+	t->error[0] = 0;
 	finish(c, t);
 }
 

@@ -49,7 +49,7 @@ void vm_pin_plan(struct vm *vm)
 	if (!want || sched_getaffinity(0, sizeof(vm->pin_cpus), &vm->pin_cpus) < 0)
 		return;
 	vm->pin_n = CPU_COUNT(&vm->pin_cpus);
-	vm->pin_base = (int)((unsigned)getpid() % (unsigned)(vm->pin_n ? vm->pin_n : 1));
+	vm->pin_base = (int)((unsigned)getpid() % (unsigned)vm->pin_n); /* n >= 1 */
 }
 
 static int set_memory_regions(struct vm *vm)
