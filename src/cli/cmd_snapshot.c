@@ -30,6 +30,7 @@
 #include "cli/cli.h"
 #include "cli/console_tap.h"
 #include "cli/vmopts.h"
+#include "isolate/netns.h"
 #include "common/util.h"
 #include "snapshot/guest_image.h"
 #include "snapshot/snapshot.h"
@@ -72,6 +73,11 @@ static void snapshot_usage(FILE *f)
 		"                         0: no agent, the doorbell decides); recorded in\n"
 		"                         snapshot.json, so children get after_fork. Adds a\n"
 		"                         vsock device (private socket) unless --vsock\n"
+		"  --net                  give the guest a network: virtio-net on tap\n"
+		"                         forkd-tap0 (10.42.0.1/24, the guest is 10.42.0.2)\n"
+		"                         in a private network namespace that ends with\n"
+		"                         this command; the same network every child of\n"
+		"                         'forkd fork --per-child-netns' gets (root)\n"
 		"  --force                replace an existing snapshot with this tag\n"
 		"  --warm-console TEXT    also take the guest as warm when a console line\n"
 		"                         contains TEXT (for guests that cannot reach the\n"
@@ -343,7 +349,7 @@ static void report_failure(struct snap_run *s, int status, uint64_t timeout_secs
 
 int cmd_snapshot(int argc, char **argv)
 {
-	enum { O_TAG = 2000, O_FORCE, O_WARM_CONSOLE, O_IMAGE, O_AGENT_PORT };
+	enum { O_TAG = 2000, O_FORCE, O_WARM_CONSOLE, O_IMAGE, O_AGENT_PORT, O_NET };
 	struct option opts[40];
 	struct vmopts o;
 	struct boot_info bi;
@@ -352,7 +358,7 @@ int cmd_snapshot(int argc, char **argv)
 	char dir[PATH_MAX], tmpdir[PATH_MAX + 32] = "", vsock_dir[64] = "", vsock_path[128];
 	char cmdline[4096], err[600];
 	const char *tag = NULL, *image = NULL;
-	bool force = false, agent_port_set = false, started = false;
+	bool force = false, agent_port_set = false, started = false, net = false;
 	int console_fd = -1, c, status, ret = 1;
 	uint64_t t_warm = 0, t_done = 0, deadline = 0, port;
 	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
@@ -365,6 +371,7 @@ int cmd_snapshot(int argc, char **argv)
 			 {"warm-console", required_argument, NULL, O_WARM_CONSOLE},
 			 {"image", required_argument, NULL, O_IMAGE},
 			 {"agent-port", required_argument, NULL, O_AGENT_PORT},
+			 {"net", no_argument, NULL, O_NET},
 			 {0},
 		     });
 	vmopts_init(&o);
@@ -385,6 +392,8 @@ int cmd_snapshot(int argc, char **argv)
 			o.spec.warm_console = optarg;
 		} else if (c == O_IMAGE) {
 			image = optarg;
+		} else if (c == O_NET) {
+			net = true;
 		} else if (c == O_AGENT_PORT) {
 			if (parse_u64(optarg, &port) || port > 0xfffffffeULL)
 				cli_usage_error("snapshot",
@@ -429,12 +438,20 @@ int cmd_snapshot(int argc, char **argv)
 		cli_usage_error("snapshot",
 				"--image adds its root disk: at most %d more --disk options",
 				MACHINE_MAX_DISKS - 1);
+	if (net && o.spec.tap)
+		cli_usage_error("snapshot", "--net gives the guest its own tap: drop --tap");
 	s.tag = tag;
 	if (snapshot_dir(tag, dir, sizeof(dir)))
 		goto out;
 	if (stat(dir, &st) == 0 && !force) {
 		log_err("snapshot '%s' already exists at %s (use --force to replace it)", tag, dir);
 		goto out;
+	}
+	/* Before any thread starts: unshare() moves only the caller. */
+	if (net) {
+		if (netns_private_tap())
+			goto out;
+		o.spec.tap = NETNS_TAP_NAME;
 	}
 	if (image) {
 		img = malloc(sizeof(*img));

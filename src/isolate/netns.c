@@ -375,25 +375,33 @@ static int open_tun(void *arg)
 	return *fd < 0 ? log_errno("open /dev/net/tun (is the tun module loaded?)") : 0;
 }
 
-/* A persistent tap named NETNS_TAP_NAME inside the namespace, with the
- * flags virtio-net attaches with (src/devices/virtio/net.c). */
-static int tap_create(struct ctx *c)
+/* Make fd (open on /dev/net/tun) a persistent tap named NETNS_TAP_NAME, with
+ * the flags virtio-net attaches with (src/devices/virtio/net.c); where names
+ * the namespace in messages. Closes fd. */
+static int tap_persist(int fd, const char *where)
 {
 	struct ifreq ifr;
-	int fd = -1, err;
+	int err = 0;
 
-	err = nl_in_netns(c->nsfd, open_tun, &fd);
-	if (err)
-		return err;
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", NETNS_TAP_NAME);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
-		err = log_errno("TUNSETIFF(%s in %s)", NETNS_TAP_NAME, c->a.name);
+		err = log_errno("TUNSETIFF(%s in %s)", NETNS_TAP_NAME, where);
 	else if (ioctl(fd, TUNSETPERSIST, 1UL) < 0)
-		err = log_errno("TUNSETPERSIST(%s in %s)", NETNS_TAP_NAME, c->a.name);
+		err = log_errno("TUNSETPERSIST(%s in %s)", NETNS_TAP_NAME, where);
 	close(fd);
 	return err;
+}
+
+/* The tap inside the namespace (the tun file is opened there: a tap
+ * belongs to the namespace of whoever opened /dev/net/tun). */
+static int tap_create(struct ctx *c)
+{
+	int fd = -1, err;
+
+	err = nl_in_netns(c->nsfd, open_tun, &fd);
+	return err ? err : tap_persist(fd, c->a.name);
 }
 
 static int ensure_up(struct nl *nl, const struct nl_link *l)
@@ -434,6 +442,29 @@ static int build_tap(struct ctx *c, const struct netns_status *st)
 	    (err = nl_link_set_forwarding(&c->rt_ns, c->tap.index, true)))
 		return err;
 	return ensure_up(&c->rt_ns, &c->tap);
+}
+
+int netns_private_tap(void)
+{
+	static const char where[] = "the snapshot's private namespace";
+	struct netns_addrs a;
+	struct nl rt;
+	struct nl_link tap;
+	int fd = -1, err;
+
+	if (netns_addrs(0, &a))
+		return -ERANGE;
+	if (unshare(CLONE_NEWNET))
+		return log_errno("unshare(CLONE_NEWNET) (needs CAP_SYS_ADMIN: run as root)");
+	if ((err = open_tun(&fd)) || (err = tap_persist(fd, where)))
+		return err;
+	if ((err = nl_open(&rt, NETLINK_ROUTE, -1, where)))
+		return err;
+	if (!(err = fresh_link(&rt, &tap, NETNS_TAP_NAME)) &&
+	    !(err = nl_addr_replace(&rt, tap.index, a.tap, a.tap_plen)))
+		err = ensure_up(&rt, &tap);
+	nl_close(&rt);
+	return err;
 }
 
 static int build_veth(struct ctx *c, const struct netns_status *st)

@@ -110,6 +110,14 @@ int netns_prepare(uint32_t index) __must_check;
  * the fix when the namespace does not exist). */
 int netns_enter(uint32_t index) __must_check;
 
+/* Move the calling process into a new, unnamed network namespace holding
+ * only a tap NETNS_TAP_NAME with 10.42.0.1/24, up: the network a guest
+ * sees in every child namespace, for booting the guest that is then
+ * snapshotted. The namespace disappears with the process; nothing is
+ * left on the host. Call before any thread starts. 0 or -errno
+ * (reported). */
+int netns_private_tap(void) __must_check;
+
 /* Remove namespace index: the tap, both veth ends, the NAT table, the
  * name under /run/netns; and the host table when no forkd namespace is
  * left. A process still inside keeps an empty namespace alive until it

@@ -45,28 +45,83 @@ cleanup() {
 }
 trap cleanup EXIT
 export FORKD_HOME=$work/home
+snaptag=e2e-py
+# FORKD_E2E_SNAPSHOT=<FORKD_HOME>/snapshots/<tag>: fork a snapshot made earlier
+# instead of building and booting one (for working on the checks; CI never
+# sets it).
+reuse=${FORKD_E2E_SNAPSHOT:-}
+if [[ -n $reuse ]]; then
+    [[ -f $reuse/snapshot.json ]] || { echo "image_fork: error: $reuse/snapshot.json missing"; exit 1; }
+    FORKD_HOME=$(cd "$reuse/../.." && pwd)
+    snaptag=${reuse%/}
+    snaptag=${snaptag##*/}
+fi
 
-pass=0 fail=0
-report() { # name ok|FAIL detail
-    if [[ $2 == ok ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+pass=0 fail=0 skip=0
+report() { # name ok|FAIL|SKIP detail
+    case $2 in
+    ok) pass=$((pass + 1)) ;;
+    SKIP) skip=$((skip + 1)) ;;
+    *) fail=$((fail + 1)) ;;
+    esac
     printf '  %-5s %-22s %s\n' "$2" "$1" "${3:0:150}"
 }
+
+# On KVM-PVM hosts a process started in a guest now and then dies of SIGSEGV
+# on memory it has just written (guest user memory is not always coherent
+# there, docs/ARCHITECTURE.md "KVM-PVM hosts"; ~1 in 40 exec'd processes with
+# 1 vCPU). fx runs `forkd exec` like the user would; when the command was
+# killed by SIGSEGV (exit 139) on such a host it says so and runs it once
+# more, and the summary counts it as an XFAIL. A second crash, or any crash on
+# an ordinary KVM host, is returned as is and fails the check that ran it.
 stage() { # name start-time
     log "stage $1 took $(($(date +%s) - $2)) s"
 }
 
-# --- image ---------------------------------------------------------------------
-t=$(date +%s)
-"$FORKD_BIN" image build --tag "$IMAGE"
-stage "image build" "$t"
+pvm=0
+[[ -d /sys/module/kvm_pvm ]] && pvm=1
+# fx runs in command substitutions (subshells), so re-runs are counted in a file.
+fx_to() { # stdout-file stderr-file run-dir forkd-exec-args... -- argv...
+    local o=$1 e=$2 rc=0 try
+    shift 2
+    for try in 1 2; do
+        rc=0
+        if [[ $o == "$e" ]]; then
+            "$FORKD_BIN" exec --run-dir "$@" >"$o" 2>&1 || rc=$?
+        else
+            "$FORKD_BIN" exec --run-dir "$@" >"$o" 2>"$e" || rc=$?
+        fi
+        ((rc == 139 && pvm && try == 1)) || break
+        echo "${1##*/}: ${*:2}" >>"$work/crashes"
+        echo "image_fork: ${1##*/}: '${*:2}' was killed by SIGSEGV (KVM-PVM, known); running it once more" >&2
+    done
+    return "$rc"
+}
+fx() { # run-dir forkd-exec-args... -- argv...: prints stdout and stderr
+    local f rc=0
+    f=$(mktemp "$work/fx.XXXXXX")
+    fx_to "$f" "$f" "$@" || rc=$?
+    cat "$f"
+    rm -f "$f"
+    return "$rc"
+}
 
-# --- snapshot: boot until the agent answers ping with warm=true ------------------
-t=$(date +%s)
-log "booting image '$IMAGE' until its agent is warm (minutes on KVM-PVM hosts)"
-"$FORKD_BIN" snapshot --tag e2e-py --image "$IMAGE" --console "$work/parent.log" \
-    --timeout-secs 3000
-stage snapshot "$t"
-snapdir=$FORKD_HOME/snapshots/e2e-py
+snapdir=$FORKD_HOME/snapshots/$snaptag
+if [[ -z $reuse ]]; then
+    # --- image ------------------------------------------------------------------
+    t=$(date +%s)
+    "$FORKD_BIN" image build --tag "$IMAGE"
+    stage "image build" "$t"
+
+    # --- snapshot: boot until the agent answers ping with warm=true ---------------
+    t=$(date +%s)
+    log "booting image '$IMAGE' until its agent is warm (minutes on KVM-PVM hosts)"
+    "$FORKD_BIN" snapshot --tag "$snaptag" --image "$IMAGE" --console "$work/parent.log" \
+        --timeout-secs 3000
+    stage snapshot "$t"
+else
+    log "forking the earlier snapshot $snapdir (FORKD_E2E_SNAPSHOT)"
+fi
 mem_sha=$(sha256sum "$snapdir/memory.bin" | cut -d' ' -f1)
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["agent_port"] == 8888, d' \
     "$snapdir/snapshot.json" && report agent-port ok "snapshot.json agent_port 8888" ||
@@ -74,7 +129,7 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["agent_por
 
 # --- fork: 3 children, kept running while the checks talk to them ---------------
 t=$(date +%s)
-"$FORKD_BIN" fork --tag e2e-py -n "$N" --settle-secs 3000 --workdir "$work/run" \
+"$FORKD_BIN" fork --tag "$snaptag" -n "$N" --settle-secs 3000 --workdir "$work/run" \
     --keep-workdir --agent-timeout-secs 600 >"$work/fork.log" 2>&1 &
 fork_pid=$!
 # Ready means every child answered after_fork; wait for forkd to say so.
@@ -95,20 +150,20 @@ for i in $(seq 0 $((N - 1))); do
     out=$("$FORKD_BIN" ping --run-dir "$d" --json 2>&1) &&
         out=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["warm"] and r["index"] == int(sys.argv[2]), r; print(json.dumps(r))' \
             "$out" "$i" 2>&1) && report "child-$i ping" ok "$out" || report "child-$i ping" FAIL "${out//$'\n'/ }"
-    out=$("$FORKD_BIN" exec --run-dir "$d" -- python3 -c 'print(6 * 7)' 2>&1) &&
+    out=$(fx "$d" -- python3 -c 'print(6 * 7)') &&
         [[ $out == 42 ]] && report "child-$i exec python3" ok "$out" ||
         report "child-$i exec python3" FAIL "$out"
     out=$("$FORKD_BIN" eval --run-dir "$d" 'int(np.arange(10).sum())' 2>&1) &&
         [[ $out == 45 ]] && report "child-$i eval numpy" ok "$out" ||
         report "child-$i eval numpy" FAIL "$out"
-    "$FORKD_BIN" exec --run-dir "$d" -- sh -c "echo child-$i >/tmp/who" >/dev/null 2>&1 || true
-    out=$("$FORKD_BIN" exec --run-dir "$d" -- cat /tmp/who 2>&1) &&
+    fx "$d" -- sh -c "echo child-$i >/tmp/who" >/dev/null || true
+    out=$(fx "$d" -- cat /tmp/who) &&
         [[ $out == "child-$i" ]] && report "child-$i write+read" ok "$out" ||
         report "child-$i write+read" FAIL "$out"
 done
 # A file written only in child 1 is absent in child 2 (copy-on-write disk).
-"$FORKD_BIN" exec --run-dir "$(child 1)" -- sh -c 'echo only-1 >/root/only-in-1' >/dev/null 2>&1 || true
-out=$("$FORKD_BIN" exec --run-dir "$(child 2)" -- sh -c 'test -e /root/only-in-1 && echo present || echo absent' 2>&1)
+fx "$(child 1)" -- sh -c 'echo only-1 >/root/only-in-1' >/dev/null || true
+out=$(fx "$(child 2)" -- sh -c 'test -e /root/only-in-1 && echo present || echo absent')
 [[ $out == absent ]] && report "cow isolation" ok "child 1's file absent in child 2" ||
     report "cow isolation" FAIL "$out"
 
@@ -137,7 +192,7 @@ get() {
 urnd=() prnd=() nrnd=() clock_ok=1 clock_detail=""
 for i in $(seq 0 $((N - 1))); do
     d=$(child "$i")
-    urnd+=("$(get "$FORKD_BIN" exec --run-dir "$d" -- sh -c 'head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n"')")
+    urnd+=("$(get fx "$d" -- sh -c 'set -o pipefail; head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n"')")
     prnd+=("$(get "$FORKD_BIN" eval --run-dir "$d" 'import random; random.random()')")
     nrnd+=("$(get "$FORKD_BIN" eval --run-dir "$d" 'float(np.random.random())')")
     # The guest's clock, read during the call, must lie within 2 s of the
@@ -185,13 +240,12 @@ print("3 bad lines answered with errors, then ping ok: " + unknown["error"])
 PY
 ) && report "agent bad requests" ok "$out" || report "agent bad requests" FAIL "$out"
 rc=0
-out=$("$FORKD_BIN" exec --run-dir "$d" --timeout-secs 3 -- sleep 60 2>&1) || rc=$?
+out=$(fx "$d" --timeout-secs 3 -- sleep 60) || rc=$?
 ((rc == 124)) && [[ $out == *"timed out"* ]] && report "exec timeout" ok "exit 124: $out" ||
     report "exec timeout" FAIL "exit $rc: $out"
 rc=0
-"$FORKD_BIN" exec --run-dir "$d" --timeout-secs 600 -- \
-    python3 -c 'import sys; sys.stdout.write("0123456789abcdef" * (10 << 16))' \
-    >"$work/10mib.out" 2>"$work/10mib.err" || rc=$?
+fx_to "$work/10mib.out" "$work/10mib.err" "$d" --timeout-secs 600 -- \
+    python3 -c 'import sys; sys.stdout.write("0123456789abcdef" * (10 << 16))' || rc=$?
 size=$(stat -c %s "$work/10mib.out")
 want=$(python3 -c 'import sys; sys.stdout.write("0123456789abcdef" * (10 << 16))' | sha256sum)
 got=$(sha256sum <"$work/10mib.out")
@@ -207,5 +261,8 @@ now_sha=$(sha256sum "$snapdir/memory.bin" | cut -d' ' -f1)
 [[ $now_sha == "$mem_sha" ]] && report "memory.bin unchanged" ok "$now_sha" ||
     report "memory.bin unchanged" FAIL "$mem_sha -> $now_sha"
 
-echo "$pass passed, $fail failed"
+if [[ -s $work/crashes ]]; then
+    report platform-crash SKIP "XFAIL known KVM-PVM problem: $(wc -l <"$work/crashes") command(s) killed by SIGSEGV and re-run: $(tr '\n' ';' <"$work/crashes")"
+fi
+echo "$pass passed, $fail failed, $skip skipped"
 ((fail == 0))

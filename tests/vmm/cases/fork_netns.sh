@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fork_netns: `forkd fork --per-child-netns` with a snapshot that has a
-# network device (tests/guests/fork_netns.c, snapshotted with a throwaway
-# tap). Every child is 10.42.0.2 with the same MAC, so only its namespace
+# network device (tests/guests/fork_netns.c, snapshotted with --net: a tap
+# in a private namespace that ends with the snapshot). Every child is 10.42.0.2 with the same MAC, so only its namespace
 # tells the children apart:
 #   1. without --per-child-netns the fork is refused, naming the option,
 #      and no child or namespace is made;
@@ -52,8 +52,10 @@ _fork_netns_cleanup() {
 trap _fork_netns_cleanup EXIT
 
 tag=netns$$
-snap_take "$tag" --mem-mib 16 --no-rng --tap "fkt$$" --mac 52:54:00:0a:0b:0c
-ip link show "fkt$$" >/dev/null 2>&1 && fail "the snapshot's tap fkt$$ outlived forkd snapshot"
+snap_take "$tag" --mem-mib 16 --no-rng --net --mac 52:54:00:0a:0b:0c
+grep -q '"net": true' "$FORKD_HOME/snapshots/$tag/snapshot.json" ||
+	fail "snapshot --net recorded no network device: $(cat "$FORKD_HOME/snapshots/$tag/snapshot.json")"
+ip link show forkd-tap0 >/dev/null 2>&1 && fail "snapshot --net left a tap forkd-tap0 on the host"
 
 # 1. A snapshot with a network device needs --per-child-netns.
 rc=0
