@@ -4,7 +4,12 @@
 # says it is warm, snapshotted, and forked into 3 children. In each child the
 # agent must answer ping, exec, eval (numpy) and a file write/read; children
 # must not share files, random state or a stale clock; memory.bin must be
-# unchanged by them.
+# unchanged by them. The guest has a network (snapshot --net) and every child
+# runs in its own namespace (fork --per-child-netns): each child's agent
+# answers on 10.42.0.2:8888 from inside its namespace, and child 0 reaches its
+# own namespace but not child 1's. Then a daemon (forkd serve) spawns
+# sandboxes of the same snapshot and the Python SDK's test suite runs against
+# them: the real agent behind the REST API.
 #
 # Slow on KVM-PVM hosts (the guest kernel is emulated there): the image is
 # cached under ~/.cache/forkd, the boot to a warm agent takes many minutes.
@@ -25,15 +30,17 @@ log() { echo "image_fork: [$(($(date +%s) - t_start))s] $*"; }
 [[ -x $FORKD_BIN ]] || { echo "image_fork: error: $FORKD_BIN missing (run make)"; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/forkd-image-fork.XXXXXX")
-fork_pid=""
+fork_pid="" daemon_pid="" listeners=()
 cleanup() {
-    local rc=$?
-    if [[ -n $fork_pid ]] && kill -0 "$fork_pid" 2>/dev/null; then
-        kill -TERM "$fork_pid" 2>/dev/null || true
-        wait "$fork_pid" 2>/dev/null || true
-    fi
+    local rc=$? p
+    for p in $fork_pid $daemon_pid "${listeners[@]}"; do
+        kill -0 "$p" 2>/dev/null || continue
+        kill -TERM "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    "$FORKD_BIN" netns teardown --force 0 1 2 >/dev/null 2>&1 || true
     if ((rc != 0)); then
-        for f in "$work"/parent.log "$work"/run/child-*/console.log; do
+        for f in "$work"/parent.log "$work"/run/child-*/console.log "$work"/daemon.log; do
             [[ -s $f ]] || continue
             echo "----- last 15 lines of $f -----"
             tail -n 15 "$f" | tr -d '\r'
@@ -116,7 +123,7 @@ if [[ -z $reuse ]]; then
     # --- snapshot: boot until the agent answers ping with warm=true ---------------
     t=$(date +%s)
     log "booting image '$IMAGE' until its agent is warm (minutes on KVM-PVM hosts)"
-    "$FORKD_BIN" snapshot --tag "$snaptag" --image "$IMAGE" --console "$work/parent.log" \
+    "$FORKD_BIN" snapshot --tag "$snaptag" --image "$IMAGE" --net --console "$work/parent.log" \
         --timeout-secs 3000
     stage snapshot "$t"
 else
@@ -129,7 +136,17 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["agent_por
 
 # --- fork: 3 children, kept running while the checks talk to them ---------------
 t=$(date +%s)
-"$FORKD_BIN" fork --tag "$snaptag" -n "$N" --settle-secs 3000 --workdir "$work/run" \
+# Every child gets namespace forkd-child-<i>: leftovers of an earlier run are
+# removed, one in use by something else stops the test.
+for i in $(seq 0 $((N - 1))); do
+    [[ -e /run/netns/forkd-child-$i ]] || continue
+    if [[ -n $(ip netns pids "forkd-child-$i" 2>/dev/null) ]]; then
+        echo "image_fork: error: forkd-child-$i is in use on this host (pids $(ip netns pids "forkd-child-$i" | tr '\n' ' '))"
+        exit 1
+    fi
+    "$FORKD_BIN" netns teardown "$i" >/dev/null
+done
+"$FORKD_BIN" fork --tag "$snaptag" -n "$N" --per-child-netns --settle-secs 3000 --workdir "$work/run" \
     --keep-workdir --agent-timeout-secs 600 >"$work/fork.log" 2>&1 &
 fork_pid=$!
 # Ready means every child answered after_fork; wait for forkd to say so.
@@ -212,6 +229,56 @@ dup_check "numpy random distinct" "${nrnd[@]}"
     report "guest clock" FAIL "$clock_detail"
 stage checks "$t"
 
+# Networks: each child's agent answers TCP on 10.42.0.2:8888 inside its own
+# namespace (and it is that child: the index it reports); child 0 reaches a
+# listener in its own namespace but not one in child 1's, which the host
+# reaches (the host drops forwarding between children's namespaces).
+t=$(date +%s)
+for i in $(seq 0 $((N - 1))); do
+    out=$(ip netns exec "forkd-child-$i" python3 - "$i" <<'PY' 2>&1
+import json, socket, sys
+s = socket.create_connection(("10.42.0.2", 8888), timeout=120)
+s.sendall(b'{"op": "ping", "id": 1}\n')
+r = json.loads(s.makefile("rb").readline())
+assert r["ok"] and r["pong"] and r["index"] == int(sys.argv[1]), r
+print("index %d, pid %d over TCP" % (r["index"], r["pid"]))
+PY
+) && report "child-$i tcp 8888" ok "$out" || report "child-$i tcp 8888" FAIL "${out//$'\n'/ }"
+done
+listen() { # namespace address port text: serve text to every connection
+    ip netns exec "$1" python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.sendall(sys.argv[3].encode() + b"\n")
+    c.close()' "$2" "$3" "$4" &
+    listeners+=($!)
+}
+listen forkd-child-0 10.42.0.1 9101 own-namespace
+listen forkd-child-1 0.0.0.0 9100 child-1-namespace
+sleep 1
+probe='import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+    print("reached", s.makefile().readline().strip())
+except OSError as e:
+    print("blocked", e)'
+# 10.201.0.6: child 1's namespace end of its veth (10.201.0.0 + 4*1 + 2).
+out=$(python3 -c "$probe" 10.201.0.6 9100 2>&1)
+[[ $out == "reached child-1-namespace" ]] && report "host -> child-1 ns" ok "$out" ||
+    report "host -> child-1 ns" FAIL "$out"
+out=$(fx "$(child 0)" --timeout-secs 60 -- python3 -c "$probe" 10.42.0.1 9101)
+[[ $out == "reached own-namespace" ]] && report "child-0 -> own ns" ok "$out" ||
+    report "child-0 -> own ns" FAIL "$out"
+out=$(fx "$(child 0)" --timeout-secs 60 -- python3 -c "$probe" 10.201.0.6 9100)
+[[ $out == blocked* ]] && report "child-0 -/-> child-1" ok "$out" ||
+    report "child-0 -/-> child-1" FAIL "$out"
+stage network "$t"
+
 # Agent robustness in a real child: malformed lines and an unknown op get an
 # error reply on the same connection (the agent carries on), an exec that
 # outlives its timeout is killed and says so, and a command printing 10 MiB
@@ -257,6 +324,57 @@ stage robustness "$t"
 kill -TERM "$fork_pid" 2>/dev/null || true
 wait "$fork_pid" 2>/dev/null || true
 fork_pid=""
+for p in "${listeners[@]}"; do
+    kill "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+done
+listeners=()
+left=$(ls /run/netns 2>/dev/null | grep -E '^forkd-child-[0-2]$' | tr '\n' ' ' || true)
+[[ -z $left ]] && report "netns removed" ok "the fork's namespaces are gone" ||
+    report "netns removed" FAIL "left behind: $left"
+
+# The daemon: sandboxes of the same snapshot through the REST API, driven by
+# the Python SDK's test suite (sdk/python/tests, here with the real agent).
+t=$(date +%s)
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/token"
+chmod 600 "$work/token"
+"$FORKD_BIN" serve --bind 127.0.0.1:0 --token-file "$work/token" --state-dir "$work/state" \
+    --run-root "$work/sandboxes" --agent-timeout-secs 600 \
+    </dev/null >"$work/daemon.out" 2>"$work/daemon.log" &
+daemon_pid=$!
+port=""
+for _ in $(seq 1 300); do
+    port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$work/daemon.out" | head -n 1)
+    [[ -n $port ]] || ! kill -0 "$daemon_pid" 2>/dev/null && break
+    sleep 0.1
+done
+if [[ -z $port ]]; then
+    report "forkd serve" FAIL "did not start: $(tail -n 5 "$work/daemon.log")"
+else
+    report "forkd serve" ok "listening on 127.0.0.1:$port"
+    pytest_py=""
+    for py in python3 /usr/bin/python3; do
+        "$py" -c 'import pytest' 2>/dev/null && { pytest_py=$py; break; }
+    done
+    rc=0
+    [[ -n $pytest_py ]] || pytest_py=python3 # fails, saying pytest is missing
+    out=$(cd "$REPO" && FORKD_URL=http://127.0.0.1:$port FORKD_TOKEN=$(cat "$work/token") \
+        FORKD_TAG=$snaptag FORKD_SPAWN_ARGS='{"per_child_netns": true}' \
+        "$pytest_py" -m pytest -q -rs -p no:cacheprovider sdk/python/tests 2>&1) || rc=$?
+    printf '%s\n' "$out" | sed 's/^/    sdk: /' | tail -n 40
+    summary=$(printf '%s\n' "$out" | grep -E '[0-9]+ (passed|failed)' | tail -n 1)
+    ((rc == 0)) && report "sdk suite, real agent" ok "$summary" ||
+        report "sdk suite, real agent" FAIL "exit $rc: $summary"
+    grep -h 'XFAIL known KVM-PVM' <<<"$out" | sed 's/^/sdk: /' >>"$work/crashes" || true
+fi
+kill -TERM "$daemon_pid" 2>/dev/null || true
+rc=0
+wait "$daemon_pid" || rc=$?
+daemon_pid=""
+((rc == 0)) && report "forkd serve stops" ok "exit 0 on SIGTERM" ||
+    report "forkd serve stops" FAIL "exit $rc: $(tail -n 3 "$work/daemon.log")"
+stage daemon "$t"
+
 now_sha=$(sha256sum "$snapdir/memory.bin" | cut -d' ' -f1)
 [[ $now_sha == "$mem_sha" ]] && report "memory.bin unchanged" ok "$now_sha" ||
     report "memory.bin unchanged" FAIL "$mem_sha -> $now_sha"

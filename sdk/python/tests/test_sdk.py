@@ -1,5 +1,6 @@
 """The Python SDK against a real forkd daemon (see conftest.py)."""
 
+import json
 import os
 import time
 
@@ -11,7 +12,20 @@ from forkd import Controller, Sandbox
 
 @pytest.fixture
 def ctl(target):
-    return Controller(target[0], target[1])
+    # A real guest's agent answers in seconds on KVM-PVM hosts (its kernel is
+    # emulated); the stub at once.
+    return Controller(target[0], target[1], timeout=60 if target[3] else 300)
+
+
+def run(sb, cmd, timeout=60):
+    """sb.commands.run(cmd). On KVM-PVM hosts a process started in a guest
+    now and then dies of SIGSEGV (docs/ARCHITECTURE.md, "KVM-PVM hosts"): such
+    a command is run once more, and the test output says so."""
+    r = sb.commands.run(cmd, timeout=timeout)
+    if r.exit_code in (-11, 139) and os.path.isdir("/sys/module/kvm_pvm"):
+        print("XFAIL known KVM-PVM crash: %r was killed by SIGSEGV; running it once more" % cmd)
+        r = sb.commands.run(cmd, timeout=timeout)
+    return r
 
 
 def test_service_endpoints(ctl):
@@ -44,8 +58,8 @@ def test_snapshots(ctl, target):
         ctl.snapshot("..")
 
 
-def test_sandbox_context_manager(ctl, target):
-    with Sandbox(tag=target[2], controller=ctl) as sb:
+def test_sandbox_context_manager(ctl, target, spawn_args):
+    with Sandbox(tag=target[2], controller=ctl, **spawn_args) as sb:
         assert sb.id.startswith("sb-") and sb.state == "running"
         p = sb.ping()
         assert p["pong"] is True and p["index"] == 0
@@ -65,10 +79,24 @@ def test_sandbox_context_manager(ctl, target):
                 sb.files.read("/tmp/x")
         else:
             assert sb.eval("1 + 1") == "2"
-            r = sb.commands.run("echo out; echo err >&2; exit 3", timeout=10)
+            assert sb.eval("int(np.arange(10).sum())") == "45"  # numpy, imported warm
+            assert sb.eval("x = 21") is None
+            assert sb.eval("x * 2") == "42"  # state persists between calls
+            with pytest.raises(forkd.AgentError) as e:
+                sb.eval("1 / 0")
+            assert "ZeroDivisionError" in e.value.message
+            assert "ZeroDivisionError" in (e.value.traceback or "")
+            r = run(sb, "echo out; echo err >&2; exit 3")
             assert r == forkd.CommandResult("out\n", "err\n", 3)
+            r = run(sb, ["python3", "-c", "import sys; print(sys.argv[1:])", "a b", "c"])
+            assert r == forkd.CommandResult("['a b', 'c']\n", "", 0)
             assert sb.files.write("/tmp/sdk-test", b"\x00\x01hello") == 7
             assert sb.files.read("/tmp/sdk-test") == b"\x00\x01hello"
+            # The guest's own view of the bytes the daemon wrote.
+            assert run(sb, "od -An -tx1 /tmp/sdk-test").stdout.split() == \
+                ["00", "01", "68", "65", "6c", "6c", "6f"]
+            with pytest.raises(forkd.AgentError):
+                sb.files.read("/no/such/file")
         sid = sb.id
     with pytest.raises(forkd.NotFound):
         ctl.sandbox(sid)
@@ -76,8 +104,8 @@ def test_sandbox_context_manager(ctl, target):
         ctl.ping(sid)
 
 
-def test_create_many_and_attach(ctl, target):
-    sbs = Sandbox.create_many(target[2], 3, controller=ctl)
+def test_create_many_and_attach(ctl, target, spawn_args):
+    sbs = Sandbox.create_many(target[2], 3, controller=ctl, **spawn_args)
     try:
         assert len({s.id for s in sbs}) == 3
         assert sorted(s.ping()["index"] for s in sbs) == [0, 1, 2]
@@ -100,7 +128,7 @@ def child_netns():
         return set()
 
 
-def test_typed_errors(ctl, target):
+def test_typed_errors(ctl, target, spawn_args):
     sandboxes_before = {s["id"] for s in ctl.sandboxes()}
     netns_before = child_netns()
     with pytest.raises(forkd.BadRequest) as e:
@@ -120,7 +148,7 @@ def test_typed_errors(ctl, target):
     with pytest.raises(forkd.BadRequest) as e:
         ctl.create_sandboxes(target[2], per_child_netns="yes")
     assert e.value.status == 400 and "per_child_netns" in e.value.message
-    with Sandbox(target[2], controller=ctl):
+    with Sandbox(target[2], controller=ctl, **spawn_args):
         with pytest.raises(forkd.Conflict) as e:
             ctl.delete_snapshot(target[2])  # a sandbox still runs from it
         assert "still run from snapshot" in e.value.message
@@ -150,6 +178,29 @@ def test_isolated_sandbox(ctl, target):
         assert info["oom_killed"] is False and sb.ping()["pong"] is True
         assert os.path.exists("/run/netns/" + info["netns"])
         ns = info["netns"]
+    assert not os.path.exists("/run/netns/" + ns)
+
+
+def test_sandbox_network(ctl, target, spawn_args):
+    """A sandbox with its own namespace, from a snapshot whose guest has a
+    network and runs forkd's agent: the agent answers on 10.42.0.2:8888 from
+    inside that namespace, and the namespace goes with the sandbox."""
+    if target[3] or not spawn_args.get("per_child_netns") or os.geteuid() != 0:
+        pytest.skip("needs FORKD_URL with a networked agent snapshot, "
+                    "FORKD_SPAWN_ARGS per_child_netns, and root")
+    import subprocess
+    client = ("import json, socket\n"
+              "s = socket.create_connection(('10.42.0.2', 8888), timeout=120)\n"
+              "s.sendall(b'{\"op\": \"ping\", \"id\": 5}\\n')\n"
+              "print(s.makefile().readline())\n")
+    with Sandbox(target[2], controller=ctl, **spawn_args) as sb:
+        ns = sb.refresh()["netns"]
+        assert ns.startswith("forkd-child-"), sb.info
+        out = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", client],
+                             capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr
+        r = json.loads(out.stdout)
+        assert r["ok"] and r["pong"] and r["id"] == 5 and r["pid"] == sb.ping()["pid"], r
     assert not os.path.exists("/run/netns/" + ns)
 
 
