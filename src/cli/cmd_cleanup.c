@@ -1,5 +1,6 @@
 /* forkd cleanup: find what runs that ended badly left behind (work
- * directories, run directories, memory cgroups, network namespaces), list
+ * directories, run directories, memory cgroups, network namespaces, kept
+ * children's registry entries), list
  * it with the reason each entry is stale or still in use, and with --yes
  * remove the stale ones. Anything a live process uses is kept, always. */
 #include <ctype.h>
@@ -19,19 +20,25 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "daemon/sandbox.h"
+#include "fork/kept.h"
 #include "isolate/netns.h"
 
 #define K_WORKDIR (1u << 0)
 #define K_RUNDIR  (1u << 1)
 #define K_CGROUP  (1u << 2)
 #define K_NETNS	  (1u << 3)
-#define K_ALL	  (K_WORKDIR | K_RUNDIR | K_CGROUP | K_NETNS)
+#define K_KEPT	  (1u << 4)
+#define K_ALL	  (K_WORKDIR | K_RUNDIR | K_CGROUP | K_NETNS | K_KEPT)
 
 static const struct {
 	unsigned kind;
 	const char *name;
-} kinds[] = {
-    {K_WORKDIR, "workdir"}, {K_RUNDIR, "rundir"}, {K_CGROUP, "cgroup"}, {K_NETNS, "netns"}};
+} kinds[] = {{K_WORKDIR, "workdir"},
+	     {K_RUNDIR, "rundir"},
+	     {K_CGROUP, "cgroup"},
+	     {K_NETNS, "netns"},
+	     {K_KEPT, "kept"}};
 
 struct item {
 	unsigned kind;
@@ -513,6 +520,28 @@ static void scan_netns(struct list *l)
 	free(veths);
 }
 
+/* Registry entries of `forkd fork --keep` children: in use while the
+ * child runs (pid and start time), stale once it is gone. */
+static void scan_kept(struct list *l)
+{
+	struct kept_rec *v;
+	size_t n;
+
+	if (kept_list(&v, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		struct item *it;
+
+		if (kept_path(v[i].id, path, sizeof(path)))
+			continue;
+		it = push(l, K_KEPT, path);
+		if (sandbox_alive(v[i].pid, v[i].start_time))
+			set_use(it, "kept child %s, pid %d, is running", v[i].id, (int)v[i].pid);
+	}
+	free(v);
+}
+
 /* Remove name in directory pfd and everything below it, never following
  * a symbolic link and never crossing into another file system. */
 static int rm_tree_at(int pfd, const char *name, dev_t dev, int depth)
@@ -589,6 +618,8 @@ static int remove_item(const struct item *it)
 		return rm_tree(it->path);
 	case K_CGROUP:
 		return rmdir(it->path) < 0 && errno != ENOENT ? -errno : 0;
+	case K_KEPT:
+		return unlink(it->path) < 0 && errno != ENOENT ? -errno : 0;
 	case K_NETNS: {
 		int err =
 		    it->host_veth ? netns_remove_host_veth(it->index) : netns_remove(it->index);
@@ -621,6 +652,9 @@ static void cleanup_usage(FILE *f)
 		   "           tables), and fkd<i>h host veths whose namespace is gone. In use:\n"
 		   "           a process inside, or holding it open. Namespaces made ahead of\n"
 		   "           time with 'forkd netns setup' count as stale until a child runs.\n"
+		   "  kept     $FORKD_HOME/kept/<id>.json, the registry of 'forkd fork --keep'\n"
+		   "           children. In use: its pid is alive with the recorded start time\n"
+		   "           (the child's workdir is kept too: its supervisor is alive).\n"
 		   "\n"
 		   "options:\n"
 		   "  --yes              remove the stale entries\n"
@@ -650,7 +684,7 @@ static unsigned parse_kinds(const char *s)
 		if (i == ARRAY_SIZE(kinds))
 			cli_usage_error("cleanup",
 					"--only: unknown kind '%s' (workdir, rundir, "
-					"cgroup, netns)",
+					"cgroup, netns, kept)",
 					t);
 		k |= kinds[i].kind;
 	}
@@ -727,6 +761,8 @@ int cmd_cleanup(int argc, char **argv)
 		scan_cgroups(&l, &o);
 	if (o.kinds & K_NETNS)
 		scan_netns(&l);
+	if (o.kinds & K_KEPT)
+		scan_kept(&l);
 
 	for (size_t i = 0; i < l.n; i++) {
 		const struct item *it = &l.v[i];

@@ -1,6 +1,7 @@
-/* Client verbs: spawn, ls, kill (through `forkd serve`) and ping, exec,
- * eval (through the daemon with --sandbox, or straight to one child's
- * vsock socket with --run-dir / --vsock, no daemon needed). */
+/* Client verbs: spawn, ls, kill (through `forkd serve`, and for the
+ * children of `forkd fork --keep` without it) and ping, exec, eval
+ * (through the daemon with --sandbox, or straight to one child's vsock
+ * socket with --run-dir / --vsock or --sandbox of a kept child). */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/kept_cli.h"
 #include "common/util.h"
 #include "daemon/agent_client.h"
 #include "daemon/http_client.h"
@@ -22,7 +24,11 @@ struct client {
 	const char *url, *token;
 	const char *sandbox, *run_dir, *vsock;
 	bool json;
-	double timeout; /* seconds; 0: the verb's default */
+	double timeout;		     /* seconds; 0: the verb's default */
+	bool url_default;	     /* neither --daemon-url nor $FORKD_URL */
+	bool daemon_soft;	     /* ls, kill: a refused default daemon is no error... */
+	bool *daemon_down;	     /* ...but noted here */
+	char kept_run_dir[PATH_MAX]; /* --sandbox of a kept child: its run dir */
 };
 
 static const char common_help[] =
@@ -32,9 +38,17 @@ static const char common_help[] =
     "  --daemon-token TOKEN   bearer token (default $FORKD_TOKEN)\n"
     "  --daemon-token-file F  read the token from F instead\n";
 
+static const char kept_help[] =
+    "Children of 'forkd fork --keep' (ids k-XXXXXXXX) are handled here, without\n"
+    "the daemon. When no daemon URL is given (neither --daemon-url nor\n"
+    "$FORKD_URL) and nothing listens at the default one, only they are\n"
+    "handled (a note on stderr says so).\n"
+    "  --no-daemon            only the kept children; never ask a daemon\n";
+
 static const char target_help[] =
     "target (one of):\n"
-    "  --sandbox ID           a sandbox of the daemon (see 'forkd ls')\n"
+    "  --sandbox ID           a sandbox of the daemon, or a child of 'forkd fork\n"
+    "                         --keep' (k-XXXXXXXX, through its run directory)\n"
     "  --run-dir DIR          a child's run directory: DIR/vsock.sock, no daemon\n"
     "  --vsock PATH           a child's vsock socket, no daemon\n";
 
@@ -55,6 +69,7 @@ enum {
 	O_MEMLIM,
 	O_CWD,
 	O_ENV,
+	O_NODAEMON,
 };
 
 #define COMMON_OPTS                                                                                \
@@ -80,7 +95,8 @@ static void client_init(struct client *c, const char *verb)
 {
 	memset(c, 0, sizeof(*c));
 	c->verb = verb;
-	c->url = getenv("FORKD_URL") && *getenv("FORKD_URL") ? getenv("FORKD_URL") : DEFAULT_URL;
+	c->url_default = !(getenv("FORKD_URL") && *getenv("FORKD_URL"));
+	c->url = c->url_default ? DEFAULT_URL : getenv("FORKD_URL");
 	c->token = getenv("FORKD_TOKEN");
 }
 
@@ -106,6 +122,7 @@ static bool common_opt(struct client *c, int opt)
 	switch (opt) {
 	case O_URL:
 		c->url = optarg;
+		c->url_default = false;
 		return true;
 	case O_TOKEN:
 		c->token = optarg;
@@ -117,9 +134,19 @@ static bool common_opt(struct client *c, int opt)
 		c->json = true;
 		return true;
 	case O_SANDBOX:
+		if (kept_id_valid(optarg)) {
+			/* A kept child: straight to its vsock socket. */
+			if (kept_cli_run_dir(c->verb, optarg, c->kept_run_dir,
+					     sizeof(c->kept_run_dir)))
+				exit(1);
+			c->run_dir = c->kept_run_dir;
+			return true;
+		}
 		if (!sandbox_id_valid(optarg))
-			cli_usage_error(
-			    c->verb, "'%s' is not a sandbox id (sb-...; see 'forkd ls')", optarg);
+			cli_usage_error(c->verb,
+					"'%s' is not a sandbox id (sb-... of the daemon, or "
+					"k-XXXXXXXX of a kept child; see 'forkd ls')",
+					optarg);
 		c->sandbox = optarg;
 		return true;
 	case O_RUNDIR:
@@ -154,6 +181,10 @@ static int call_daemon(const struct client *c, const char *method, const char *p
 	e = http_request(c->url, c->token, method, path, "application/json", text,
 			 text ? strlen(text) : 0, timeout_ms, &r, err, sizeof(err));
 	free(text);
+	if (e == -ECONNREFUSED && c->daemon_soft && c->url_default) {
+		*c->daemon_down = true;
+		return -1;
+	}
 	if (e) {
 		fprintf(stderr, "forkd %s: error: %s\n", c->verb, err);
 		return -1;
@@ -323,18 +354,30 @@ int cmd_spawn(int argc, char **argv)
 	return 0;
 }
 
+/* A refused default daemon, for ls and kill: say so once. */
+static void note_no_daemon(const struct client *c)
+{
+	fprintf(stderr,
+		"forkd %s: note: no daemon at %s (connection refused); only the kept "
+		"children of 'forkd fork --keep'\n",
+		c->verb, c->url);
+}
+
 int cmd_ls(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    COMMON_OPTS,
 	    {"tag", required_argument, NULL, O_TAG},
+	    {"no-daemon", no_argument, NULL, O_NODAEMON},
 	    {0},
 	};
 	char path[128] = "/v1/sandboxes";
+	const char *tag = NULL;
+	bool no_daemon = false, down = false;
 	struct client c;
-	json_t *out, *o;
+	json_t *out = NULL, *kept, *o;
 	size_t i;
-	int opt, st;
+	int opt, st, ret = 0;
 
 	client_init(&c, "ls");
 	optind = 1;
@@ -344,14 +387,21 @@ int cmd_ls(int argc, char **argv)
 		if (opt == O_TAG) {
 			if (!snapshot_tag_valid(optarg))
 				cli_usage_error("ls", "'%s' is not a valid tag", optarg);
+			tag = optarg;
 			snprintf(path, sizeof(path), "/v1/sandboxes?tag=%s", optarg);
+		} else if (opt == O_NODAEMON) {
+			no_daemon = true;
 		} else if (opt == 'h') {
-			printf("usage: forkd ls [--tag TAG] [--json]\n\nList the daemon's "
-			       "sandboxes (all, or those of snapshot TAG): id, snapshot,\n"
+			printf("usage: forkd ls [--tag TAG] [--json] [--no-daemon]\n\nList the "
+			       "daemon's sandboxes (all, or those of snapshot TAG): id, snapshot,\n"
 			       "index, state, pid, network namespace, memory limit (MiB),\n"
 			       "whether the OOM killer ended it, creation time. '-' means\n"
-			       "none; --json prints all the daemon's fields.\n\n%s",
-			       common_help);
+			       "none; --json prints all the daemon's fields. Then the kept\n"
+			       "children of 'forkd fork --keep': id, snapshot, index, state\n"
+			       "(running, or exited: its pid is gone or another process), pid,\n"
+			       "creation time, run directory; in the --json list they are the\n"
+			       "objects with \"kind\": \"kept\".\n\n%s\n%s",
+			       kept_help, common_help);
 			return 0;
 		} else {
 			cli_usage_error("ls", "unknown option");
@@ -359,22 +409,45 @@ int cmd_ls(int argc, char **argv)
 	}
 	if (optind != argc)
 		cli_usage_error("ls", "unexpected argument '%s'", argv[optind]);
-	st = call_daemon(&c, "GET", path, NULL, 30000, &out);
-	if (st < 0)
-		return 1;
-	if (st != 200) {
-		print_api_error(&c, st, out);
-		json_decref(out);
-		return 1;
+	kept = json_array();
+	if (kept_cli_list(tag, kept) < 0)
+		ret = 1;
+	if (!no_daemon) {
+		c.daemon_soft = true;
+		c.daemon_down = &down;
+		st = call_daemon(&c, "GET", path, NULL, 30000, &out);
+		if (st < 0 && !down) {
+			json_decref(kept);
+			return 1;
+		}
+		if (down)
+			note_no_daemon(&c);
+		if (st >= 0 && st != 200) {
+			print_api_error(&c, st, out);
+			json_decref(out);
+			json_decref(kept);
+			return 1;
+		}
 	}
 	if (c.json) {
-		print_json(out);
+		json_t *all = out ? out : json_array();
+
+		json_array_extend(all, kept);
+		print_json(all);
+		if (!out)
+			json_decref(all);
 	} else {
-		print_sandbox_header();
-		json_array_foreach(out, i, o) print_sandbox_row(o);
+		if (out) {
+			print_sandbox_header();
+			json_array_foreach(out, i, o) print_sandbox_row(o);
+			if (json_array_size(kept))
+				printf("\n");
+		}
+		kept_cli_print(kept);
 	}
 	json_decref(out);
-	return 0;
+	json_decref(kept);
+	return ret;
 }
 
 static int kill_one(const struct client *c, const char *id)
@@ -400,16 +473,58 @@ static int kill_one(const struct client *c, const char *id)
 	return 0;
 }
 
+/* --all or --tag: the kept children, then the daemon's sandboxes. */
+static int kill_matching(struct client *c, const char *tag, bool no_daemon)
+{
+	json_t *kept = json_array(), *out = NULL, *o;
+	bool down = false;
+	int fails = 0, n;
+	size_t i;
+
+	n = kept_cli_list(tag, kept);
+	if (n < 0)
+		fails++;
+	json_array_foreach(kept, i, o) fails += kept_cli_kill(c->verb, str(o, "id"), c->json);
+	n = (int)json_array_size(kept);
+	json_decref(kept);
+	if (!no_daemon) {
+		char path[128];
+		int st;
+
+		c->daemon_soft = true;
+		c->daemon_down = &down;
+		snprintf(path, sizeof(path), "/v1/sandboxes%s%s", tag ? "?tag=" : "",
+			 tag ? tag : "");
+		st = call_daemon(c, "GET", path, NULL, 30000, &out);
+		c->daemon_soft = false;
+		if (down)
+			note_no_daemon(c);
+		else if (st != 200) {
+			if (st >= 0)
+				print_api_error(c, st, out);
+			json_decref(out);
+			return fails + 1;
+		}
+		json_array_foreach(out, i, o) fails += kill_one(c, str(o, "id"));
+		n += (int)json_array_size(out);
+		json_decref(out);
+	}
+	if (!n && !c->json)
+		printf("no sandboxes to kill\n");
+	return fails;
+}
+
 int cmd_kill(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    COMMON_OPTS,
 	    {"tag", required_argument, NULL, O_TAG},
 	    {"all", no_argument, NULL, O_ALL},
+	    {"no-daemon", no_argument, NULL, O_NODAEMON},
 	    {0},
 	};
 	const char *tag = NULL;
-	bool all = false;
+	bool all = false, no_daemon = false;
 	struct client c;
 	int opt, fails = 0;
 
@@ -424,10 +539,18 @@ int cmd_kill(int argc, char **argv)
 				cli_usage_error("kill", "'%s' is not a valid tag", tag);
 		} else if (opt == O_ALL) {
 			all = true;
+		} else if (opt == O_NODAEMON) {
+			no_daemon = true;
 		} else if (opt == 'h') {
-			printf("usage: forkd kill ID... | --all | --tag TAG\n\nStop sandboxes and "
-			       "remove them from the daemon.\n\n%s",
-			       common_help);
+			printf(
+			    "usage: forkd kill ID... | --all | --tag TAG [--json] [--no-daemon]\n\n"
+			    "Stop sandboxes and remove them from the daemon, and stop kept\n"
+			    "children (k-XXXXXXXX) and remove their registry entries: a kept\n"
+			    "child gets SIGTERM, then SIGKILL after 3 s, only while its pid\n"
+			    "still is the process that was started (start time checked).\n"
+			    "--all and --tag cover both. --json prints one object per child.\n\n"
+			    "%s\n%s",
+			    kept_help, common_help);
 			return 0;
 		} else {
 			cli_usage_error("kill", "unknown option");
@@ -436,26 +559,24 @@ int cmd_kill(int argc, char **argv)
 	if ((optind < argc) + all + !!tag != 1)
 		cli_usage_error("kill", "give sandbox ids, or --all, or --tag TAG (one of them)");
 	for (int i = optind; i < argc; i++)
-		if (!sandbox_id_valid(argv[i]))
-			cli_usage_error("kill", "'%s' is not a sandbox id", argv[i]);
+		if (!sandbox_id_valid(argv[i]) && !kept_id_valid(argv[i]))
+			cli_usage_error("kill",
+					"'%s' is not a sandbox id (sb-... of the daemon, or "
+					"k-XXXXXXXX of a kept child; see 'forkd ls')",
+					argv[i]);
 	if (optind < argc) {
-		for (int i = optind; i < argc; i++)
-			fails += kill_one(&c, argv[i]);
+		for (int i = optind; i < argc; i++) {
+			if (kept_id_valid(argv[i]))
+				fails += kept_cli_kill("kill", argv[i], c.json);
+			else if (no_daemon)
+				cli_usage_error("kill",
+						"%s is the daemon's, and --no-daemon was given",
+						argv[i]);
+			else
+				fails += kill_one(&c, argv[i]);
+		}
 	} else {
-		char path[128];
-		json_t *out, *o;
-		size_t i;
-		int st;
-
-		snprintf(path, sizeof(path), "/v1/sandboxes%s%s", tag ? "?tag=" : "",
-			 tag ? tag : "");
-		st = call_daemon(&c, "GET", path, NULL, 30000, &out);
-		if (st != 200)
-			return st < 0 ? 1 : print_api_error(&c, st, out);
-		json_array_foreach(out, i, o) fails += kill_one(&c, str(o, "id"));
-		if (!json_array_size(out) && !c.json)
-			printf("no sandboxes to kill\n");
-		json_decref(out);
+		fails = kill_matching(&c, tag, no_daemon);
 	}
 	return fails ? 1 : 0;
 }

@@ -1,5 +1,6 @@
 /* forkd fork: start N children from a snapshot, report how fast, keep them
- * for a settle period (or until they exit), then stop them. */
+ * for a settle period (or until they exit), then stop them; or, with
+ * --keep, leave them running under a detached supervisor (fork_keep.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/fork_keep.h"
 #include "common/util.h"
 #include "daemon/after_fork.h"
 #include "daemon/sandbox.h"
@@ -28,6 +30,8 @@ struct fork_args {
 	const char *tag;
 	uint64_t n, settle_secs, timeout_secs;
 	bool keep_workdir, live_fork, hugepages, wait_exit, no_seccomp, netns;
+	bool keep;	 /* --keep: children outlive the command */
+	bool settle_set; /* --settle-secs was given */
 	uint64_t agent_timeout_secs;
 	const char *workdir;
 	uint64_t memory_limit_mib; /* 0: no memory cgroups */
@@ -40,9 +44,10 @@ struct child {
 	int status;
 	bool reaped_early; /* ended on its own, before the spawner stopped it */
 	bool oom_killed;
-	bool running;		 /* reported its vCPUs running */
-	bool netns_created;	 /* forkd-child-<i> was made for this run: remove it */
-	struct cgroup_leaf leaf; /* path[0] == 0: none */
+	bool running;		  /* reported its vCPUs running */
+	bool netns_created;	  /* forkd-child-<i> was made for this run: remove it */
+	struct cgroup_leaf leaf;  /* path[0] == 0: none */
+	char id[KEPT_ID_LEN + 1]; /* --keep: its registry id, "" once removed */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -70,6 +75,16 @@ static void fork_usage(FILE *f)
 		"  --wait                 instead, wait until every child's guest stops\n"
 		"                         and print each one's exit status\n"
 		"  --timeout-secs S       with --wait: stop children still running after S\n"
+		"  --keep                 leave the children running and return once all\n"
+		"                         are ready, printing 'kept ID PID RUN_DIR' per child;\n"
+		"                         a detached supervisor (log: WORKDIR/supervisor.log)\n"
+		"                         stays their parent and exits after the last one.\n"
+		"                         See them with 'forkd ls', stop them with 'forkd\n"
+		"                         kill ID|--all|--tag TAG', talk to one with 'forkd\n"
+		"                         ping|exec|eval --sandbox ID'. If any child fails to\n"
+		"                         start, all are stopped (exit 1). Implies\n"
+		"                         --keep-workdir (default /tmp/forkd-keep-TAG-PID);\n"
+		"                         not with --wait or --settle-secs\n"
 		"  --keep-workdir         keep /tmp/forkd-fork-TAG/ (child-N/console.log)\n"
 		"  --workdir DIR          use DIR instead of /tmp/forkd-fork-TAG\n"
 		"  --live-fork            RAM in a memfd (MAP_SHARED) holding a copy of\n"
@@ -131,7 +146,8 @@ static void parse(int argc, char **argv, struct fork_args *a)
 		O_TIMEOUT,
 		O_CGROOT,
 		O_NOSECCOMP,
-		O_AGENT_TO
+		O_AGENT_TO,
+		O_KEEP_RUN
 	};
 	static const struct option opts[] = {
 	    {"tag", required_argument, NULL, O_TAG},
@@ -148,6 +164,7 @@ static void parse(int argc, char **argv, struct fork_args *a)
 	    {"cgroup-root", required_argument, NULL, O_CGROOT},
 	    {"no-seccomp", no_argument, NULL, O_NOSECCOMP},
 	    {"agent-timeout-secs", required_argument, NULL, O_AGENT_TO},
+	    {"keep", no_argument, NULL, O_KEEP_RUN},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -165,9 +182,13 @@ static void parse(int argc, char **argv, struct fork_args *a)
 			break;
 		case O_SETTLE:
 			a->settle_secs = num("--settle-secs", optarg, 0, 86400);
+			a->settle_set = true;
 			break;
 		case O_KEEP:
 			a->keep_workdir = true;
+			break;
+		case O_KEEP_RUN:
+			a->keep = a->keep_workdir = true;
 			break;
 		case O_WORKDIR:
 			a->workdir = optarg;
@@ -212,6 +233,12 @@ static void parse(int argc, char **argv, struct fork_args *a)
 		cli_usage_error("fork", "--tag is required");
 	if (a->hugepages && !a->live_fork)
 		cli_usage_error("fork", "--hugepages needs --live-fork");
+	if (a->keep && (a->wait_exit || a->timeout_secs))
+		cli_usage_error("fork", "--keep leaves the children running: it does not go with "
+					"--wait or --timeout-secs (stop them with 'forkd kill')");
+	if (a->keep && a->settle_set)
+		cli_usage_error("fork", "--keep leaves the children running: it does not go with "
+					"--settle-secs");
 	if (a->cgroup_root && !a->memory_limit_mib)
 		cli_usage_error("fork", "--cgroup-root needs --memory-limit-mib");
 }
@@ -298,6 +325,20 @@ static void child_ended(const struct fork_args *a, struct child *c, uint64_t i, 
 			c->oom_killed = true;
 		(void)cgroup_leaf_remove(&c->leaf);
 		c->leaf.path[0] = '\0';
+	}
+	/* --keep: the supervisor outlives its children, so each one's
+	 * namespace, socket and entry go as it ends, not at the end. */
+	if (a->keep) {
+		remove_vsock_socket(a->workdir, i);
+		if (c->netns_created && netns_remove((uint32_t)i) < 0)
+			log_warn("network namespace %s%llu is left behind; remove it with 'forkd "
+				 "netns teardown %llu'",
+				 NETNS_PREFIX, (unsigned long long)i, (unsigned long long)i);
+		c->netns_created = false;
+		if (c->id[0] && kept_remove(c->id) == 0)
+			printf("fork: kept child %llu (%s) ended with status %d%s\n",
+			       (unsigned long long)i, c->id, exit_code(status), exit_reason(c));
+		c->id[0] = '\0';
 	}
 	if (c->oom_killed)
 		printf("fork: child %llu oom_killed: over its %llu MiB memory limit (%llu OOM "
@@ -434,6 +475,35 @@ out:
 	return failed;
 }
 
+/* --keep, in the supervisor, once every child has started or failed:
+ * register each and report to the foreground, then stay their parent until
+ * the last one ends (child_ended() releases each one's leaf cgroup,
+ * namespace and registry entry as it does). All or nothing: if any child
+ * did not start or cannot be registered, every one is stopped. */
+static int keep_children(const struct fork_args *a, struct child *ch, int fd, bool ok)
+{
+	uint64_t i;
+
+	for (i = 0; ok && i < a->n; i++)
+		if (fork_keep_register(fd, a->tag, a->workdir, (uint32_t)i, ch[i].pid, ch[i].id))
+			break;
+	if (!ok || i < a->n) {
+		stop_children(a, ch, a->n);
+		fork_keep_report_end(fd, false,
+				     ok ? "could not register every child"
+					: "not every child started (see the lines above)");
+		return 1;
+	}
+	fork_keep_report_end(fd, true, NULL);
+	while (!interrupted && reap(a, ch, a->n, false))
+		usleep(100000);
+	if (interrupted)
+		printf("fork: supervisor interrupted (signal %d); stopping the children\n",
+		       (int)interrupted);
+	stop_children(a, ch, a->n);
+	return 0;
+}
+
 /* --per-child-netns: child i joins forkd-child-<i>, which must not be
  * anybody else's right now (a daemon's sandbox, another fork's child). */
 static int check_netns_free(uint64_t n)
@@ -486,7 +556,7 @@ int cmd_fork(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_signal};
 	uint64_t *lat = NULL, t0, t_ready = 0, ready = 0, failed = 0, died = 0;
 	struct child *ch = NULL;
-	int pipefd[2] = {-1, -1}, ret = 1;
+	int pipefd[2] = {-1, -1}, keep_fd = -1, ret = 1;
 	FILE *pf;
 
 	parse(argc, argv, &a);
@@ -522,10 +592,20 @@ int cmd_fork(int argc, char **argv)
 		goto out_img;
 	snprintf(workdir, sizeof(workdir), "%s", a.workdir ? a.workdir : "");
 	if (!a.workdir)
-		snprintf(workdir, sizeof(workdir), "/tmp/forkd-fork-%s", a.tag);
+		snprintf(workdir, sizeof(workdir),
+			 a.keep ? "/tmp/forkd-keep-%s-%d" : "/tmp/forkd-fork-%s", a.tag,
+			 (int)getpid());
+	a.workdir = workdir;
 	if (mkdir(workdir, 0755) < 0 && errno != EEXIST) {
 		log_errno("mkdir %s", workdir);
 		goto out_img;
+	}
+	if (a.keep) {
+		/* From here on this process is either the foreground, which
+		 * only reports, or the supervisor, which goes on. */
+		ret = fork_keep_detach(workdir, &keep_fd);
+		if (keep_fd < 0)
+			goto out_img;
 	}
 	snprintf(path, sizeof(path), "%s/spawner.pid", workdir);
 	if ((pf = fopen(path, "w"))) {
@@ -650,6 +730,11 @@ int cmd_fork(int argc, char **argv)
 	}
 	fflush(stdout);
 
+	if (a.keep) {
+		ret = keep_children(&a, ch, keep_fd, !failed && ready == a.n && !interrupted);
+		keep_fd = -1;
+		goto out;
+	}
 	if (a.wait_exit) {
 		uint64_t deadline = a.timeout_secs ? now_ns() + a.timeout_secs * 1000000000ULL : 0;
 		uint64_t left = a.n;
@@ -699,6 +784,8 @@ int cmd_fork(int argc, char **argv)
 		ret = 130;
 	}
 out:
+	if (keep_fd >= 0)
+		fork_keep_report_end(keep_fd, false, "the supervisor could not start the children");
 	if (pipefd[0] >= 0)
 		close(pipefd[0]);
 	if (pipefd[1] >= 0)
