@@ -90,6 +90,10 @@ int kept_write(struct kept_rec *r)
 	json_t *o;
 	int err;
 
+	if (!snapshot_tag_valid(r->tag) || r->run_dir[0] != '/' || r->pid <= 0) {
+		log_err("kept child %s: incomplete registry entry", r->id);
+		return -EINVAL;
+	}
 	if ((err = kept_registry_dir(dir, sizeof(dir))) ||
 	    (err = kept_path(r->id, path, sizeof(path))))
 		return err;
