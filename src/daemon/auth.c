@@ -59,8 +59,9 @@ bool auth_equal(const char *expected, size_t expected_len, const char *given, si
 {
 	volatile unsigned char diff = expected_len != given_len;
 
-	/* Walk the whole expected token whatever `given` holds; reading past
-	 * a shorter `given` is avoided by comparing against 0 there. */
+	/* Walk the whole expected token whatever `given` holds; past the end
+	 * of a shorter `given`, compare with ~expected[i], which always
+	 * differs, instead of reading beyond it. */
 	for (size_t i = 0; i < expected_len; i++)
 		diff |= (unsigned char)expected[i] ^
 			(unsigned char)(i < given_len ? given[i] : (char)~expected[i]);
