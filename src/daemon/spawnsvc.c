@@ -214,12 +214,14 @@ struct pending {
 	char error[AGENT_ERR_LEN + 32];
 };
 
-/* Fork one child with its stdout/stderr in <dir>/vmm.log. */
-static pid_t fork_one(const struct snapshot_image *img, struct child_opts *co, char *err,
-		      size_t errlen)
+/* Fork one child with its stdout/stderr in <dir>/vmm.log. It holds none
+ * of the spawner's own fds: with the control socket ctl_fd open in a
+ * sandbox, the daemon would never see the spawner's end close. */
+static pid_t fork_one(const struct snapshot_image *img, struct child_opts *co, int ctl_fd,
+		      char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
-	int log_fd, out = -1, errfd = -1;
+	int log_fd, out = -1, errfd = -1, spawner_fds[4];
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "%s/vmm.log", co->child_dir);
@@ -235,10 +237,18 @@ static pid_t fork_one(const struct snapshot_image *img, struct child_opts *co, c
 	errfd = dup(STDERR_FILENO);
 	dup2(log_fd, STDOUT_FILENO);
 	dup2(log_fd, STDERR_FILENO);
+	spawner_fds[0] = ctl_fd;
+	spawner_fds[1] = log_fd; /* its stdout and stderr now */
+	spawner_fds[2] = out;
+	spawner_fds[3] = errfd;
+	co->close_fds = spawner_fds;
+	co->nr_close_fds = ARRAY_SIZE(spawner_fds);
 	/* The child inherits the process name: make it say what it is. */
 	prctl(PR_SET_NAME, "forkd-vmm");
 	pid = spawner_fork_child(img, co);
 	prctl(PR_SET_NAME, "forkd-spawner");
+	co->close_fds = NULL;
+	co->nr_close_fds = 0;
 	if (out >= 0) {
 		dup2(out, STDOUT_FILENO);
 		close(out);
@@ -363,7 +373,7 @@ out:
 	free(who);
 }
 
-static json_t *do_spawn(json_t *req)
+static json_t *do_spawn(json_t *req, int ctl_fd)
 {
 	const char *tag = json_string_value(json_object_get(req, "tag"));
 	json_t *kids = json_object_get(req, "children"), *reply, *arr;
@@ -436,7 +446,7 @@ static json_t *do_spawn(json_t *req)
 		}
 		if (child_prepare(&cg, (uint64_t)limit_mib, k, &p[i], &co))
 			continue;
-		p[i].pid = fork_one(&img, &co, p[i].error, sizeof(p[i].error));
+		p[i].pid = fork_one(&img, &co, ctl_fd, p[i].error, sizeof(p[i].error));
 		if (p[i].pid < 0) {
 			p[i].status = p[i].pid;
 			p[i].pid = 0;
@@ -596,7 +606,7 @@ static __attribute__((noreturn)) void spawner_main(int fd)
 		consume_line(buf, &len, line_len);
 		op = json_string_value(json_object_get(req, "op"));
 		if (op && !strcmp(op, "spawn"))
-			reply = do_spawn(req);
+			reply = do_spawn(req, fd);
 		else if (op && !strcmp(op, "job"))
 			reply = do_job(req);
 		else

@@ -306,6 +306,9 @@ pid_t spawner_fork_child(const struct snapshot_image *img, const struct child_op
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (o->close_fd >= 0)
 		close(o->close_fd);
+	for (size_t i = 0; i < o->nr_close_fds; i++)
+		if (o->close_fds[i] >= 0)
+			close(o->close_fds[i]);
 	ret = child_run(img, o, t_fork);
 	if (ret < 0) {
 		report(o, ret, 0);

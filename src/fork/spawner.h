@@ -38,6 +38,11 @@ struct child_opts {
 	bool detach;	       /* outlive the spawner: own session, no parent-death signal */
 	int report_fd;	       /* pipe: one struct child_report when running */
 	int close_fd;	       /* the pipe's read end, closed in the child (-1: none) */
+	const int *close_fds;  /* more of the caller's fds to close in the child, such
+				* as a control socket only the caller may hold (a child
+				* holding it keeps it open past the caller's death);
+				* negative entries are skipped */
+	size_t nr_close_fds;
 	uint64_t console_max_bytes;
 	/* Isolation; zero means off, so callers that predate it are unchanged. */
 	const char *cgroup_leaf; /* join this leaf cgroup (isolate/cgroup.h) before the VM

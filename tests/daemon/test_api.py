@@ -3,6 +3,7 @@ authentication, limits, the audit log and /metrics. Sandboxes are real KVM
 children of the agent_stub test guest (tests/guests/agent_stub.c), which
 answers ping and refuses every other agent op."""
 
+import http.client
 import json
 import os
 import re
@@ -368,8 +369,8 @@ def test_live_fork_sandbox(daemon, spawn):
     assert st == 200 and o["pong"] is True
 
 
-def test_sandbox_that_died(daemon, spawn):
-    k = spawn(1)[0]
+def kill_child(daemon, k):
+    """SIGKILL a sandbox's VMM and wait until the daemon reports it exited."""
     os.kill(k["pid"], signal.SIGKILL)
     deadline = time.time() + 5
     while time.time() < deadline:
@@ -377,11 +378,196 @@ def test_sandbox_that_died(daemon, spawn):
         if o["state"] == "exited":
             break
         time.sleep(0.05)
-    assert o["state"] == "exited" and o["vsock"] is None
+    assert o["state"] == "exited" and o["vsock"] is None, o
+
+
+def test_sandbox_that_died(daemon, spawn):
+    k = spawn(1)[0]
+    kill_child(daemon, k)
     st, o = daemon.json("POST", "/v1/sandboxes/%s/ping" % k["id"])
     assert st == 409 and "is not running" in o["error"]
     st, o = daemon.json("DELETE", "/v1/sandboxes/" + k["id"])
     assert st == 200 and o["state_before"] == "exited"
+
+
+def test_agent_ops_on_exited_sandbox(daemon, spawn):
+    k = spawn(1)[0]
+    sid = k["id"]
+    # Alive, the stub refuses these ops (422): the 409s below come from the
+    # exited child, not from the request.
+    st, _ = daemon.json("POST", "/v1/sandboxes/%s/exec" % sid, {"argv": ["true"]})
+    assert st == 422
+    kill_child(daemon, k)
+    want = "sandbox %s is not running (its VMM exited); DELETE it" % sid
+    for path, body in (("exec", {"argv": ["true"]}), ("exec", {"cmd": "echo hi", "timeout": 5}),
+                       ("eval", {"code": "1+1"})):
+        st, _, data = daemon.request("POST", "/v1/sandboxes/%s/%s" % (sid, path), body=body)
+        assert st == 409 and error_of(data) == want, (path, st, data)
+    st, _, data = daemon.request("PUT", "/v1/sandboxes/%s/files?path=/tmp/x&mode=600" % sid,
+                                 raw=b"some bytes")
+    assert st == 409 and error_of(data) == want, (st, data)
+    st, hd, data = daemon.request("GET", "/v1/sandboxes/%s/files?path=/tmp/x" % sid)
+    assert st == 409 and error_of(data) == want, (st, data)
+    assert hd["content-type"] == "application/json"
+    # Validation still comes first: a bad request is a 400 even now.
+    st, o = daemon.json("POST", "/v1/sandboxes/%s/exec" % sid, {"argv": []})
+    assert st == 400, o
+    st, o = daemon.json("GET", "/v1/sandboxes/" + sid)
+    assert st == 200 and o["state"] == "exited"
+    st, o = daemon.json("DELETE", "/v1/sandboxes/" + sid)
+    assert st == 200 and o["state_before"] == "exited"
+
+
+def openapi_file_limit():
+    """The PUT .../files body limit, as docs/openapi.yaml states it (maxLength)."""
+    with open(os.path.join(harness.ROOT, "docs", "openapi.yaml")) as f:
+        text = f.read()
+    put = text[text.index("  /v1/sandboxes/{id}/files:"):]
+    return int(re.search(r"format: binary, maxLength: (\d+)", put).group(1))
+
+
+def zeros(total, chunk=1 << 20):
+    """total zero bytes in chunks of at most `chunk`, never all in memory."""
+    block = bytes(chunk)
+    while total > 0:
+        yield block[:min(chunk, total)]
+        total -= chunk
+
+
+def test_files_put_over_limit(daemon, spawn):
+    sid = spawn(1)[0]["id"]
+    limit = openapi_file_limit()
+    assert limit == 32 << 20
+    path = "/v1/sandboxes/%s/files?path=/tmp/big" % sid
+    auth = {"Authorization": "Bearer " + daemon.token}
+    for chunked in (True, False):
+        c = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
+        try:
+            headers = dict(auth, **({} if chunked else {"Content-Length": str(limit + 1)}))
+            c.request("PUT", path, body=zeros(limit + 1), headers=headers,
+                      encode_chunked=chunked)
+            r = c.getresponse()
+            st, data = r.status, r.read()
+        finally:
+            c.close()
+        assert st == 413, (chunked, st, data)
+        assert error_of(data) == ("request body over the %d-byte limit for PUT "
+                                  "/v1/sandboxes/{id}/files" % limit), data
+    # The daemon and the sandbox still answer.
+    st, o = daemon.json("POST", "/v1/sandboxes/%s/ping" % sid)
+    assert st == 200 and o["pong"] is True and o["sandbox"] == sid
+    assert daemon.request("GET", "/healthz", token=False)[0] == 200
+
+
+def test_body_where_none_is_taken(daemon):
+    # Operations without a request body take none: any body is over their limit.
+    for method, path in (("GET", "/v1/sandboxes"), ("GET", "/healthz"),
+                         ("DELETE", "/v1/sandboxes/sb-" + "a" * 20)):
+        st, _, data = daemon.request(method, path, raw=b"x")
+        assert st == 413 and "over the 0-byte limit" in error_of(data), (method, path, st)
+
+
+def proc_ppid(pid):
+    """Field 4 of /proc/<pid>/stat, or None when the process is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return None
+    return int(s[s.rindex(")") + 2:].split()[1])
+
+
+def proc_children(pid):
+    """Child pids of every thread of pid (/proc/PID/task/*/children, or a
+    scan of /proc where the kernel lacks that file)."""
+    task = "/proc/%d/task" % pid
+    files = [os.path.join(task, t, "children") for t in os.listdir(task)]
+    if all(os.path.exists(f) for f in files):
+        kids = set()
+        for f in files:
+            try:
+                with open(f) as fh:
+                    kids.update(int(x) for x in fh.read().split())
+            except FileNotFoundError:  # a thread that just ended
+                pass
+        return kids
+    return {int(p) for p in os.listdir("/proc") if p.isdigit() and proc_ppid(int(p)) == pid}
+
+
+def proc_comm(pid):
+    with open("/proc/%d/comm" % pid) as f:
+        return f.read().strip()
+
+
+def spawner_of(d):
+    """The daemon's one child: its spawner (src/daemon/spawnsvc.h)."""
+    kids = proc_children(d.proc.pid)
+    assert len(kids) == 1, ("the daemon has children other than its spawner", kids)
+    (pid,) = kids
+    assert proc_comm(pid) == "forkd-spawner" and proc_ppid(pid) == d.proc.pid
+    return pid
+
+
+def shared_files(pid):
+    """The pipes and sockets pid holds (as readlink names them)."""
+    fds = "/proc/%d/fd" % pid
+    names = set()
+    for fd in os.listdir(fds):
+        try:
+            names.add(os.readlink(os.path.join(fds, fd)))
+        except FileNotFoundError:
+            pass
+    return {n for n in names if n.startswith(("socket:", "pipe:"))}
+
+
+def test_daemon_never_forks(daemon, spawn):
+    kids = spawn(3) + spawn(1, live_fork=True)
+    spawner = spawner_of(daemon)
+    theirs = shared_files(spawner) | shared_files(daemon.proc.pid)
+    for k in kids:
+        ppid = proc_ppid(k["pid"])
+        assert ppid == spawner and ppid != daemon.proc.pid, (k["id"], k["pid"], ppid)
+        # Nor does a sandbox hold the spawner's control socket or the
+        # daemon's output: it would keep them open after their owner died.
+        assert not shared_files(k["pid"]) & theirs, (k["id"], shared_files(k["pid"]) & theirs)
+    # Still only the spawner after the children (and any snapshot job) ran.
+    assert spawner_of(daemon) == spawner
+
+
+def test_spawner_gone(env, daemon):
+    st_dir, run = os.path.join(env.top, "st-spawner"), os.path.join(env.top, "run-spawner")
+    d = harness.Daemon(env, extra=["--state-dir", st_dir, "--run-root", run]).start()
+    try:
+        code, kids = d.json("POST", "/v1/sandboxes", {"snapshot_tag": "stub", "n": 1})
+        assert code == 201, kids
+        spawner = spawner_of(d)
+        os.kill(spawner, signal.SIGKILL)
+        deadline = time.time() + 5
+        while harness.proc_start_time(spawner)[0] not in "ZX" and time.time() < deadline:
+            time.sleep(0.02)  # the daemon reaps it only when it stops
+        assert harness.proc_start_time(spawner)[0] in "ZX"
+        st, _, data = d.request("POST", "/v1/sandboxes", body={"snapshot_tag": "stub", "n": 2},
+                                timeout=30)
+        assert st == 503, (st, data)
+        assert error_of(data) == "the spawner process is gone; restart forkd serve"
+        st, _, data = d.request("POST", "/v1/snapshots", body={
+            "tag": "nospawner", "kind": "test-guest", "guest": "agent_stub"})
+        assert st == 503 and "the spawner could not start the snapshot job" in error_of(data)
+        # Nothing of the refused spawn is left; the sandbox started before
+        # the spawner died (detached, not its child to stop) runs on.
+        code, lst = d.json("GET", "/v1/sandboxes")
+        assert code == 200 and [s["id"] for s in lst] == [kids[0]["id"]], lst
+        assert sorted(os.listdir(run)) == [kids[0]["id"]]
+        code, o = d.json("POST", "/v1/sandboxes/%s/ping" % kids[0]["id"])
+        assert code == 200 and o["pong"] is True
+        assert d.proc.poll() is None
+        st, _, data = d.request("GET", "/healthz", token=False)
+        assert st == 200 and json.loads(data) == {"status": "ok"}
+        assert d.request("DELETE", "/v1/sandboxes/" + kids[0]["id"])[0] == 200
+    finally:
+        rc = d.stop()
+    log = d.stderr()
+    assert rc == 0 and "Sanitizer" not in log and "runtime error" not in log, log[-4000:]
 
 
 def test_spawn_many(daemon, spawn):
@@ -452,9 +638,10 @@ def test_metrics(daemon, spawn):
 
 # ---- the contract: docs/openapi.yaml ----
 
-def openapi_routes():
-    """(method, path) pairs from docs/openapi.yaml's `paths:` section."""
-    routes, path = [], None
+def openapi_operations():
+    """{(method, path): set of documented status codes} from docs/openapi.yaml's
+    `paths:` section (responses are the quoted codes under each operation)."""
+    ops, path, op = {}, None, None
     with open(os.path.join(harness.ROOT, "docs", "openapi.yaml")) as f:
         in_paths = False
         for line in f:
@@ -465,11 +652,35 @@ def openapi_routes():
                 break
             m = re.match(r"^  (/[^:]*):\s*$", line)
             if in_paths and m:
-                path = m.group(1)
-            m = re.match(r"^    (get|post|put|delete|patch):\s*$", line)
+                path, op = m.group(1), None
+            m = re.match(r"^    (\S+):", line)
             if in_paths and m and path:
-                routes.append((m.group(1).upper(), path))
-    return routes
+                method = m.group(1)
+                op = (method.upper(), path) if method in ("get", "post", "put", "delete",
+                                                          "patch") else None
+                if op:
+                    ops[op] = set()
+            m = re.match(r'^        "(\d{3})":', line)
+            if in_paths and m and op:
+                ops[op].add(int(m.group(1)))
+    return ops
+
+
+def openapi_routes():
+    """(method, path) pairs from docs/openapi.yaml's `paths:` section."""
+    return list(openapi_operations())
+
+
+def audit_entries(env):
+    """Every complete line of the audit logs of this session's daemons."""
+    out = []
+    for d in sorted(os.listdir(env.top)):
+        path = os.path.join(env.top, d, "audit.log")
+        if (d == "st" or d.startswith("st-")) and os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+            out += [json.loads(line) for line in text.split("\n")[:-1]]
+    return out
 
 
 def test_openapi_matches_routes(daemon):
@@ -490,3 +701,40 @@ def test_openapi_matches_routes(daemon):
     for p in ("/v1", "/v1/", "/v1/sandboxes/%s/branch" % sid, "/v1/snapshots/x/y", "/api"):
         st, _, data = daemon.request("GET", p)
         assert st == 404 and p not in documented
+
+
+def test_openapi_lists_observed_statuses(daemon, env):
+    """Every answer the tests so far drew from a daemon (its audit log) has its
+    status listed for its operation in docs/openapi.yaml; a listed path answers
+    an unlisted method with 405 (MethodNotAllowed), an unlisted path 404."""
+    ops = openapi_operations()
+    with open(os.path.join(harness.ROOT, "docs", "openapi.yaml")) as f:
+        assert re.search(r"^    MethodNotAllowed:$", f.read(), re.M)
+    # A few answers of each kind even when this test runs alone.
+    for method, path, token in (("GET", "/healthz", True), ("GET", "/v1/sandboxes", False),
+                                ("GET", "/v1/sandboxes/sb-x", True), ("GET", "/nope", True),
+                                ("PATCH", "/v1/snapshots", True)):
+        daemon.request(method, path, token=token)
+    # The audit line is written right after the answer is sent.
+    deadline = time.time() + 5
+    while time.time() < deadline and not any(
+            e["method"] == "PATCH" and e.get("path") == "/v1/snapshots"
+            for e in audit_entries(env)):
+        time.sleep(0.02)
+    patterns = {p: re.compile("^" + re.sub(r"\\\{[a-z]+\\\}", "[^/]+", re.escape(p)) + "$")
+                for _, p in ops}
+    entries = [e for e in audit_entries(env) if "path" in e]
+    seen, missing = set(), set()
+    for e in entries:
+        path = next((p for p, rx in patterns.items() if rx.match(e["path"])), None)
+        if path is None:
+            want = {404}
+        elif (e["method"], path) in ops:
+            want = ops[(e["method"], path)]
+        else:
+            want = {405}
+        seen.add((e["method"], path, e["status"]))
+        if e["status"] not in want:
+            missing.add((e["method"], path or e["path"], e["status"]))
+    assert not missing, sorted(missing)
+    assert {s for _, _, s in seen} >= {200, 400, 401, 404, 405}, seen
