@@ -27,8 +27,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 demo: all guests
 	@scripts/demo.sh --quick
 
-# The main job with the real guest image (image, snapshot, fork, exec). Its
-# agent does not come up yet on KVM-PVM hosts (docs/ARCHITECTURE.md).
+# The main job with the real guest image: image, snapshot (10-12 minutes on
+# KVM-PVM hosts, once; reused), fork --keep, exec/eval in the children, kill.
 demo-image: all
 	@scripts/demo.sh
 
@@ -81,7 +81,8 @@ test-daemon: $(BUILD)/forkd guests
 test-e2e: $(BUILD)/forkd
 	@tests/e2e/run.sh $(abspath $(BUILD))
 
-# The guest image end to end (image, snapshot, fork, agent in every child).
+# The guest image end to end (image, snapshot, fork, agent in every child,
+# namespaces, daemon + SDK); also part of test-e2e.
 test-e2e-image: $(BUILD)/forkd
 	@tests/e2e/image_fork.sh $(abspath $(BUILD))
 

@@ -52,30 +52,27 @@ else
 	build/forkd snapshot --tag demo-py --image py --console /tmp/forkd-demo-boot.log
 fi
 
-run=$(mktemp -d "${TMPDIR:-/tmp}/forkd-demo-run.XXXXXX")
-fork_pid=""
+run=${TMPDIR:-/tmp}/forkd-demo-run.$$
+ids=()
 # shellcheck disable=SC2317  # called through the EXIT trap
 finish() {
-	[[ -n $fork_pid ]] && kill -TERM "$fork_pid" 2>/dev/null && wait "$fork_pid" 2>/dev/null
+	((${#ids[@]})) && build/forkd kill --no-daemon "${ids[@]}" >/dev/null 2>&1
 	rm -rf "$run"
 }
 trap finish EXIT
-echo "== fork: $n children (each its own process and KVM VM, memory copy-on-write)"
-build/forkd fork --tag demo-py -n "$n" --settle-secs 3600 --workdir "$run" --keep-workdir \
-	>"$run/fork.log" 2>&1 &
-fork_pid=$!
-until grep -q 'after_fork (agent\|after_fork failed' "$run/fork.log" 2>/dev/null; do
-	kill -0 "$fork_pid" 2>/dev/null || { cat "$run/fork.log"; exit 1; }
-	sleep 1
-done
-cat "$run/fork.log"
+echo "== fork: $n children (each its own process and KVM VM, memory copy-on-write),"
+echo "   kept running after the command returns"
+build/forkd fork --tag demo-py -n "$n" --keep --workdir "$run" | tee "$run.log"
+mapfile -t ids < <(awk '$1 == "kept" { print $2 }' "$run.log")
+rm -f "$run.log"
+((${#ids[@]} == n)) || { echo "demo: expected $n kept children, got ${#ids[@]}" >&2; exit 1; }
+build/forkd ls --no-daemon
 
 echo "== run code in the children"
 for ((i = 0; i < n && i < 3; i++)); do
-	d=$run/child-$i
-	echo "-- child $i"
-	build/forkd exec --run-dir "$d" -- python3 -c \
+	echo "-- child $i (${ids[i]})"
+	build/forkd exec --sandbox "${ids[i]}" -- python3 -c \
 		'import os, platform; print("hello from", platform.node(), "pid", os.getpid())'
-	build/forkd eval --run-dir "$d" 'float(np.random.random())'
+	build/forkd eval --sandbox "${ids[i]}" 'float(np.random.random())'
 done
-echo "== done in $(($(date +%s) - t0)) s; stopping the children"
+echo "== done in $(($(date +%s) - t0)) s; stopping the children (forkd kill)"

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # The end-to-end suite: Debian's kernel in forkd's VMM with every device
 # (linux_boot.sh), then snapshotted after user space is up and forked
-# (linux_fork.sh). Slow on KVM-PVM hosts, where the guest kernel is
-# emulated. Ends with the summed "N passed, N failed" line.
-# image_fork.sh (the guest image, its agent, 3 children running Python) is
-# `make test-e2e-image`, or FORKD_E2E_TESTS="linux_boot image_fork" here: on
-# KVM-PVM a process in a child still crashes now and then (user memory is
-# not always coherent there, docs/ARCHITECTURE.md), so it is not in CI yet.
+# (linux_fork.sh), and the guest image with its agent: built, booted warm,
+# snapshotted, forked into 3 children in their own network namespaces, then
+# driven through the daemon and the Python SDK (image_fork.sh). Slow on
+# KVM-PVM hosts, where the guest kernel is emulated. FORKD_E2E_TESTS picks
+# some ("linux_boot image_fork"). Ends with the summed "N passed, N failed"
+# line.
 set -uo pipefail
 dir=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$dir/../../build}
 p=0 f=0 s=0 rc=0
-for t in ${FORKD_E2E_TESTS:-linux_boot linux_fork}; do
+for t in ${FORKD_E2E_TESTS:-linux_boot linux_fork image_fork}; do
     start=$(date +%s)
     out=$(mktemp)
     "$dir/$t.sh" "$build" 2>&1 | tee "$out"
