@@ -110,26 +110,6 @@ static int remove_tree(const char *dir)
 	return rmdir(dir) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-static int mkdir_p(const char *path)
-{
-	char tmp[PATH_MAX + 64];
-
-	if (strlen(path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	strcpy(tmp, path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return log_errno("mkdir %s", tmp);
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-		return log_errno("mkdir %s", tmp);
-	return 0;
-}
-
 static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag, const char *dir,
 			  uint32_t agent_port)
 {
@@ -487,7 +467,7 @@ int cmd_snapshot(int argc, char **argv)
 	/* Everything is written into a private directory first and renamed at
 	 * the end: a failure leaves nothing behind under the tag's name. */
 	snprintf(tmpdir, sizeof(tmpdir), "%s.tmp.%d", dir, (int)getpid());
-	if (mkdir_p(tmpdir))
+	if (make_dirs(tmpdir, 0755))
 		goto out;
 	s.warm_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	s.epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -36,6 +37,10 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 /* Parse a decimal/hex unsigned integer; the whole string must be a number.
  * 0 or -EINVAL / -ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
+
+/* mkdir -p: every missing directory of path; the last one gets mode, those
+ * above it 0755. 0, or -errno (reported; -ENAMETOOLONG unreported). */
+int make_dirs(const char *path, mode_t mode);
 
 /* For functions that report into a caller's buffer: format the message
  * into err (when given) and return code. */

@@ -17,28 +17,6 @@
 #include "daemon/auth.h"
 #include "daemon/http.h"
 
-/* mkdir -p, with mode for what it creates. */
-static int make_dirs(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return log_errno("mkdir %s", buf);
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return log_errno("mkdir %s", buf);
-	return 0;
-}
-
 /* HOST:PORT, IPv4 or [IPv6]. */
 static int parse_bind(const char *s, struct sockaddr_storage *ss, bool *loopback)
 {

@@ -66,24 +66,6 @@ int kept_path(const char *id, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int mkdir_p(const char *path)
-{
-	char tmp[PATH_MAX];
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return log_errno("mkdir %s", tmp);
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-		return log_errno("mkdir %s", tmp);
-	return 0;
-}
-
 int kept_write(struct kept_rec *r)
 {
 	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX + 16];
@@ -97,7 +79,7 @@ int kept_write(struct kept_rec *r)
 	if ((err = kept_registry_dir(dir, sizeof(dir))) ||
 	    (err = kept_path(r->id, path, sizeof(path))))
 		return err;
-	if ((err = mkdir_p(dir)))
+	if ((err = make_dirs(dir, 0755)))
 		return err;
 	if (!r->created_at[0]) {
 		time_t now = time(NULL);
