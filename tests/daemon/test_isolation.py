@@ -83,14 +83,16 @@ def test_memory_limit(daemon, spawn):
 @needs_root
 def test_memory_limit_oom_kills_one(daemon, env, spawn):
     """tests/guests/isolate_mem_hog.c: child 1 writes 200 MiB, child 0 keeps
-    printing. Under a 64 MiB limit sandbox 1 is OOM-killed (state exited,
-    oom_killed true) and sandbox 0 keeps running."""
+    printing and serves the agent on vsock port 8888 (snapshot taken with
+    --agent-port 8888). Under a 64 MiB limit sandbox 1 is OOM-killed (state
+    exited, oom_killed true) and sandbox 0 keeps running and still answers
+    ping (pong, its own index 0)."""
     guest = os.path.join(harness.build_dir(), "guests", "isolate_mem_hog.elf")
     if not os.path.exists(guest):
         pytest.skip("isolate_mem_hog.elf is missing (run 'make guests')")
     r = subprocess.run([harness.forkd_bin(), "snapshot", "--tag", "hog", "--kernel", guest,
                         "--mem-mib", "256", "--console", os.path.join(env.top, "hog.console"),
-                        "--timeout-secs", "60"],
+                        "--agent-port", "8888", "--timeout-secs", "60"],
                        env=env.env(), capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stderr
     kids = spawn(2, tag="hog", memory_limit_mib=64)
@@ -107,6 +109,9 @@ def test_memory_limit_oom_kills_one(daemon, env, spawn):
     before = open(console).read().count("alive")
     time.sleep(1.5)
     assert open(console).read().count("alive") > before, "sandbox 0 stopped printing"
+    st, o = daemon.json("POST", "/v1/sandboxes/%s/ping" % kids[0]["id"], {})
+    assert st == 200 and o["pong"] is True and o["index"] == 0, (st, o)
+    assert o["after_fork"] is True and o["vmctl_index"] == 0, o
     for k in kids:
         assert daemon.request("DELETE", "/v1/sandboxes/" + k["id"])[0] == 200
     assert daemon.request("DELETE", "/v1/snapshots/hog")[0] in (200, 204)

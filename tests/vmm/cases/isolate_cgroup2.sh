@@ -2,7 +2,8 @@
 # isolate_cgroup2: `forkd fork --memory-limit-mib` on the cgroup v2 code
 # path, against a cgroup2 tree this test mounts itself in a private mount
 # namespace (unshare -m; mount -t cgroup2), passed with --cgroup-root.
-# The guest is tests/guests/isolate_mem_hog.c (child 1 writes 200 MiB).
+# The guest is tests/guests/isolate_mem_hog.c (child 1 writes 200 MiB),
+# snapshotted with --agent-port 8888 as in isolate_mem_hog.sh.
 #   memory controller available in that tree: as isolate_mem_hog.sh, child 1
 #     is OOM-killed and reported oom_killed (memory.events), child 0 stays
 #     alive, the v2 leaves had memory.max 64 MiB and are gone afterwards;
@@ -29,7 +30,7 @@ if ! grep -qw cgroup2 /proc/filesystems; then
 fi
 
 tag=cg2$$
-snap_take "$tag" --mem-mib 256
+snap_take "$tag" --mem-mib 256 --agent-port 8888
 
 # Everything below runs in a private mount namespace: the mount is gone
 # with it, whatever happens.

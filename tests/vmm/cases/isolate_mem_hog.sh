@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # isolate_mem_hog: per-child memory cgroups (`forkd fork --memory-limit-mib`)
 # with tests/guests/isolate_mem_hog.c, whose child 1 writes 200 MiB of RAM
-# while child 0 prints a heartbeat twice a second.
+# while child 0 prints a heartbeat twice a second and serves the agent
+# protocol on vsock port 8888 (the snapshot has --agent-port 8888, so both
+# children get after_fork).
 #   1. control, no limit: child 1 writes all 200 MiB and powers off;
 #   2. --memory-limit-mib 64: while both run, each has its own leaf under
 #      forkd/ with the 64 MiB limit and is in it; child 1 is OOM-killed and
-#      reported `oom_killed`; child 0 keeps printing after that and is
+#      reported `oom_killed`; child 0 keeps printing after that, answers
+#      `forkd ping --run-dir` (pong, index 0, after_fork) over vsock and is
 #      still alive at the end of the settle time; `forkd fork` exits 1;
 #      every leaf (and forkd/) is gone afterwards.
 # Uses the hierarchy that holds the memory controller here (cgroup v1 on
@@ -20,9 +23,10 @@ if (($(id -u) != 0)); then
 	echo "skip: creating cgroups needs root (this runs as $(id -un))"
 	exit 77
 fi
+command -v python3 >/dev/null || { echo "skip: python3 is needed to read forkd ping --json"; exit 77; }
 
 tag=memhog$$
-snap_take "$tag" --mem-mib 256
+snap_take "$tag" --mem-mib 256 --agent-port 8888
 
 # 1. Control: without a limit the hog really writes 200 MiB.
 rc=0
@@ -99,12 +103,19 @@ beats2=$(grep -c 'child 0 alive' "$workdir/child-0/console.log" || true)
 ((beats2 > beats)) || fail "child 0 stopped printing when child 1 was killed ($beats, then $beats2 heartbeats)"
 kill -0 "$c0" 2>/dev/null || fail "child 0 (pid $c0) is gone"
 ok "child 0 kept running after its sibling's OOM kill ($beats, 2 s later $beats2 heartbeats)"
+pong=$("$FORKD" ping --run-dir "$workdir/child-0" --timeout-secs 10 --json) ||
+	fail "child 0 did not answer forkd ping after its sibling's OOM kill (forkd ping exited non-zero)"
+[[ $(python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(j["pong"], j["index"], j["after_fork"])' "$pong") == "True 0 True" ]] ||
+	fail "child 0 answered ping with $pong, not pong true, index 0, after_fork true"
+ok "child 0 answers ping over vsock after its sibling's OOM kill: ${pong//[$'\n ']/}"
 rc=0
 wait "$pid" || rc=$?
 _snap_bg=""
 sed 's/^/    | /' "$log"
 ((rc == 1)) || fail "forkd fork exited with status $rc, not 1 (a child was killed)"
 grep -qx 'fork: 1/2 children alive after 12 s settle' "$log" || fail "child 0 was not alive at the end of the settle time"
+grep -q '^fork: after_fork (agent on vsock port 8888) answered by 2 children' "$log" ||
+	fail "forkd fork did not report after_fork answered by both children"
 grep -q 'touched' "$workdir/child-1/console.log" && fail "child 1 wrote 200 MiB despite its 64 MiB limit"
 if [[ -d $parent ]]; then
 	left=$(find "$parent" -mindepth 1 -maxdepth 1 -type d -name "fork-$fpid-*")
