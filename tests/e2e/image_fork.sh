@@ -180,7 +180,8 @@ for i in $(seq 0 $((N - 1))); do
 done
 # A file written only in child 1 is absent in child 2 (copy-on-write disk).
 fx "$(child 1)" -- sh -c 'echo only-1 >/root/only-in-1' >/dev/null || true
-out=$(fx "$(child 2)" -- sh -c 'test -e /root/only-in-1 && echo present || echo absent')
+out=$(fx "$(child 2)" -- sh -c 'test -e /root/only-in-1 && echo present || echo absent') ||
+    out="(exit $?) $out"
 [[ $out == absent ]] && report "cow isolation" ok "child 1's file absent in child 2" ||
     report "cow isolation" FAIL "$out"
 
@@ -268,13 +269,15 @@ try:
 except OSError as e:
     print("blocked", e)'
 # 10.201.0.6: child 1's namespace end of its veth (10.201.0.0 + 4*1 + 2).
-out=$(python3 -c "$probe" 10.201.0.6 9100 2>&1)
+out=$(python3 -c "$probe" 10.201.0.6 9100 2>&1) || out="(exit $?) $out"
 [[ $out == "reached child-1-namespace" ]] && report "host -> child-1 ns" ok "$out" ||
     report "host -> child-1 ns" FAIL "$out"
-out=$(fx "$(child 0)" --timeout-secs 60 -- python3 -c "$probe" 10.42.0.1 9101)
+out=$(fx "$(child 0)" --timeout-secs 120 -- python3 -c "$probe" 10.42.0.1 9101) ||
+    out="(exit $?) $out"
 [[ $out == "reached own-namespace" ]] && report "child-0 -> own ns" ok "$out" ||
     report "child-0 -> own ns" FAIL "$out"
-out=$(fx "$(child 0)" --timeout-secs 60 -- python3 -c "$probe" 10.201.0.6 9100)
+out=$(fx "$(child 0)" --timeout-secs 120 -- python3 -c "$probe" 10.201.0.6 9100) ||
+    out="(exit $?) $out"
 [[ $out == blocked* ]] && report "child-0 -/-> child-1" ok "$out" ||
     report "child-0 -/-> child-1" FAIL "$out"
 stage network "$t"
