@@ -229,3 +229,31 @@ def test_snapshot_create_and_delete(ctl, target):
     assert ctl.delete_snapshot("sdk-made") == {"tag": "sdk-made", "deleted": True}
     with pytest.raises(forkd.NotFound):
         ctl.snapshot("sdk-made")
+
+
+def test_pip_install(tmp_path):
+    """The package installs with pip from the repository (offline: Debian's
+    setuptools, no build isolation) and imports from where pip put it."""
+    import shutil
+    import subprocess
+    import sys
+    pip = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True)
+    if pip.returncode != 0:
+        pytest.skip("pip is missing for %s (Debian: python3-pip; scripts/setup.sh installs it)"
+                    % sys.executable)
+    src = tmp_path / "src"
+    shutil.copytree(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), src,
+                    ignore=shutil.ignore_patterns("tests", "__pycache__", "build", "*.egg-info"))
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-build-isolation",
+                        "--no-deps", "--no-index", "--target", str(target), str(src)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    code = ("import forkd, json; print(json.dumps([forkd.__file__, forkd.Controller.__name__, "
+            "forkd.Sandbox.__name__, forkd.CommandResult._fields]))")
+    r = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, %r); %s"
+                        % (str(target), code)], capture_output=True, text=True, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    where, ctl, sb, fields = json.loads(r.stdout)
+    assert where.startswith(str(target)) and ctl == "Controller" and sb == "Sandbox", where
+    assert fields == ["stdout", "stderr", "exit_code"]
