@@ -31,13 +31,6 @@
 #define LOCAL_PORT   40000
 #define HOST_PORT    5000
 
-struct hdr {
-	uint64_t src_cid, dst_cid;
-	uint32_t src_port, dst_port, len;
-	uint16_t type, op;
-	uint32_t flags, buf_alloc, fwd_cnt;
-} __attribute__((packed));
-
 struct blk_hdr {
 	uint32_t type, reserved;
 	uint64_t sector;
@@ -47,7 +40,7 @@ static struct vdev rng, blk, vs;
 static struct vq rngq, blkq, rxq, txq, evq;
 static uint8_t rxbuf[RX_BUFS][RX_BUF_SIZE], evbuf[8];
 static uint8_t sector[512];
-static struct hdr txhdr;
+static struct virtio_vsock_hdr txhdr;
 static uint64_t cid;
 static uint32_t fwd_cnt, index_;
 static bool connected, reset;
@@ -112,16 +105,16 @@ static void send_pkt(uint32_t sport, uint32_t dport, uint16_t op, uint32_t flags
 {
 	struct vq_buf b[2] = {{&txhdr, HDR_LEN, false}, {(void *)data, len, false}};
 
-	txhdr = (struct hdr){.src_cid = cid,
-			     .dst_cid = HOST_CID,
-			     .src_port = sport,
-			     .dst_port = dport,
-			     .len = len,
-			     .type = 1,
-			     .op = op,
-			     .flags = flags,
-			     .buf_alloc = 4096,
-			     .fwd_cnt = fwd_cnt};
+	txhdr = (struct virtio_vsock_hdr){.src_cid = cid,
+					  .dst_cid = HOST_CID,
+					  .src_port = sport,
+					  .dst_port = dport,
+					  .len = len,
+					  .type = 1,
+					  .op = op,
+					  .flags = flags,
+					  .buf_alloc = 4096,
+					  .fwd_cnt = fwd_cnt};
 	CHECK(vq_transfer(&vs, &txq, b, len ? 2 : 1) == 0);
 }
 
@@ -129,7 +122,7 @@ static void poll_once(void)
 {
 	uint32_t len;
 	int id = vq_wait(&vs, &rxq, &len);
-	struct hdr h;
+	struct virtio_vsock_hdr h;
 
 	CHECK(id >= 0 && id < RX_BUFS);
 	CHECK(len >= HDR_LEN && len <= RX_BUF_SIZE);

@@ -38,13 +38,6 @@
 #define BUF_ALLOC   8192 /* what this guest advertises: tight on purpose */
 #define STREAM_LEN  300000
 
-struct hdr {
-	uint64_t src_cid, dst_cid;
-	uint32_t src_port, dst_port, len;
-	uint16_t type, op;
-	uint32_t flags, buf_alloc, fwd_cnt;
-} __attribute__((packed));
-
 struct conn {
 	uint32_t local_port, peer_port;
 	bool open, connected, reset;
@@ -65,7 +58,7 @@ static struct vq rxq, txq, evq;
 static uint8_t rxbuf[RX_BUFS][RX_BUF_SIZE];
 static uint8_t evbuf[4][8];
 static uint8_t txdata[CHUNK];
-static struct hdr txhdr;
+static struct virtio_vsock_hdr txhdr;
 static uint64_t cid;
 static struct conn ca, cb, cp, cq; /* A, B, and C's two probes */
 static struct conn *const conns[] = {&ca, &cb, &cp, &cq};
@@ -86,16 +79,16 @@ static void send_pkt(struct conn *c, uint16_t op, uint32_t flags, const void *da
 {
 	struct vq_buf b[2] = {{&txhdr, HDR_LEN, false}, {(void *)data, len, false}};
 
-	txhdr = (struct hdr){.src_cid = cid,
-			     .dst_cid = HOST_CID,
-			     .src_port = c->local_port,
-			     .dst_port = c->peer_port,
-			     .len = len,
-			     .type = 1,
-			     .op = op,
-			     .flags = flags,
-			     .buf_alloc = BUF_ALLOC,
-			     .fwd_cnt = c->fwd_cnt};
+	txhdr = (struct virtio_vsock_hdr){.src_cid = cid,
+					  .dst_cid = HOST_CID,
+					  .src_port = c->local_port,
+					  .dst_port = c->peer_port,
+					  .len = len,
+					  .type = 1,
+					  .op = op,
+					  .flags = flags,
+					  .buf_alloc = BUF_ALLOC,
+					  .fwd_cnt = c->fwd_cnt};
 	c->fwd_sent = c->fwd_cnt;
 	CHECK(vq_transfer(&dev, &txq, b, len ? 2 : 1) == 0);
 	if (op == OP_RW)
@@ -111,7 +104,7 @@ static void send_line(struct conn *c, const char *s)
 	send_pkt(c, OP_RW, 0, s, n);
 }
 
-static struct conn *find(const struct hdr *h)
+static struct conn *find(const struct virtio_vsock_hdr *h)
 {
 	unsigned i;
 
@@ -152,7 +145,7 @@ static void poll_once(void)
 {
 	uint32_t len;
 	int id = vq_wait(&dev, &rxq, &len);
-	struct hdr h;
+	struct virtio_vsock_hdr h;
 	struct conn *c;
 
 	CHECK(id >= 0 && id < RX_BUFS);

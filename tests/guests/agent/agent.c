@@ -27,13 +27,6 @@
 #define BUF_ALLOC   (64 * 1024)
 #define OUT_SIZE    (4 * LINE_MAX) /* replies to one batch of input */
 
-struct hdr {
-	uint64_t src_cid, dst_cid;
-	uint32_t src_port, dst_port, len;
-	uint16_t type, op;
-	uint32_t flags, buf_alloc, fwd_cnt;
-} __attribute__((packed));
-
 struct conn {
 	bool open;
 	uint32_t peer_port;
@@ -48,7 +41,7 @@ static struct vdev dev;
 static struct vq rxq, txq, evq;
 static uint8_t rxbuf[RX_BUFS][RX_BUF_SIZE];
 static uint8_t evbuf[4][8];
-static struct hdr txhdr;
+static struct virtio_vsock_hdr txhdr;
 static uint64_t cid;
 static struct conn conns[MAX_CONNS];
 
@@ -496,15 +489,15 @@ static void send_pkt(struct conn *c, uint32_t peer_port, uint16_t op, const void
 {
 	struct vq_buf b[2] = {{&txhdr, HDR_LEN, false}, {(void *)data, len, false}};
 
-	txhdr = (struct hdr){.src_cid = cid,
-			     .dst_cid = HOST_CID,
-			     .src_port = c ? AGENT_PORT : rst_port,
-			     .dst_port = peer_port,
-			     .len = len,
-			     .type = 1,
-			     .op = op,
-			     .buf_alloc = BUF_ALLOC,
-			     .fwd_cnt = c ? c->fwd_cnt : 0};
+	txhdr = (struct virtio_vsock_hdr){.src_cid = cid,
+					  .dst_cid = HOST_CID,
+					  .src_port = c ? AGENT_PORT : rst_port,
+					  .dst_port = peer_port,
+					  .len = len,
+					  .type = 1,
+					  .op = op,
+					  .buf_alloc = BUF_ALLOC,
+					  .fwd_cnt = c ? c->fwd_cnt : 0};
 	if (c) {
 		c->fwd_sent = c->fwd_cnt;
 		if (op == OP_RW)
@@ -567,7 +560,7 @@ static struct conn *find(uint32_t peer_port)
 	return 0;
 }
 
-static void on_packet(const struct hdr *h, const uint8_t *data)
+static void on_packet(const struct virtio_vsock_hdr *h, const uint8_t *data)
 {
 	struct conn *c;
 
@@ -652,7 +645,7 @@ void agent_serve(bool (*idle)(void))
 			continue;
 		}
 		if ((id = vq_poll(&rxq, &len)) >= 0) {
-			struct hdr h;
+			struct virtio_vsock_hdr h;
 
 			CHECK(id < RX_BUFS);
 			if (len >= HDR_LEN) {

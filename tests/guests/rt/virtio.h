@@ -80,6 +80,14 @@
 #define VIRTIO_ID_RNG	4
 #define VIRTIO_ID_VSOCK 19
 
+/* The virtio-vsock packet header (§5.10.6), in front of every packet. */
+struct virtio_vsock_hdr {
+	uint64_t src_cid, dst_cid;
+	uint32_t src_port, dst_port, len;
+	uint16_t type, op;
+	uint32_t flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
 #define VIRTIO_SLOT_BASE(i) (0xD0000000ULL + (uint64_t)(i)*0x1000ULL)
 #define VIRTIO_MAX_SLOTS    8
 extern const uint8_t virtio_slot_irq[VIRTIO_MAX_SLOTS];
