@@ -32,7 +32,7 @@ demo: all guests
 demo-image: all
 	@scripts/demo.sh
 
-.PHONY: demo demo-image all clean check test test-unit test-vmm test-e2e test-e2e-image guests format format-check
+.PHONY: demo demo-image all clean check test unit-bins lab-prepare test-unit test-vmm test-e2e test-e2e-image guests format format-check
 all: $(BUILD)/forkd
 
 $(BUILD)/forkd: $(CLI_OBJS) $(BUILD)/libforkd.a
@@ -55,6 +55,18 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libforkd.a
 
 guests:
 	$(MAKE) -C tests/guests BUILD=$(abspath $(BUILD))/guests
+
+unit-bins: $(UNIT_BINS)
+
+# What the suites that run in the KVM lab need from the network or a
+# compiler, done on the host first (tests/check.sh runs it when there is
+# no usable /dev/kvm): the sanitizer build, the lab's kernel and
+# initramfs, the e2e kernel and the guest image.
+lab-prepare: all guests unit-bins
+	@$(MAKE) -s SANITIZE=1 all guests unit-bins
+	@scripts/kvm-lab --prepare
+	@guest/kernel/fetch-kernel.sh --quiet >/dev/null
+	@$(BUILD)/forkd image build --tag py
 
 test-unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)

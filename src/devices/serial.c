@@ -100,7 +100,12 @@ static void serial_watch(struct serial *s, uint8_t c)
 	}
 	s->line[s->line_len] = 0;
 	s->line_len = 0;
-	if (strstr(s->line, s->warm_marker) && write(s->warm_fd, &one, sizeof(one)) < 0)
+	if (!strstr(s->line, s->warm_marker))
+		return;
+	/* The snapshot is of the instant this write completed the marker's
+	 * line: the writing vCPU parks before the guest runs on. */
+	vm_pause_here(s->vm);
+	if (write(s->warm_fd, &one, sizeof(one)) < 0)
 		log_errno("serial: signal warm");
 }
 

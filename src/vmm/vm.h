@@ -180,6 +180,15 @@ int vm_finish(struct vm *vm, int status);
  * Call from a thread that is not a vCPU thread. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Call on a vCPU thread while it handles an exit (a device's PIO/MMIO
+ * hook): that vCPU completes the instruction and parks before it returns
+ * to the guest, so a vm_pause() that follows finds the guest exactly after
+ * the instruction that signalled (the --warm-console marker), not some way
+ * past it. (The doorbell port stays asynchronous: snap_fidelity relies on
+ * the pause landing wherever the guest has got to.)
+ * The other vCPUs run on until vm_pause() kicks them. vm_resume() or a
+ * stop releases it. */
+void vm_pause_here(struct vm *vm);
 
 /* Ask the VM to stop with the given status. Thread-safe; the first caller's
  * status and reason are kept. */

@@ -10,7 +10,7 @@
  *     down; six stack values, one an arbitrary 80-bit pattern), MXCSR 0xffa0
  *     (flush-to-zero, round toward zero, PE flag set) and 16 distinct XMM
  *     registers, and records them with FXSAVE;
- *   - runs the first ITERS1 iterations of a computation at CPL3 (integer
+ *   - runs the first iters1 iterations of a computation at CPL3 (integer
  *     mixing in general registers, plus xmm0..7 += xmm8..15 each
  *     iteration), keeping its state in memory between the two calls;
  *   - rings the doorbell (port 0x610) and goes straight back into the loop
@@ -19,7 +19,7 @@
  *     general and XMM registers; `progress` (in memory; the case script
  *     reads it from memory.bin) says how far the loop had got.
  * After the loop it checks
- *   - every XMM register holds initial + ITERS * increment, and the x87
+ *   - every XMM register holds initial + iters * increment, and the x87
  *     stack, FCW, FSW, FTW and MXCSR are unchanged;
  *   - the restored control words are in force: 1/10 rounds down in both
  *     the x87 (FCW) and SSE (MXCSR) units, unlike round-to-nearest;
@@ -27,12 +27,15 @@
  * Everything printed after the "warm" line is deterministic, so the case
  * script compares each child's console with an unsnapshotted run's. */
 #include "rt/apic.h"
+#include "rt/cmdline.h"
 #include "rt/guest.h"
 #include "rt/user.h"
 
-#define VMCTL	  0x610
-#define ITERS1	  50000000ULL  /* before the doorbell */
-#define ITERS	  200000000ULL /* in all */
+#define VMCTL 0x610
+/* The workload: `iters=N` on the command line (the lab, whose CPU is
+ * emulated, asks for fewer); a quarter of it runs before the doorbell. */
+#define ITERS_DEFAULT 200000000ULL
+static uint64_t iters, iters1; /* in all; before the doorbell */
 #define LCG_MUL	  6364136223846793005ULL
 #define LCG_ADD	  1442695040888963407ULL
 #define VEC_PIT	  0x30
@@ -237,8 +240,8 @@ static void check_fpu(void)
 
 		CHECK(lo == xmm_init[k][0] && hi == xmm_init[k][1]);
 		if (k < 8) {
-			lo += ITERS * xmm_init[k + 8][0];
-			hi += ITERS * xmm_init[k + 8][1];
+			lo += iters * xmm_init[k + 8][0];
+			hi += iters * xmm_init[k + 8][1];
 		}
 		if (after.xmm[k][0] != lo || after.xmm[k][1] != hi) {
 			puts_("snap_fidelity: xmm");
@@ -275,6 +278,10 @@ int main(void)
 	unsigned long p0, l0;
 	unsigned id, k, v;
 
+	iters = cmdline_u64("iters=", ITERS_DEFAULT);
+	if (iters < 4)
+		iters = ITERS_DEFAULT;
+	iters1 = iters / 4;
 	idt_init();
 	for (v = 0; v < 32; v++)
 		if (v != 3)
@@ -303,11 +310,11 @@ int main(void)
 	}
 	enable_sse();
 	user_call(user_fpu_load, 0);
-	user_call(user_compute, ITERS1);
+	user_call(user_compute, iters1);
 	puts_("snap_fidelity: warm: ");
-	put_dec(ITERS1);
+	put_dec(iters1);
 	puts_(" of ");
-	put_dec(ITERS);
+	put_dec(iters);
 	puts_(" iterations done at CPL3\n");
 	/* Ticks missed while interrupts are off would be re-injected in a burst
 	 * afterwards (KVM's PIT re-injects lost ticks). Masking the pin for the
@@ -315,7 +322,7 @@ int main(void)
 	 * so the count below sees fresh ticks; the PIT itself keeps counting. */
 	ioapic_mask(0);
 	outl(VMCTL, 1); /* doorbell: the pause lands somewhere in the loop */
-	result = user_call(user_compute, ITERS);
+	result = user_call(user_compute, iters);
 	user_call(user_fpu_check, 0);
 	ioapic_route(0, VEC_PIT, (uint8_t)id);
 

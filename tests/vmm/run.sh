@@ -17,7 +17,13 @@
 #
 # Environment:
 #   FORKD_TEST_FILTER    extended regex: run only guests whose name matches
-#   FORKD_TEST_TIMEOUT   guest time limit in seconds (default 60)
+#   FORKD_TEST_TIMEOUT   guest time limit in seconds (default 60 x the scale)
+#   FORKD_TEST_TIME_SCALE  multiplies every time limit and settle time of the
+#                        cases (default 1; 4 inside the KVM lab, whose CPU is
+#                        emulated): case scripts call `scaled N`. Only waits
+#                        grow; no check changes.
+#   SNAP_FIDELITY_ITERS, SNAP_FIDELITY_CHILDREN  snap_fidelity's workload
+#                        (default 200000000 and 50; the lab lowers them)
 #   FORKD_TEST_ARGS      extra `vm run` options for every default run
 #
 # Prints "PASS|FAIL|SKIP name (1.23 s)" per guest, the console tail and the
@@ -34,7 +40,24 @@ build=$1
 forkd=$build/forkd
 here=$(cd "$(dirname "$0")" && pwd)
 cases=$here/cases
-limit=${FORKD_TEST_TIMEOUT:-60}
+# Workloads and waits sized for the lab (scripts/kvm-lab), where everything
+# runs 10-50x slower than on a host with KVM: fewer iterations and children,
+# longer limits; every check stays as it is.
+if [[ -n ${FORKD_IN_LAB:-} ]]; then
+	export FORKD_TEST_TIME_SCALE=${FORKD_TEST_TIME_SCALE:-4}
+	export SNAP_FIDELITY_ITERS=${SNAP_FIDELITY_ITERS:-20000000}
+	export SNAP_FIDELITY_CHILDREN=${SNAP_FIDELITY_CHILDREN:-10}
+	echo "in the KVM lab: time limits x$FORKD_TEST_TIME_SCALE, snap_fidelity $SNAP_FIDELITY_ITERS iterations in $SNAP_FIDELITY_CHILDREN children"
+fi
+export FORKD_TEST_TIME_SCALE=${FORKD_TEST_TIME_SCALE:-1}
+[[ $FORKD_TEST_TIME_SCALE =~ ^[1-9][0-9]*$ ]] || {
+	echo "error: FORKD_TEST_TIME_SCALE must be a whole number >= 1" >&2
+	exit 2
+}
+# scaled N: N seconds times the scale, for case scripts.
+scaled() { echo $(($1 * FORKD_TEST_TIME_SCALE)); }
+export -f scaled
+limit=${FORKD_TEST_TIMEOUT:-$(scaled 60)}
 filter=${FORKD_TEST_FILTER:-}
 passed=0 failed=0 skipped=0
 

@@ -5,9 +5,9 @@ set -euo pipefail
 for mode in pvm native; do
 	[[ $mode == pvm ]] && flag=1 || flag=0
 	rc=0
-	FORKD_PVM=$flag timeout 60 "$FORKD" vm run --kernel "$GUEST" --no-rng \
+	FORKD_PVM=$flag timeout "$(scaled 60)" "$FORKD" vm run --kernel "$GUEST" --no-rng \
 		--cmdline "expect-$mode" --console "$WORK/console-$mode.log" \
-		--timeout-secs 50 2>"$WORK/vmm-$mode.err" || rc=$?
+		--timeout-secs "$(scaled 50)" 2>"$WORK/vmm-$mode.err" || rc=$?
 	cat "$WORK/console-$mode.log"
 	if ((rc != 0)) || ! grep -qx SUCCESS "$WORK/console-$mode.log"; then
 		echo "cpuid_policy: $mode policy: exit $rc"

@@ -16,8 +16,8 @@ sym=$(nm "$GUEST" | awk '$3 == "emul_fail_insn" { print $1 }')
 rip=$(printf '0x%x' "$((16#$sym))")
 
 rc=0
-timeout 90 "$FORKD" vm run --kernel "$GUEST" --console "$WORK/console.log" \
-	--timeout-secs 60 2>"$WORK/stderr.log" || rc=$?
+timeout "$(scaled 90)" "$FORKD" vm run --kernel "$GUEST" --console "$WORK/console.log" \
+	--timeout-secs "$(scaled 60)" 2>"$WORK/stderr.log" || rc=$?
 cat "$WORK/console.log"
 cat "$WORK/stderr.log"
 

@@ -78,7 +78,7 @@ PY
 run_fork() {
 	local name=$1 n=$2 ready=$3 rc=0
 	shift 3
-	bounded_start 200 "$FORKD" fork --tag "$tag" -n "$n" --settle-secs 3 --keep-workdir \
+	bounded_start 200 "$FORKD" fork --tag "$tag" -n "$n" --settle-secs "$(scaled 3)" --keep-workdir \
 		--workdir "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1
 	local pid=$_snap_bg
 	: >"$WORK/$name.ping"

@@ -160,7 +160,7 @@ rc=0
 "$FORKD" kill k-00000000 --no-daemon >"$WORK/bad.txt" 2>&1 || rc=$?
 ((rc != 0)) && grep -q "no kept child k-00000000" "$WORK/bad.txt" ||
 	fail "forkd kill of an unknown kept id: status $rc, $(cat "$WORK/bad.txt")"
-for combo in "--wait" "--settle-secs 1" "--timeout-secs 5"; do
+for combo in "--wait" "--settle-secs "$(scaled 1)"" "--timeout-secs 5"; do
 	rc=0
 	# shellcheck disable=SC2086 # the option and its value are two words
 	"$FORKD" fork --tag "$tag" --keep $combo >"$WORK/bad.txt" 2>&1 || rc=$?

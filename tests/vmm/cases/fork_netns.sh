@@ -108,7 +108,7 @@ while time.time() < end:
     s.sendto(b"ack " + data, addr)
 PY
 log=$WORK/fork.log
-bounded_start 90 "$FORKD" fork --tag "$tag" -n 2 --per-child-netns --wait --timeout-secs 60 \
+bounded_start 90 "$FORKD" fork --tag "$tag" -n 2 --per-child-netns --wait --timeout-secs "$(scaled 60)" \
 	--keep-workdir --workdir "$WORK/wd" >"$log" 2>&1
 fork_pid=$_snap_bg
 for i in 0 1; do
@@ -139,7 +139,7 @@ for i in 0 1; do
 	ok "child $i: VMM $vmm runs jailed in forkd-child-$i"
 done
 for i in 0 1; do
-	ip netns exec "forkd-child-$i" timeout 80 python3 "$WORK/listen.py" 70 \
+	ip netns exec "forkd-child-$i" timeout "$(scaled 80)" python3 "$WORK/listen.py" 70 \
 		>"$WORK/listen-$i.log" 2>&1 &
 	listeners+=($!)
 done

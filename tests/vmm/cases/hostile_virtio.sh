@@ -18,7 +18,7 @@ run() {
 	bin=$2
 	rc=0
 	TMPDIR="$WORK" "$bin" vm run --kernel "$GUEST" --console "console-$name.txt" \
-		--timeout-secs 120 --mem-mib 256 --disk disk.img >"forkd-$name.log" 2>&1 || rc=$?
+		--timeout-secs "$(scaled 120)" --mem-mib 256 --disk disk.img >"forkd-$name.log" 2>&1 || rc=$?
 	cat "console-$name.txt" 2>/dev/null || true
 	if [ "$rc" -ne 0 ]; then
 		echo "FAIL ($name): forkd exited with status $rc"

@@ -44,7 +44,8 @@ mount -t cgroup2 none "$mnt"
 ctl=$(cat "$mnt/cgroup.controllers")
 echo "cgroup2 mounted at $mnt; cgroup.controllers: '$ctl'"
 rc=0
-timeout -k 5 90 "$FORKD" fork --tag "$TAG" -n 2 --settle-secs 8 --keep-workdir \
+settle=$(scaled 8)
+timeout -k 5 "$(scaled 90)" "$FORKD" fork --tag "$TAG" -n 2 --settle-secs "$settle" --keep-workdir \
 	--workdir "$WORK/fork" --memory-limit-mib 64 --cgroup-root "$mnt" >"$WORK/fork.log" 2>&1 &
 fpid=$!
 if [[ " $ctl " == *" memory "* ]]; then
@@ -62,7 +63,7 @@ if [[ " $ctl " == *" memory "* ]]; then
 	grep -q '^fork: memory limit 64 MiB per child: cgroup v2 leaves under' "$WORK/fork.log" ||
 		{ echo "FAIL: forkd did not use cgroup v2"; exit 1; }
 	grep -q '^fork: child 1 oom_killed' "$WORK/fork.log" || { echo "FAIL: child 1 not oom_killed"; exit 1; }
-	grep -qx 'fork: 1/2 children alive after 8 s settle' "$WORK/fork.log" ||
+	grep -qx "fork: 1/2 children alive after $settle s settle" "$WORK/fork.log" ||
 		{ echo "FAIL: child 0 did not stay alive"; exit 1; }
 	[[ -z $(ls -d "$mnt"/forkd/fork-* 2>/dev/null) ]] || { echo "FAIL: leaves left behind"; exit 1; }
 	echo "ok: v2: child 1 OOM-killed and reported, child 0 alive, leaves removed"

@@ -116,14 +116,14 @@ run() {
 	shift 3
 	local workdir=$WORK/$name
 	mkdir -p "$workdir"
-	timeout 120 python3 "$WORK/host.py" "$workdir" "$expect" "$mode" >"$WORK/$name.host.log" 2>&1 &
+	timeout "$(scaled 120)" python3 "$WORK/host.py" "$workdir" "$expect" "$mode" >"$WORK/$name.host.log" 2>&1 &
 	local hpid=$!
 	for ((t = 0; t < 100; t++)); do
 		[[ -e $workdir/host.ready ]] && break
 		sleep 0.1
 	done
 	frc=0
-	bounded 120 "$FORKD" fork --tag "$tag" -n 2 --wait --timeout-secs 90 --keep-workdir \
+	bounded 120 "$FORKD" fork --tag "$tag" -n 2 --wait --timeout-secs "$(scaled 90)" --keep-workdir \
 		--workdir "$workdir" "$@" >"$WORK/$name.log" 2>&1 || frc=$?
 	wait "$hpid" || hrc=$?
 	sed 's/^/    | /' "$WORK/$name.log" "$WORK/$name.host.log"

@@ -19,8 +19,8 @@ A=$NS_A B=$NS_B
 declare -A pid rx0
 for i in "$A" "$B"; do
 	rx0[$i]=$(in_ns "$i" cat /sys/class/net/forkd-tap0/statistics/rx_packets)
-	in_ns "$i" timeout 90 "$FORKD" vm run --kernel "$guest" --no-rng --tap forkd-tap0 \
-		--mac 52:54:00:ab:cd:ef --console "$WORK/console-$i.log" --timeout-secs 60 \
+	in_ns "$i" timeout "$(scaled 90)" "$FORKD" vm run --kernel "$guest" --no-rng --tap forkd-tap0 \
+		--mac 52:54:00:ab:cd:ef --console "$WORK/console-$i.log" --timeout-secs "$(scaled 60)" \
 		>"$WORK/forkd-$i.log" 2>&1 &
 	pid[$i]=$!
 	_netns_bg+=("${pid[$i]}")

@@ -27,7 +27,7 @@ cases=0
 
 snap_take "$good" --no-rng
 rc=0
-bounded 120 "$FORKD" fork --tag "$good" -n 2 --wait --timeout-secs 60 >"$WORK/control.log" 2>&1 || rc=$?
+bounded 120 "$FORKD" fork --tag "$good" -n 2 --wait --timeout-secs "$(scaled 60)" >"$WORK/control.log" 2>&1 || rc=$?
 ((rc == 0)) || { cat "$WORK/control.log"; fail "control: forking the unspoilt snapshot exited $rc"; }
 ok "control: the unspoilt snapshot forks (2 children, exit 0)"
 
@@ -79,7 +79,7 @@ json_set() { # TAG FIELD NEWVALUE: replace one field of snapshot.json
 expect_refusal() {
 	local what=$1 tag=$2 names=$3 cause=$4 rc=0 before after lines line
 	before=$(find "$FORKD_HOME" | sort)
-	bounded 60 "$FORKD" fork --tag "$tag" -n 3 --wait --timeout-secs 20 \
+	bounded 60 "$FORKD" fork --tag "$tag" -n 3 --wait --timeout-secs "$(scaled 20)" \
 		>"$WORK/case.out" 2>"$WORK/case.err" || rc=$?
 	cases=$((cases + 1))
 	lines=$(wc -l <"$WORK/case.err")

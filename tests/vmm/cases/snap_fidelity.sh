@@ -11,19 +11,22 @@
 #   3. `forkd fork -n 50 --wait`: every child exits 0 and its console is
 #      byte for byte the reference's output after the "warm" line.
 # Contract: tests/vmm/run.sh sets FORKD, GUEST and WORK; 0 pass, 77 skip.
-# SNAP_FIDELITY_CHILDREN overrides the number of children (default 50).
+# SNAP_FIDELITY_CHILDREN overrides the number of children (default 50),
+# SNAP_FIDELITY_ITERS the iterations (default 200000000, on the guest's
+# command line; tests/vmm/run.sh lowers both in the KVM lab).
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=snap_lib.sh
 . "$here/snap_lib.sh"
 
 n=${SNAP_FIDELITY_CHILDREN:-50}
+iters=${SNAP_FIDELITY_ITERS:-200000000}
 tag=fidelity$$
 workdir=$WORK/fork
 
 # 1. The unsnapshotted reference.
 rc=0
-bounded 150 "$FORKD" vm run --kernel "$GUEST" --console "$WORK/reference.log" \
-	--timeout-secs 120 >"$WORK/reference.stderr" 2>&1 || rc=$?
+bounded 150 "$FORKD" vm run --kernel "$GUEST" --cmdline "iters=$iters" --console "$WORK/reference.log" \
+	--timeout-secs "$(scaled 120)" >"$WORK/reference.stderr" 2>&1 || rc=$?
 ((rc == 0)) || { cat "$WORK/reference.log" "$WORK/reference.stderr"; fail "reference run exited $rc"; }
 grep -qx SUCCESS "$WORK/reference.log" || fail "reference run: no SUCCESS"
 warm=$(grep -n '^snap_fidelity: warm: ' "$WORK/reference.log" | cut -d: -f1)
@@ -33,7 +36,7 @@ ok "reference run (never snapshotted) passed; $(wc -l <"$WORK/expected.log") lin
 sed 's/^/    | /' "$WORK/expected.log"
 
 # 2. The snapshot, taken in the middle of the computation.
-snap_take "$tag"
+snap_take "$tag" --cmdline "iters=$iters"
 last=$(tail -n 1 "$WORK/$tag.parent.log")
 [[ $last == "snap_fidelity: warm: "* ]] ||
 	fail "the parent printed past the warm line before it was paused: '$last'"
@@ -62,7 +65,7 @@ fi
 # 3. N children, each must print exactly the reference's remainder.
 rc=0
 t0=$(date +%s.%N)
-bounded 600 "$FORKD" fork --tag "$tag" -n "$n" --wait --timeout-secs 400 --keep-workdir \
+bounded 600 "$FORKD" fork --tag "$tag" -n "$n" --wait --timeout-secs "$(scaled 400)" --keep-workdir \
 	--workdir "$workdir" >"$WORK/fork.log" 2>&1 || rc=$?
 secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 grep -v '^fork: child [0-9]* exit status 0$' "$WORK/fork.log" | sed 's/^/    | /'

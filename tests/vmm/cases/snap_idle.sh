@@ -28,7 +28,7 @@ workdir=$WORK/fork
 
 snap_take "$tag" --mem-mib "$mem_mib" --cmdline snap_idle.write
 
-bounded_start 600 "$FORKD" fork --tag "$tag" -n "$n" --settle-secs 500 --workdir "$workdir" \
+bounded_start 600 "$FORKD" fork --tag "$tag" -n "$n" --settle-secs "$(scaled 500)" --workdir "$workdir" \
 	>"$WORK/fork.log" 2>&1
 fork_bg=$_snap_bg
 

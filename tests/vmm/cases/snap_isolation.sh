@@ -24,7 +24,7 @@ ok "memory.bin: sha256 ${sum:0:16}..., $data_kib KiB allocated (2048 identical n
 run_children() {
 	local mode=$1 n=$2 rc=0 workdir=$WORK/fork-$1
 	shift 2
-	bounded 300 "$FORKD" fork --tag "$tag" -n "$n" --wait --timeout-secs 200 --keep-workdir \
+	bounded 300 "$FORKD" fork --tag "$tag" -n "$n" --wait --timeout-secs "$(scaled 200)" --keep-workdir \
 		--workdir "$workdir" "$@" >"$WORK/fork-$mode.log" 2>&1 || rc=$?
 	grep -v '^fork: child [0-9]* exit status 0$' "$WORK/fork-$mode.log" | sed 's/^/    | /'
 	((rc == 0)) || fail "$mode: forkd fork exited with status $rc"

@@ -46,7 +46,7 @@ ok() {
 # for it, so a TERM to this script reaches the trap at once. Returns CMD's
 # status (124 when it ran out of time).
 bounded() {
-	local secs=$1 rc=0
+	local secs=$(($1 * ${FORKD_TEST_TIME_SCALE:-1})) rc=0
 	shift
 	timeout -k 5 "$secs" "$@" &
 	_snap_bg=$!
@@ -58,7 +58,7 @@ bounded() {
 # bounded_start SECS CMD...: as bounded, but return at once; the pid is in
 # $_snap_bg (stopped by the EXIT trap if still running).
 bounded_start() {
-	local secs=$1
+	local secs=$(($1 * ${FORKD_TEST_TIME_SCALE:-1}))
 	shift
 	timeout -k 5 "$secs" "$@" &
 	_snap_bg=$!
@@ -70,7 +70,7 @@ snap_take() {
 	local tag=$1 rc=0
 	shift
 	bounded 150 "$FORKD" snapshot --tag "$tag" --kernel "$GUEST" \
-		--console "$WORK/$tag.parent.log" --timeout-secs 120 "$@" \
+		--console "$WORK/$tag.parent.log" --timeout-secs "$(scaled 120)" "$@" \
 		>"$WORK/$tag.snapshot.log" 2>&1 || rc=$?
 	if ((rc != 0)); then
 		cat "$WORK/$tag.snapshot.log" "$WORK/$tag.parent.log" 2>/dev/null || true

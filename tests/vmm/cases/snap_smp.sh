@@ -22,7 +22,7 @@ grep -q '^snap_smp: warm: ' "$WORK/$tag.parent.log" || fail "the parent never go
 ok "snapshot of a 2-vCPU guest with the AP running and both LAPIC timers ticking"
 
 rc=0
-bounded 300 "$FORKD" fork --tag "$tag" -n "$n" --wait --timeout-secs 200 --keep-workdir \
+bounded 300 "$FORKD" fork --tag "$tag" -n "$n" --wait --timeout-secs "$(scaled 200)" --keep-workdir \
 	--workdir "$workdir" >"$WORK/fork.log" 2>&1 || rc=$?
 grep -v '^fork: child [0-9]* exit status 0$' "$WORK/fork.log" | sed 's/^/    | /'
 ((rc == 0)) || fail "forkd fork exited with status $rc"

@@ -67,8 +67,8 @@ no_leftovers() {
 
 # --- 1. agent_stub, --agent-port 8888 -----------------------------------------------
 rc=0
-timeout -k 5 60 "$FORKD" snapshot --tag stub --kernel "$guests/agent_stub.elf" --agent-port 8888 \
-	--console "$WORK/stub.console" --timeout-secs 30 >"$WORK/stub.log" 2>&1 || rc=$?
+timeout -k 5 "$(scaled 60)" "$FORKD" snapshot --tag stub --kernel "$guests/agent_stub.elf" --agent-port 8888 \
+	--console "$WORK/stub.console" --timeout-secs "$(scaled 30)" >"$WORK/stub.log" 2>&1 || rc=$?
 cat "$WORK/stub.log"
 ((rc == 0)) || fail "snapshot of agent_stub with --agent-port 8888 exited with status $rc"
 grep -q "agent warm after .* (pid 1, numpy none)" "$WORK/stub.log" ||
@@ -81,13 +81,13 @@ ok "agent_stub: snapshot taken on ping warm=true, snapshot.json agent_port 8888"
 
 # --- 2. --agent-port 0: the doorbell; a forked child answers ping --run-dir ---------------
 "$FORKD" snapshot --tag bell --kernel "$guests/agent_stub.elf" --agent-port 0 --mem-mib 32 \
-	--vsock "$WORK/bell.sock" --console "$WORK/bell.console" --timeout-secs 30 >"$WORK/bell.log" 2>&1 ||
+	--vsock "$WORK/bell.sock" --console "$WORK/bell.console" --timeout-secs "$(scaled 30)" >"$WORK/bell.log" 2>&1 ||
 	{ cat "$WORK/bell.log"; fail "snapshot with --agent-port 0 failed"; }
 grep -q "guest warm after" "$WORK/bell.log" || fail "--agent-port 0 did not wait for the doorbell"
 [[ $(json "$snaps/bell/snapshot.json" '"agent_port" in j') == False ]] ||
 	fail "--agent-port 0 wrote an agent_port"
 [[ ! -e $WORK/bell.sock ]] || fail "the snapshot VM's vsock socket was left behind"
-timeout -k 5 60 "$FORKD" fork --tag bell -n 2 --settle-secs 30 --keep-workdir \
+timeout -k 5 "$(scaled 60)" "$FORKD" fork --tag bell -n 2 --settle-secs "$(scaled 30)" --keep-workdir \
 	--workdir "$WORK/fork" >"$WORK/fork.log" 2>&1 &
 bg=$!
 for _ in $(seq 100); do
@@ -95,7 +95,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 for i in 0 1; do
-	out=$("$FORKD" ping --run-dir "$WORK/fork/child-$i" --timeout-secs 10 --json) ||
+	out=$("$FORKD" ping --run-dir "$WORK/fork/child-$i" --timeout-secs "$(scaled 10)" --json) ||
 		fail "forkd ping --run-dir $WORK/fork/child-$i failed"
 	[[ $(python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(j["warm"], j["index"])' "$out") == "True $i" ]] ||
 		fail "child $i answered $out"
@@ -108,7 +108,7 @@ ok "--agent-port 0: doorbell; forkd ping --run-dir reaches both children of a --
 # --- 3. a guest that never answers --------------------------------------------------------
 rc=0
 t0=$SECONDS
-timeout -k 5 60 "$FORKD" snapshot --tag mute --kernel "$guests/snap_idle.elf" --agent-port 8888 \
+timeout -k 5 "$(scaled 60)" "$FORKD" snapshot --tag mute --kernel "$guests/snap_idle.elf" --agent-port 8888 \
 	--console "$WORK/mute.console" --timeout-secs 3 >"$WORK/mute.log" 2>&1 || rc=$?
 cat "$WORK/mute.log"
 ((rc == 1)) || fail "a guest that never answers: exit status $rc, expected 1"
@@ -123,8 +123,8 @@ ok "a guest that never answers: timed out after 3 s with a clear error, nothing 
 
 # --- 4. a guest that stops before its agent answers ---------------------------------------
 rc=0
-timeout -k 5 60 "$FORKD" snapshot --tag gone --kernel "$guests/smoke.elf" --agent-port 8888 \
-	--console "$WORK/gone.console" --timeout-secs 30 >"$WORK/gone.log" 2>&1 || rc=$?
+timeout -k 5 "$(scaled 60)" "$FORKD" snapshot --tag gone --kernel "$guests/smoke.elf" --agent-port 8888 \
+	--console "$WORK/gone.console" --timeout-secs "$(scaled 30)" >"$WORK/gone.log" 2>&1 || rc=$?
 ((rc == 1)) || { cat "$WORK/gone.log"; fail "a guest that powers off: exit status $rc"; }
 grep -q "the guest stopped before its agent answered warm" "$WORK/gone.log" ||
 	{ cat "$WORK/gone.log"; fail "the error does not say the guest stopped"; }
@@ -143,7 +143,7 @@ echo '{"kernel": {"release": "test", "version": "1"}}' >"$img/image.json"
 mkdir -p "$FORKD_CACHE/kernel/test_1"
 printf 'CONFIG_HZ_100=y\nCONFIG_HZ=100\n' >"$FORKD_CACHE/kernel/test_1/config"
 rc=0
-timeout -k 5 60 "$FORKD" snapshot --tag img --image fake --cmdline "forkd.test=1" \
+timeout -k 5 "$(scaled 60)" "$FORKD" snapshot --tag img --image fake --cmdline "forkd.test=1" \
 	--disk "$WORK/extra.img" --console "$WORK/img.console" >"$WORK/img.log" 2>&1 || rc=$?
 cat "$WORK/img.log"
 ((rc == 0)) || fail "snapshot --image fake exited with status $rc"
@@ -168,7 +168,7 @@ if [[ -n $mhz ]] && ((mhz > 0)); then
 	((lpj > mhz * 10000 * 9 / 10 && lpj < mhz * 10000 * 11 / 10)) ||
 		fail "lpj=$lpj is not about $mhz MHz / HZ 100"
 fi
-"$FORKD" snapshot --tag img2 --image fake --mem-mib 64 --vcpus 1 --timeout-secs 20 \
+"$FORKD" snapshot --tag img2 --image fake --mem-mib 64 --vcpus 1 --timeout-secs "$(scaled 20)" \
 	--console "$WORK/img2.console" >"$WORK/img2.log" 2>&1 || { cat "$WORK/img2.log"; fail "--image with --mem-mib/--vcpus"; }
 [[ $(json "$snaps/img2/snapshot.json" 'j["mem_mib"], j["vcpus"]') == "(64, 1)" ]] ||
 	fail "--mem-mib/--vcpus did not override the image defaults"

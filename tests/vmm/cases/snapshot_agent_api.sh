@@ -55,7 +55,7 @@ for _ in $(seq 150); do
 done
 [[ -n $port ]] || { cat "$WORK/serve.err"; echo "FAIL: forkd serve did not say where it listens"; exit 1; }
 
-timeout 120 python3 - "$port" "$img" "$top/st" <<'PY'
+timeout "$(scaled 120)" python3 - "$port" "$img" "$top/st" <<'PY'
 import json, http.client, sys, time
 
 port, img, state = int(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -9,8 +9,8 @@ set -euo pipefail
 : "${FORKD:?}" "${GUEST:?}" "${WORK:?}"
 
 rc=0
-timeout 90 "$FORKD" vm run --kernel "$GUEST" --console "$WORK/console.log" \
-	--timeout-secs 60 2>"$WORK/stderr.log" || rc=$?
+timeout "$(scaled 90)" "$FORKD" vm run --kernel "$GUEST" --console "$WORK/console.log" \
+	--timeout-secs "$(scaled 60)" 2>"$WORK/stderr.log" || rc=$?
 cat "$WORK/console.log"
 cat "$WORK/stderr.log"
 ((rc == 2)) || { echo "FAIL: forkd exited with status $rc, expected 2 (guest crashed)"; exit 1; }

@@ -13,8 +13,8 @@ set -euo pipefail
 pvm=0
 [[ -e /sys/module/kvm_pvm ]] && pvm=1
 rc=0
-timeout 90 "$FORKD" vm run --kernel "$GUEST" --cmdline "forkd.pvm=$pvm" \
-	--console "$WORK/console.log" --timeout-secs 60 2>"$WORK/stderr.log" || rc=$?
+timeout "$(scaled 90)" "$FORKD" vm run --kernel "$GUEST" --cmdline "forkd.pvm=$pvm" \
+	--console "$WORK/console.log" --timeout-secs "$(scaled 60)" 2>"$WORK/stderr.log" || rc=$?
 cat "$WORK/console.log"
 cat "$WORK/stderr.log"
 ((rc == 0)) || { echo "FAIL: forkd exited with status $rc"; exit 1; }

@@ -31,7 +31,7 @@ mkdir overlays
 for run in 1 2; do
 	rc=0
 	TMPDIR="$WORK/overlays" "$FORKD" vm run --kernel "$GUEST" --console "console$run.txt" \
-		--timeout-secs 60 --disk vda.img --disk ro.img,ro --disk odd.img \
+		--timeout-secs "$(scaled 60)" --disk vda.img --disk ro.img,ro --disk odd.img \
 		>"forkd$run.log" 2>&1 || rc=$?
 	cat "console$run.txt" 2>/dev/null || true
 	if [ "$rc" -ne 0 ]; then

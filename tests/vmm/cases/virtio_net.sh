@@ -37,9 +37,9 @@ echo "virtio_net: tap $tap, host $net.1, guest $net.2"
 
 run() {
 	local name=$1 bin=$2 rc=0
-	timeout 90 "$bin" vm run --kernel "$GUEST" --no-rng --tap "$tap" \
+	timeout "$(scaled 90)" "$bin" vm run --kernel "$GUEST" --no-rng --tap "$tap" \
 		--mac 52:54:00:ab:cd:ef --cmdline "fkt.ip=$net.2 fkt.host=$net.1" \
-		--console "$WORK/console-$name.log" --timeout-secs 60 \
+		--console "$WORK/console-$name.log" --timeout-secs "$(scaled 60)" \
 		>"$WORK/forkd-$name.log" 2>&1 || rc=$?
 	cat "$WORK/console-$name.log"
 	if ((rc != 0)); then

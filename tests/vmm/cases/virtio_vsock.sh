@@ -23,7 +23,7 @@ command -v python3 >/dev/null || { echo "skip: python3 is needed for the host si
 run() {
 	local name=$1 bin=$2 rc=0
 	rm -f "$WORK/v.sock" "$WORK/v.sock_5000"
-	timeout 120 python3 - "$bin" "$GUEST" "$WORK" "$name" <<'PY' || rc=$?
+	timeout "$(scaled 120)" python3 - "$bin" "$GUEST" "$WORK" "$name" <<'PY' || rc=$?
 import os, re, socket, subprocess, sys, threading, time
 
 forkd, guest, work, name = sys.argv[1:5]
