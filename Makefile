@@ -68,6 +68,12 @@ lab-prepare: all guests unit-bins
 	@guest/kernel/fetch-kernel.sh --quiet >/dev/null
 	@$(BUILD)/forkd image build --tag py
 
+# scripts/kvm-lab itself: exit statuses, /dev/kvm inside, shared files,
+# the time limit (tests/lab/run.sh; boots the lab five times).
+.PHONY: test-lab
+test-lab: $(BUILD)/forkd
+	@tests/lab/run.sh $(BUILD)
+
 test-unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 

@@ -10,6 +10,9 @@
 # On KVM-PVM hosts (guest kernel code emulated) booting the image to a warm
 # agent takes many minutes; the snapshot is kept under
 # ~/.local/share/forkd/snapshots/demo-py and reused by later runs.
+# Without a usable /dev/kvm (or with FORKD_LAB=1) the demo builds here what
+# needs a compiler or the network, then runs in forkd's KVM lab
+# (scripts/kvm-lab), where the snapshot lasts one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,22 @@ fi
 n=${1:-$((quick ? 10 : 5))}
 [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 1000)) || { echo "demo: N must be 1-1000" >&2; exit 2; }
 [[ -x build/forkd ]] || make -s all
+
+if [[ -z ${FORKD_IN_LAB:-} && ${FORKD_LAB:-} != 0 ]] &&
+	[[ ${FORKD_LAB:-} == 1 || ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+	echo "== no usable /dev/kvm here${FORKD_LAB:+ (FORKD_LAB=$FORKD_LAB)}: the demo runs in forkd's KVM lab"
+	echo "   (scripts/kvm-lab: a QEMU VM with nested SVM; its CPU is emulated, so everything"
+	echo "   takes 10-50x longer than on a host with KVM, and figures are not absolute)"
+	if ((quick)); then
+		make -s guests
+	else
+		echo "== image: kernel + ext4 root with python3, numpy, init and agent (cached; here, as it downloads)"
+		build/forkd image build --tag py
+	fi
+	args=("$n")
+	((quick)) && args=(--quick "$n")
+	exec scripts/kvm-lab -- scripts/demo.sh "${args[@]}"
+fi
 
 if ((quick)); then
 	[[ -f build/guests/fork_basic.elf ]] || make -s guests

@@ -14,6 +14,8 @@ PACKAGES=(
 	busybox-static cpio e2fsprogs iproute2 iputils-ping nftables python3 socat
 	# guest image build and the agent tests; the SDK's pip install test
 	python3-numpy python3-pytest python3-pip python3-setuptools
+	# the KVM lab (scripts/kvm-lab) for hosts without a usable /dev/kvm
+	qemu-system-x86 kmod
 	ca-certificates
 )
 
@@ -43,6 +45,12 @@ else
 fi
 
 if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
-	echo "setup: warning: /dev/kvm is not usable by $(id -un);" \
-		"forkd needs KVM (load kvm_intel/kvm_amd, or add yourself to the kvm group)" >&2
+	echo "setup: /dev/kvm is not usable by $(id -un): forkd itself needs KVM (load" \
+		"kvm_intel/kvm_amd, or add yourself to the kvm group); the tests and the demo run" \
+		"in forkd's KVM lab instead (scripts/kvm-lab)"
+	if [[ $(id -u) -eq 0 ]]; then
+		"$(dirname "$0")/kvm-lab" --prepare
+	else
+		echo "setup: the lab needs root: run scripts/kvm-lab --prepare as root" >&2
+	fi
 fi

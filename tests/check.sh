@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (`make check`):
 #   1. format check, build (forkd, test guests, unit tests; plain and ASan/UBSan)
-#   2. unit tests (cmocka, no KVM) and the agent suite (host only)
+#   2. unit tests (cmocka, no KVM), the KVM lab itself (scripts/kvm-lab,
+#      booted for real whether or not this host has KVM) and the agent
+#      suite (host only)
 #   3. VMM tests: freestanding test guests on real KVM
 #   4. the same unit + VMM tests under ASan/UBSan
 #   5. the daemon (plain and sanitized) and end to end: Debian's kernel and
@@ -17,7 +19,7 @@
 # KVM). A lab that fails (exit 125: its kernel panicked, hung past the
 # suite's limit...) is booted afresh and the suite run once more.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 total_pass=0 total_fail=0 total_skip=0 failed_suites=()
 
@@ -91,6 +93,7 @@ kvm_suite() {
 run_suite format make -s format-check
 run_suite build make -s all guests unit-bins
 run_suite unit make -s test-unit
+run_suite lab make -s test-lab
 run_suite agent make -s test-agent
 if ((lab)); then
 	# Everything that needs a compiler or the network, before the lab.
