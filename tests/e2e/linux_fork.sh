@@ -46,6 +46,8 @@ mhz=$(awk -F: '/^cpu MHz/ { printf "%d", $2; exit }' /proc/cpuinfo)
 hz=$(sed -n 's/^CONFIG_HZ=//p' "$(sed -n 's/^config=//p' <<<"$kinfo")")
 cmdline="console=ttyS0 forkd.e2e=fork reboot=t panic=-1 nokaslr tsc=reliable lpj=$((mhz * 1000000 / ${hz:-250}))"
 cmdline="$cmdline $(cat "$REPO/guest/kernel/fast-boot.cmdline")" # see guest/kernel/fast-boot.md
+# init.sh re-runs a command killed by SIGSEGV only on KVM-PVM hosts (linux_boot.sh says why).
+[[ -d /sys/module/kvm_pvm ]] && cmdline+=" forkd_e2e_pvm=1"
 
 log "booting $kernel until '$MARK'"
 "$FORKD_BIN" snapshot --tag lf --kernel "$kernel" --initrd "$work/initramfs.cpio" \
