@@ -69,7 +69,7 @@ lab-prepare: all guests unit-bins
 	@$(BUILD)/forkd image build --tag py
 
 # scripts/kvm-lab itself: exit statuses, /dev/kvm inside, shared files,
-# the time limit (tests/lab/run.sh; boots the lab five times).
+# the time limit, the heartbeat (tests/lab/run.sh; boots the lab six times).
 .PHONY: test-lab
 test-lab: $(BUILD)/forkd
 	@tests/lab/run.sh $(BUILD)

@@ -3,7 +3,8 @@
 # status comes back (0 and 7), /dev/kvm inside is hardware-assisted KVM
 # that forkd can use, a file written under the repository inside is there
 # outside afterwards, output streams in order, and the time limit ends a
-# hung command with 125 and says so. Needs root and QEMU (scripts/setup.sh);
+# hung command with 125 and says so, and so does a lab that stops
+# responding. Needs root and QEMU (scripts/setup.sh);
 # runs whether or not this host has /dev/kvm. Ends with
 # "N passed, N failed".
 set -uo pipefail
@@ -94,6 +95,21 @@ if ((rc == 125)) && grep -q 'lab failure: the time limit of 45 s was reached' "$
 else
 	bad "time limit: exit $rc after $secs s"
 	tail -n 20 "$out/limit.err"
+fi
+
+# A wedged lab (its heartbeat stops; here: stopped by hand) ends as a lab
+# failure, with what ran, long before the time limit.
+t=$(date +%s)
+"$lab" --stall 30 --timeout 300 -- bash -c 'sleep 25; for p in $(pgrep -P 1 -f stage2); do kill -STOP $p; done; sleep 600' \
+	>/dev/null 2>"$out/stall.err"
+rc=$?
+secs=$(($(date +%s) - t))
+if ((rc == 125)) && grep -q 'lab failure: the lab stopped responding: no heartbeat for 30 s' "$out/stall.err" &&
+	grep -q 'sleep 600' "$out/stall.err" && ((secs < 150)); then
+	ok "a lab whose heartbeat stops ends with 125, the reason and its process list ($secs s)"
+else
+	bad "heartbeat: exit $rc after $secs s"
+	tail -n 20 "$out/stall.err"
 fi
 
 "$lab" -- >/dev/null 2>"$out/usage.err"

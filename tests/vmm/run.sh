@@ -58,6 +58,9 @@ export FORKD_TEST_TIME_SCALE=${FORKD_TEST_TIME_SCALE:-1}
 scaled() { echo $(($1 * FORKD_TEST_TIME_SCALE)); }
 export -f scaled
 limit=${FORKD_TEST_TIMEOUT:-$(scaled 60)}
+# A case script's own bound (it may run guests several times): 300 s, plus
+# a minute for each step of the scale.
+case_limit=$((300 + 60 * (FORKD_TEST_TIME_SCALE - 1)))
 filter=${FORKD_TEST_FILTER:-}
 passed=0 failed=0 skipped=0
 
@@ -130,7 +133,7 @@ run_default() {
 run_case() {
 	local name=$1 guest=$2 work=$3
 	# A case script may run the guest several times; give it room.
-	FORKD=$forkd GUEST=$guest WORK=$work timeout -k 5 $((limit * 4 + 60)) \
+	FORKD=$forkd GUEST=$guest WORK=$work timeout -k 5 "$case_limit" \
 		bash "$cases/$name.sh" >"$work/case.log" 2>&1
 	local rc=$?
 	((rc == 0 || rc == 77)) || echo "case script exited with status $rc" >"$work/why"
