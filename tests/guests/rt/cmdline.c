@@ -2,17 +2,37 @@
 
 #include "rt/guest.h"
 
-bool cmdline_has(const char *word)
+/* The next word of the command line, from p (a word's start or a space)
+ * on, that starts with the n bytes of prefix; NULL when there is none. */
+static const char *cmdline_next(const char *p, const char *prefix, size_t n)
 {
-	const char *p = (const char *)CMDLINE_ADDR;
-	size_t n = 0;
-
-	while (word[n])
-		n++;
 	while (*p) {
 		while (*p == ' ')
 			p++;
-		if (!memcmp(p, word, n) && (p[n] == ' ' || p[n] == 0))
+		if (*p && !memcmp(p, prefix, n))
+			return p;
+		while (*p && *p != ' ')
+			p++;
+	}
+	return NULL;
+}
+
+static size_t cmdline_len(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+bool cmdline_has(const char *word)
+{
+	size_t n = cmdline_len(word);
+	const char *p = (const char *)CMDLINE_ADDR;
+
+	while ((p = cmdline_next(p, word, n))) {
+		if (p[n] == ' ' || p[n] == 0)
 			return true;
 		while (*p && *p != ' ')
 			p++;
@@ -22,20 +42,17 @@ bool cmdline_has(const char *word)
 
 uint64_t cmdline_u64(const char *key, uint64_t dflt)
 {
+	size_t n = cmdline_len(key);
 	const char *p = (const char *)CMDLINE_ADDR;
-	size_t n = 0;
 
-	while (key[n])
-		n++;
-	while (*p) {
-		while (*p == ' ')
-			p++;
-		if (!memcmp(p, key, n) && p[n] >= '0' && p[n] <= '9') {
-			uint64_t v = 0;
+	while ((p = cmdline_next(p, key, n))) {
+		const char *d = p + n;
+		uint64_t v = 0;
 
-			for (p += n; *p >= '0' && *p <= '9'; p++)
-				v = v * 10 + (uint64_t)(*p - '0');
-			return *p == ' ' || *p == 0 ? v : dflt;
+		if (*d >= '0' && *d <= '9') {
+			for (; *d >= '0' && *d <= '9'; d++)
+				v = v * 10 + (uint64_t)(*d - '0');
+			return *d == ' ' || *d == 0 ? v : dflt;
 		}
 		while (*p && *p != ' ')
 			p++;
