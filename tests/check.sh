@@ -113,12 +113,12 @@ if ((!lab)) && [[ -d /sys/module/kvm_pvm && ${FORKD_LAB:-} != 0 && -z ${FORKD_IN
 fi
 if [[ ${FORKD_SKIP_E2E:-0} == 1 ]]; then
 	echo "=== suite: e2e skipped (FORKD_SKIP_E2E=1)"
-elif ((e2e_lab)); then
-	echo "=== KVM-PVM host: the e2e suite runs in the lab (FORKD_LAB=0 runs it here)"
-	run_suite lab-prepare make -s lab-prepare
-	lab=1
-	run_suite e2e kvm_suite make -s test-e2e
 else
+	if ((e2e_lab)); then
+		echo "=== KVM-PVM host: the e2e suite runs in the lab (FORKD_LAB=0 runs it here)"
+		run_suite lab-prepare make -s lab-prepare
+		lab=1
+	fi
 	run_suite e2e kvm_suite make -s test-e2e
 fi
 
