@@ -155,19 +155,23 @@ def follow_console(path, uds, proc, results, stop, heartbeat):
                 line = raw.decode("utf-8", "replace").rstrip("\r")
                 if line.strip():
                     last_line = line
-                idx = line.find(MARK)
-                if idx >= 0:
-                    text = line[idx + len(MARK):].strip()
+                # Each marker reaches the console twice (tty echo and kernel
+                # log), and the two can interleave: the kernel's copy may
+                # land inside the echoed one. Read every marker in the line;
+                # a garbled one matches nothing and its other copy counts.
+                texts = [seg.strip() for seg in line.split(MARK)[1:]]
+                for text in texts:
                     say("guest: " + text)
                     m = re.match(r"(\S+) (ok|FAIL)\b ?(.*)", text)
                     if m:
                         guest[m.group(1)] = (m.group(2) == "ok", m.group(3))
-                    if text == "done":
+                    if text == "done" or text.startswith("done "):
                         guest["done"] = (True, "")
-                    if text == "vsock-listen ready" and h2g is None:
+                    if text.startswith("vsock-listen ready") and h2g is None:
                         h2g = threading.Thread(
                             target=drive_h2g, args=(uds, results), daemon=True)
                         h2g.start()
+                if texts:
                     continue
                 for key, label, repeat in MILESTONES:
                     if key in line and (repeat or key not in seen):

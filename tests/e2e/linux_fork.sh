@@ -64,11 +64,13 @@ pass=0 fail=0
 for i in 0 1 2; do
     f=$work/run/child-$i/console.log
     # Each heartbeat reaches the console twice (tty and kernel log): count
-    # the kernel-log copies, which carry the kernel timestamp.
-    beats=$(grep -c '^\[ *[0-9.]*\] FORKD-E2E: heartbeat' "$f" 2>/dev/null || true)
-    newest=$(grep '^\[ *[0-9.]*\] FORKD-E2E: heartbeat' "$f" 2>/dev/null | grep -o '^\[ *[0-9.]*\]' | tail -1 | tr -d '[] ')
-    if [[ ${beats:-0} -ge 2 ]] && awk -v a="$newest" -v b="$last" 'BEGIN{exit !(a > b)}'; then
-        echo "  ok    child-$i  $beats heartbeats after the restore, kernel time ${last}s -> ${newest}s: $(grep '^\[ *[0-9.]*\] FORKD-E2E: heartbeat' "$f" | tail -1 | cut -c1-80)"
+    # the kernel-log copies, which carry the kernel timestamp. The tty echo
+    # can interleave with them, so a copy may start mid-line.
+    copies=$(grep -o '\[ *[0-9.]*\] FORKD-E2E: heartbeat [0-9]*' "$f" 2>/dev/null || true)
+    beats=$(grep -c . <<<"$copies" || true)
+    newest=$(grep -o '^\[ *[0-9.]*\]' <<<"$copies" | tail -1 | tr -d '[] ')
+    if [[ ${beats:-0} -ge 2 && -n $newest ]] && awk -v a="$newest" -v b="$last" 'BEGIN{exit !(a > b)}'; then
+        echo "  ok    child-$i  $beats heartbeats after the restore, kernel time ${last}s -> ${newest}s: $(tail -1 <<<"$copies")"
         pass=$((pass + 1))
     else
         echo "  FAIL  child-$i  $beats heartbeats after the restore (want 2 or more, later than ${last}s)"
