@@ -16,7 +16,7 @@ BUILD   := build-san
 endif
 
 LIB_SRCS := $(wildcard src/common/*.c src/vmm/*.c src/devices/*.c src/devices/virtio/*.c \
-                       src/snapshot/*.c src/fork/*.c src/isolate/*.c src/daemon/*.c)
+                       src/snapshot/*.c src/fork/*.c src/isolate/*.c src/daemon/*.c src/agent/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)

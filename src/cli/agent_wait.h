@@ -1,5 +1,5 @@
 /* Waiting for a booting guest's agent (docs/AGENT.md), for `forkd snapshot`:
- * a thread polls the VM's vsock socket with agent_client (connect,
+ * a thread polls the VM's vsock socket with agent/agent.c (connect,
  * "CONNECT <port>", ping) until the agent answers warm=true, then writes 1
  * to an eventfd the caller waits on together with the VM.
  *
@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/agent_client.h"
+#include "agent/agent.h"
 
 #define AGENT_WAIT_CONNECT_MS 30000
 #define AGENT_WAIT_PING_MS    10000

@@ -12,8 +12,8 @@
 #include "cli/cli.h"
 #include "cli/kept_cli.h"
 #include "common/util.h"
-#include "daemon/agent_client.h"
-#include "daemon/http_client.h"
+#include "agent/agent.h"
+#include "cli/http_client.h"
 #include "daemon/sandbox.h"
 #include "snapshot/snapshot.h"
 

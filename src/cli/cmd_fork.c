@@ -17,7 +17,7 @@
 #include "cli/cli.h"
 #include "cli/fork_keep.h"
 #include "common/util.h"
-#include "daemon/after_fork.h"
+#include "agent/after_fork.h"
 #include "daemon/sandbox.h"
 #include "fork/spawner.h"
 #include "isolate/cgroup.h"
@@ -415,7 +415,7 @@ static double pct_ms(const uint64_t *sorted, uint64_t n, unsigned pct)
 }
 
 /* The snapshot's guest runs forkd's agent: every running child gets
- * after_fork before it counts as started (daemon/after_fork.h). A child
+ * after_fork before it counts as started (agent/after_fork.h). A child
  * whose after_fork fails is reported and stopped. Returns how many
  * failed. */
 static uint64_t after_fork_children(const struct fork_args *a, uint32_t port, const char *workdir,

@@ -10,69 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base64.h"
 #include "common/util.h"
-#include "daemon/agent_client.h"
+#include "agent/agent.h"
 #include "daemon/api.h"
 #include "daemon/sandbox.h"
 
 #define EXEC_TIMEOUT_MAX 3600
 #define AGENT_MARGIN_MS	 15000 /* beyond the command's own timeout */
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(const unsigned char *p, size_t n)
-{
-	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-			     (i + 2 < n ? p[i + 2] : 0);
-
-		*o++ = b64[v >> 18 & 63];
-		*o++ = b64[v >> 12 & 63];
-		*o++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? b64[v & 63] : '=';
-	}
-	*o = 0;
-	return out;
-}
-
-/* Strict RFC 4648 decoding; -1 on anything else. */
-static ssize_t b64_decode(const char *s, size_t n, unsigned char **out)
-{
-	unsigned char *buf, *o;
-	uint32_t v = 0;
-	size_t pad = 0;
-
-	if (n % 4)
-		return -1;
-	buf = o = malloc(n / 4 * 3 + 1);
-	if (!buf)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		const char *c = s[i] ? strchr(b64, s[i]) : NULL;
-
-		if (s[i] == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=')) {
-			pad++;
-			v <<= 6;
-		} else if (c && !pad) {
-			v = v << 6 | (uint32_t)(c - b64);
-		} else {
-			free(buf);
-			return -1;
-		}
-		if (i % 4 == 3) {
-			*o++ = (unsigned char)(v >> 16);
-			*o++ = (unsigned char)(v >> 8);
-			*o++ = (unsigned char)v;
-			v = 0;
-		}
-	}
-	*out = buf;
-	return (o - buf) - (ssize_t)pad;
-}
 
 /* The sandbox's vsock path, or an error response. */
 static bool running_sandbox(struct api_req *rq, struct api_resp *rs, char *vsock, size_t size)
@@ -319,7 +264,7 @@ void api_sandbox_file_put(struct api_req *rq, struct api_resp *rs)
 			return;
 		}
 	}
-	data = b64_encode((const unsigned char *)rq->body, rq->body_len);
+	data = base64_encode_alloc(rq->body, rq->body_len);
 	if (!data) {
 		api_error(rs, 500, "out of memory");
 		return;
@@ -340,7 +285,7 @@ void api_sandbox_file_put(struct api_req *rq, struct api_resp *rs)
 void api_sandbox_file_get(struct api_req *rq, struct api_resp *rs)
 {
 	const char *path = file_path(rq, rs), *data;
-	unsigned char *raw;
+	uint8_t *raw;
 	json_t *req, *resp;
 	ssize_t n;
 
@@ -354,7 +299,7 @@ void api_sandbox_file_get(struct api_req *rq, struct api_resp *rs)
 	if (!call_agent(rq, rs, req, 60000, &resp))
 		return;
 	data = json_string_value(json_object_get(resp, "data"));
-	n = data ? b64_decode(data, strlen(data), &raw) : -1;
+	n = data ? base64_decode(data, strlen(data), &raw) : -1;
 	json_decref(resp);
 	if (n < 0) {
 		api_error(rs, 502,

@@ -3,7 +3,7 @@
  * Layers: HTTP (http.c, libmicrohttpd, one thread per connection) parses a
  * request into struct api_req; a handler in api_*.c acts on the engine
  * (store.c: SQLite state; sandbox.c: run directories and processes;
- * spawnsvc.c: the spawner process; agent_client.c: the guest agent) and
+ * spawnsvc.c: the spawner process; the guest agent client is src/agent/) and
  * answers with JSON (jansson) in struct api_resp. Every request leaves one
  * line in the audit log (audit.c) and counts in /metrics (metrics.c).
  *

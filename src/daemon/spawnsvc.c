@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "daemon/after_fork.h"
+#include "agent/after_fork.h"
 #include "daemon/sandbox.h"
 #include "fork/spawner.h"
 #include "isolate/cgroup.h"

@@ -1,4 +1,4 @@
-#include "daemon/after_fork.h"
+#include "agent/after_fork.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/base64.h"
 #include "common/util.h"
 
 #define MAX_INFLIGHT 256	 /* connections open at once (file descriptors) */
@@ -40,27 +41,6 @@ struct af_conn {
 	char *in;
 	size_t in_len;
 };
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-void after_fork_base64(const uint8_t *in, size_t n, char *out)
-{
-	size_t i;
-
-	for (i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-
-		if (i + 1 < n)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		*out++ = b64[v >> 18 & 63];
-		*out++ = b64[v >> 12 & 63];
-		*out++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
-		*out++ = i + 2 < n ? b64[v & 63] : '=';
-	}
-	*out = 0;
-}
 
 static int fail(struct after_fork_target *t, int code, const char *fmt, ...) __printf(3, 4);
 
@@ -108,14 +88,14 @@ static int queue(struct af_conn *c, char *s)
 static char *request_line(uint32_t index)
 {
 	uint8_t rnd[AFTER_FORK_ENTROPY_BYTES];
-	char enc[4 * ((sizeof(rnd) + 2) / 3) + 1], *s, *line;
+	char enc[BASE64_LEN(sizeof(rnd)) + 1], *s, *line;
 	struct timespec ts;
 	json_t *o;
 	size_t n;
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return NULL;
-	after_fork_base64(rnd, sizeof(rnd), enc);
+	base64_encode(rnd, sizeof(rnd), enc);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	o = json_pack("{s:s,s:i,s:s,s:f,s:I}", "op", "after_fork", "id", 1, "entropy", enc,
 		      "unix_time", (double)ts.tv_sec + ts.tv_nsec / 1e9, "index",

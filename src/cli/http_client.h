@@ -5,8 +5,8 @@
  * every wait bounded by the timeout and the response by
  * HTTP_CLIENT_MAX_BODY. Failures are -errno plus one sentence in `err`;
  * nothing is logged. */
-#ifndef FORKD_DAEMON_HTTP_CLIENT_H
-#define FORKD_DAEMON_HTTP_CLIENT_H
+#ifndef FORKD_CLI_HTTP_CLIENT_H
+#define FORKD_CLI_HTTP_CLIENT_H
 
 #include <stddef.h>
 

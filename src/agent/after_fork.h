@@ -15,13 +15,13 @@
  * guest that refuses the port (its agent is not listening yet) is asked
  * again every 50 ms until the deadline; a VMM that is gone (nobody listens
  * on the socket) fails at once. */
-#ifndef FORKD_DAEMON_AFTER_FORK_H
-#define FORKD_DAEMON_AFTER_FORK_H
+#ifndef FORKD_AGENT_AFTER_FORK_H
+#define FORKD_AGENT_AFTER_FORK_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/agent_client.h"
+#include "agent/agent.h"
 
 #define AFTER_FORK_ENTROPY_BYTES 32
 
@@ -37,9 +37,5 @@ struct after_fork_target {
 /* Run after_fork on every target within timeout_ms (all together).
  * Returns how many succeeded; every target's status says how it went. */
 size_t after_fork_run(struct after_fork_target *t, size_t n, uint32_t port, int timeout_ms);
-
-/* Standard base64 (RFC 4648 §4, with padding) of n bytes into out, which
- * holds at least 4 * ((n + 2) / 3) + 1 bytes. For tests and callers. */
-void after_fork_base64(const uint8_t *in, size_t n, char *out);
 
 #endif

@@ -1,4 +1,4 @@
-#include "daemon/http_client.h"
+#include "cli/http_client.h"
 
 #include <errno.h>
 #include <netdb.h>

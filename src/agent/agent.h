@@ -11,8 +11,8 @@
  * -errno plus one sentence in `err`; they never log, so the daemon can
  * hand the sentence to its HTTP client and the CLI can print it. Safe to
  * use from many threads, one struct agent_conn per thread. */
-#ifndef FORKD_DAEMON_AGENT_CLIENT_H
-#define FORKD_DAEMON_AGENT_CLIENT_H
+#ifndef FORKD_AGENT_AGENT_H
+#define FORKD_AGENT_AGENT_H
 
 #include <jansson.h>
 #include <stddef.h>

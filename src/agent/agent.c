@@ -1,4 +1,4 @@
-#include "daemon/agent_client.h"
+#include "agent/agent.h"
 
 #include <errno.h>
 #include <poll.h>
