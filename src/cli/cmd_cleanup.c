@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/file.h"
 #include "common/util.h"
 #include "daemon/sandbox.h"
 #include "fork/kept.h"
@@ -542,80 +543,12 @@ static void scan_kept(struct list *l)
 	free(v);
 }
 
-/* Remove name in directory pfd and everything below it, never following
- * a symbolic link and never crossing into another file system. */
-static int rm_tree_at(int pfd, const char *name, dev_t dev, int depth)
-{
-	struct stat st, st2;
-	struct dirent *de;
-	int fd, err = 0;
-	DIR *d;
-
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(pfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	if (st.st_dev != dev)
-		return -EXDEV;
-	if (depth > 64)
-		return -ELOOP;
-	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	/* Still the directory looked at, not something swapped in. */
-	if (fstat(fd, &st2) < 0 || st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) {
-		close(fd);
-		return -EAGAIN;
-	}
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		int e;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		e = rm_tree_at(dirfd(d), de->d_name, dev, depth + 1);
-		if (e && !err)
-			err = e;
-	}
-	closedir(d);
-	if (!err && unlinkat(pfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		err = -errno;
-	return err;
-}
-
-static int rm_tree(const char *path)
-{
-	char parent[PATH_MAX], *slash;
-	struct stat st;
-	int pfd, err;
-
-	snprintf(parent, sizeof(parent), "%s", path);
-	slash = strrchr(parent, '/');
-	if (!slash || !slash[1])
-		return -EINVAL;
-	*slash = '\0';
-	pfd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (pfd < 0)
-		return -errno;
-	if (fstatat(pfd, slash + 1, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		err = errno == ENOENT ? 0 : -errno;
-	} else {
-		err = rm_tree_at(pfd, slash + 1, st.st_dev, 0);
-	}
-	close(pfd);
-	return err;
-}
-
 static int remove_item(const struct item *it)
 {
 	switch (it->kind) {
 	case K_WORKDIR:
 	case K_RUNDIR:
-		return rm_tree(it->path);
+		return file_remove_tree(it->path);
 	case K_CGROUP:
 		return rmdir(it->path) < 0 && errno != ENOENT ? -errno : 0;
 	case K_KEPT:

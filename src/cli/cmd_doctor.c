@@ -36,6 +36,7 @@
 #include <linux/netlink.h>
 
 #include "cli/cli.h"
+#include "common/file.h"
 #include "common/util.h"
 #include "isolate/cgroup.h"
 #include "isolate/netns.h"
@@ -84,34 +85,12 @@ static void add(struct report *r, const char *name, enum level level, const char
 	snprintf(c->fix, sizeof(c->fix), "%s", level == PASS || !fix ? "" : fix);
 }
 
+/* A /proc or /sys file whole, or NULL. */
 static char *slurp(const char *path)
 {
-	char *buf = NULL;
-	size_t cap = 0, len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *text;
 
-	if (fd < 0)
-		return NULL;
-	for (;;) {
-		ssize_t n;
-
-		if (cap - len < 4096) {
-			char *p = realloc(buf, cap + 16384);
-
-			if (!p)
-				break;
-			buf = p;
-			cap += 16384;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (buf)
-		buf[len] = '\0';
-	return buf;
+	return file_read(path, 4u << 20, &text, NULL) ? NULL : text;
 }
 
 /* True when /proc/cpuinfo's first "flags" line has the word flag. */

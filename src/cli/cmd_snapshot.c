@@ -31,6 +31,7 @@
 #include "cli/console_tap.h"
 #include "cli/vmopts.h"
 #include "isolate/netns.h"
+#include "common/file.h"
 #include "common/util.h"
 #include "snapshot/guest_image.h"
 #include "snapshot/snapshot.h"
@@ -96,19 +97,6 @@ static void snapshot_usage(FILE *f)
 }
 
 /* --- the snapshot directory ------------------------------------------------- */
-
-static int remove_tree(const char *dir)
-{
-	static const char *const files[] = {"memory.bin", ".memory.bin.tmp", "vmstate",
-					    "snapshot.json", ".snapshot.json.tmp"};
-	char path[PATH_MAX + 64];
-
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
-	}
-	return rmdir(dir) < 0 && errno != ENOENT ? -errno : 0;
-}
 
 static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag, const char *dir,
 			  uint32_t agent_port)
@@ -339,7 +327,7 @@ int cmd_snapshot(int argc, char **argv)
 	char cmdline[4096], err[600];
 	const char *tag = NULL, *image = NULL;
 	bool force = false, agent_port_set = false, started = false, net = false;
-	int console_fd = -1, c, status, ret = 1;
+	int console_fd = -1, c, status, ret = 1, rm_err;
 	uint64_t t_warm = 0, t_done = 0, deadline = 0, port;
 	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
 	struct stat st;
@@ -552,8 +540,8 @@ int cmd_snapshot(int argc, char **argv)
 	}
 	vm_finish(s.vm, VM_EXIT_POWEROFF);
 	started = false;
-	if (force && stat(dir, &st) == 0 && remove_tree(dir)) {
-		log_errno("remove old snapshot %s", dir);
+	if (force && stat(dir, &st) == 0 && (rm_err = file_remove_tree(dir))) {
+		log_err("remove old snapshot %s: %s", dir, strerror(-rm_err));
 		goto out;
 	}
 	if (rename(tmpdir, dir) < 0) {
@@ -563,8 +551,8 @@ int cmd_snapshot(int argc, char **argv)
 	t_done = now_ns();
 	ret = 0;
 out:
-	if (ret && tmpdir[0])
-		remove_tree(tmpdir);
+	if (ret && tmpdir[0] && (rm_err = file_remove_tree(tmpdir)))
+		log_warn("left %s behind: %s", tmpdir, strerror(-rm_err));
 	if (started)
 		vm_finish(s.vm, VM_EXIT_ERROR);
 	if (s.vm) {

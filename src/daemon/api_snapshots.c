@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/util.h"
 #include "daemon/api.h"
 #include "daemon/sandbox.h"
@@ -242,25 +243,14 @@ void api_snapshot_get(struct api_req *rq, struct api_resp *rs)
 		api_json(rs, 200, o);
 }
 
-/* Remove the regular files in dir, then dir (never anything deeper). */
-static int remove_flat(const char *dir)
+/* rm -r dir (common/file.h), saying in the log what stayed. */
+static int remove_dir(const char *dir)
 {
-	struct dirent *e;
-	DIR *dp = opendir(dir);
-	int ret = 0;
+	int err = file_remove_tree(dir);
 
-	if (!dp)
-		return errno == ENOENT ? 0 : -errno;
-	while ((e = readdir(dp))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if (unlinkat(dirfd(dp), e->d_name, 0) < 0 && errno != ENOENT)
-			ret = log_errno("remove %s/%s", dir, e->d_name);
-	}
-	closedir(dp);
-	if (rmdir(dir) < 0 && errno != ENOENT)
-		ret = log_errno("rmdir %s", dir);
-	return ret;
+	if (err)
+		log_err("remove %s: %s", dir, strerror(-err));
+	return err;
 }
 
 void api_snapshot_delete(struct api_req *rq, struct api_resp *rs)
@@ -287,11 +277,10 @@ void api_snapshot_delete(struct api_req *rq, struct api_resp *rs)
 	} else if ((users = sandboxes_of(d, rq->param))) {
 		api_error(rs, 409, "%zu sandbox%s still run from snapshot '%s'; delete %s first",
 			  users, users == 1 ? "" : "es", rq->param, users == 1 ? "it" : "them");
-	} else if (remove_flat(dir)) {
+	} else if (remove_dir(dir)) {
 		api_error(rs, 500, "could not remove all of %s (see the daemon's log)", dir);
 	} else {
-		if (js != JOB_NONE &&
-		    (remove_flat(j.dir) || store_job_delete(&d->store, rq->param)))
+		if (js != JOB_NONE && (remove_dir(j.dir) || store_job_delete(&d->store, rq->param)))
 			log_warn("snapshot %s: job files left in %s", rq->param, j.dir);
 		if (store_snapshot_forget(&d->store, rq->param))
 			log_warn("snapshot %s: still in the state database", rq->param);
@@ -456,7 +445,7 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 		goto unlock;
 	}
 	snprintf(console, sizeof(console), "%s/console.log", j.dir);
-	if (remove_flat(j.dir) || mkdir(j.dir, 0700) < 0) {
+	if (remove_dir(j.dir) || mkdir(j.dir, 0700) < 0) {
 		api_error(rs, 500, "cannot create %s: %s", j.dir, strerror(errno));
 		goto unlock;
 	}

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/util.h"
 #include "isolate/cgroup.h"
 #include "isolate/netns.h"
@@ -161,26 +162,14 @@ int sandbox_dir(const char *root, const char *id, char *buf, size_t size)
 int sandbox_remove_dir(const char *root, const char *id)
 {
 	char dir[PATH_MAX];
-	struct dirent *e;
-	DIR *d;
-	int dfd, ret = 0;
+	int err;
 
 	if (sandbox_dir(root, id, dir, sizeof(dir)))
 		return -EINVAL;
-	d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : log_errno("open %s", dir);
-	dfd = dirfd(d);
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if (unlinkat(dfd, e->d_name, 0) < 0 && errno != ENOENT)
-			ret = log_errno("remove %s/%s", dir, e->d_name);
-	}
-	closedir(d);
-	if (rmdir(dir) < 0 && errno != ENOENT)
-		ret = log_errno("rmdir %s", dir);
-	return ret;
+	err = file_remove_tree(dir);
+	if (err)
+		log_err("remove %s: %s", dir, strerror(-err));
+	return err;
 }
 
 int sandbox_write_pidfile(const char *dir, pid_t pid, uint64_t start_time)

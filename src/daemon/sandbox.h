@@ -39,8 +39,8 @@ int sandbox_stop(pid_t pid, uint64_t start_time, int grace_ms) __must_check;
 
 /* <root>/<id>; the id must be valid. */
 int sandbox_dir(const char *root, const char *id, char *buf, size_t size) __must_check;
-/* Remove <root>/<id>/ and the files in it (never anything deeper, never
- * anything outside: the path is rebuilt from the validated id). */
+/* rm -r <root>/<id>/ (common/file.h: no link followed, never another file
+ * system; the path is rebuilt from the validated id). */
 int sandbox_remove_dir(const char *root, const char *id) __must_check;
 /* Write <dir>/pid as "<pid> <starttime>\n" (through a temporary name). */
 int sandbox_write_pidfile(const char *dir, pid_t pid, uint64_t start_time) __must_check;

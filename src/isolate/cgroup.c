@@ -10,9 +10,10 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/util.h"
 
-#define CGROUP_FILE_MAX (64 * 1024) /* /proc/self/mountinfo can be long */
+#define CGROUP_FILE_MAX (4u << 20) /* /proc/self/mountinfo can be long */
 
 /* Is tok one of the comma-separated words of list (length len)? */
 static bool has_word(const char *list, size_t len, const char *tok, char sep)
@@ -254,49 +255,14 @@ int cgroup_layout_parse(const char *mountinfo, const char *proc_cgroups, const c
 	return 0;
 }
 
-/* Read a small file whole into a NUL-terminated malloc'd buffer. */
-static int slurp(const char *path, char **out)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t len = 0;
-	char *buf;
-
-	if (fd < 0)
-		return -errno;
-	buf = malloc(CGROUP_FILE_MAX);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (len < CGROUP_FILE_MAX - 1) {
-		ssize_t n = read(fd, buf + len, CGROUP_FILE_MAX - 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int err = -errno;
-
-			free(buf);
-			close(fd);
-			return err;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	*out = buf;
-	return 0;
-}
-
 int cgroup_layout_detect(struct cgroup_layout *l)
 {
 	char *mi = NULL, *pc = NULL, *sc = NULL, why[512];
 	int err;
 
-	if ((err = slurp("/proc/self/mountinfo", &mi)) || (err = slurp("/proc/cgroups", &pc)) ||
-	    (err = slurp("/proc/self/cgroup", &sc))) {
+	if ((err = file_read("/proc/self/mountinfo", CGROUP_FILE_MAX, &mi, NULL)) ||
+	    (err = file_read("/proc/cgroups", CGROUP_FILE_MAX, &pc, NULL)) ||
+	    (err = file_read("/proc/self/cgroup", CGROUP_FILE_MAX, &sc, NULL))) {
 		log_err("memory cgroups: cannot read /proc (mountinfo, cgroups, self/cgroup): %s",
 			strerror(-err));
 		goto out;
@@ -364,7 +330,7 @@ static int read_at(const char *dir, const char *file, char **out)
 	char path[PATH_MAX + 64];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	return slurp(path, out);
+	return file_read(path, CGROUP_FILE_MAX, out, NULL);
 }
 
 static bool file_has_word(const char *dir, const char *file, const char *word)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/util.h"
 #include "snapshot/snapshot.h"
 
@@ -90,42 +91,6 @@ uint64_t guest_image_lpj(uint64_t tsc_khz, unsigned hz)
 	return hz ? tsc_khz * 1000 / hz : 0;
 }
 
-/* Read a whole regular file of at most max bytes; *out is malloc'ed and
- * NUL-terminated. */
-static int slurp(const char *path, size_t max, char **out, size_t *len)
-{
-	struct stat st;
-	char *buf;
-	int fd, r;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	r = fstat(fd, &st) < 0		 ? -errno
-	    : !S_ISREG(st.st_mode)	 ? -EINVAL
-	    : (uint64_t)st.st_size > max ? -EFBIG
-					 : 0;
-	if (r) {
-		close(fd);
-		return r;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	r = read_full(fd, buf, (size_t)st.st_size);
-	close(fd);
-	if (r) {
-		free(buf);
-		return r;
-	}
-	buf[st.st_size] = 0;
-	*out = buf;
-	*len = (size_t)st.st_size;
-	return 0;
-}
-
 /* A name for a path component taken from image.json: release and Debian
  * version characters only, never "." or "..". */
 static bool component_ok(const char *s)
@@ -144,7 +109,7 @@ static bool try_hz(struct guest_image *img, const char *path)
 	size_t len;
 	unsigned hz;
 
-	if (slurp(path, KCONFIG_MAX, &text, &len))
+	if (file_read(path, KCONFIG_MAX, &text, &len))
 		return false;
 	hz = guest_image_kconfig_hz(text, len);
 	free(text);
@@ -225,7 +190,7 @@ int guest_image_open(const char *tag, struct guest_image *img, char *err, size_t
 	    (r = need_file(tag, img->rootfs, err, errlen)) ||
 	    (r = need_file(tag, path, err, errlen)))
 		return r;
-	r = slurp(path, GUEST_IMAGE_CMDLINE_MAX * 2, &text, &len);
+	r = file_read(path, GUEST_IMAGE_CMDLINE_MAX * 2, &text, &len);
 	if (r)
 		return errbuf_fail(err, errlen, r,
 				   "cannot read %s: %s (rebuild the image with 'forkd image "

@@ -14,6 +14,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "common/file.h"
 #include "common/util.h"
 #include "vmm/acpi.h"
 #include "vmm/mptable.h"
@@ -38,39 +39,24 @@
 
 static int read_file(const char *path, uint8_t **out, uint64_t *len)
 {
-	struct stat st;
-	uint8_t *buf;
-	int fd, err;
+	size_t n = 0;
+	char *buf;
+	int err = file_read(path, MAX_KERNEL_BYTES, &buf, &n);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return log_errno("open %s", path);
-	if (fstat(fd, &st) < 0) {
-		err = log_errno("stat %s", path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t)st.st_size > MAX_KERNEL_BYTES) {
+	if (err == -EINVAL || err == -EFBIG || (!err && !n)) {
 		log_err("%s: not a regular file of 1 byte to %llu MiB", path,
 			(unsigned long long)(MAX_KERNEL_BYTES / MIB));
-		err = -EINVAL;
-		goto out;
+		if (!err)
+			free(buf);
+		return -EINVAL;
 	}
-	buf = malloc((size_t)st.st_size);
-	if (!buf) {
-		err = -ENOMEM;
-		goto out;
-	}
-	err = read_full(fd, buf, (size_t)st.st_size);
 	if (err) {
 		log_err("read %s: %s", path, strerror(-err));
-		free(buf);
-		goto out;
+		return err;
 	}
-	*out = buf;
-	*len = (uint64_t)st.st_size;
-out:
-	close(fd);
-	return err;
+	*out = (uint8_t *)buf;
+	*len = n;
+	return 0;
 }
 
 int boot_load_elf(struct vm *vm, const uint8_t *img, uint64_t len, struct boot_info *info)
