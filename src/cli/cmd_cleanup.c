@@ -21,7 +21,7 @@
 #include "cli/cli.h"
 #include "common/file.h"
 #include "common/util.h"
-#include "daemon/sandbox.h"
+#include "fork/child.h"
 #include "fork/kept.h"
 #include "isolate/netns.h"
 
@@ -126,37 +126,6 @@ static bool pid_alive(long pid)
 	return pid > 0 && pid <= INT_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
 }
 
-/* Field 22 of /proc/<pid>/stat (start time, clock ticks after boot), or 0. */
-static unsigned long long proc_starttime(long pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long v = 0;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* comm (field 2) may hold spaces and parentheses: skip to its end. */
-	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	p++;
-	for (int field = 3; field <= 22 && p; field++) {
-		p += strspn(p, " ");
-		if (field == 22)
-			v = strtoull(p, NULL, 10);
-		p = strchr(p, ' ');
-	}
-	return v;
-}
-
 /* The first decimal in dir/name, -1 if none. */
 static long read_pid_file(const char *dir, const char *name, unsigned long long *start)
 {
@@ -230,7 +199,8 @@ static void scan_rundirs(struct list *l, const struct opts *o)
 		return;
 	}
 	while ((de = readdir(d))) {
-		unsigned long long start = 0, now_start;
+		unsigned long long start = 0;
+		uint64_t now_start;
 		char path[PATH_MAX];
 		struct stat st;
 		struct item *it;
@@ -245,8 +215,9 @@ static void scan_rundirs(struct list *l, const struct opts *o)
 		pid = read_pid_file(path, "pid", &start);
 		/* A pid is only the same process if its start time matches:
 		 * pids are reused. */
-		now_start = pid > 0 ? proc_starttime(pid) : 0;
-		if (pid > 0 && now_start && (start == 0 || now_start == start))
+		if (pid <= 0 || pid > INT_MAX || child_start_time((pid_t)pid, &now_start, NULL))
+			now_start = 0;
+		if (now_start && (start == 0 || now_start == start))
 			set_use(it, "its process, pid %ld, is alive", pid);
 		else if (too_young(&st, o->min_age))
 			set_use(it, "changed less than %llu s ago", (unsigned long long)o->min_age);
@@ -537,7 +508,7 @@ static void scan_kept(struct list *l)
 		if (kept_path(v[i].id, path, sizeof(path)))
 			continue;
 		it = push(l, K_KEPT, path);
-		if (sandbox_alive(v[i].pid, v[i].start_time))
+		if (child_alive(v[i].pid, v[i].start_time))
 			set_use(it, "kept child %s, pid %d, is running", v[i].id, (int)v[i].pid);
 	}
 	free(v);

@@ -14,7 +14,7 @@
 #include "common/util.h"
 #include "agent/agent.h"
 #include "cli/http_client.h"
-#include "daemon/sandbox.h"
+#include "fork/child.h"
 #include "snapshot/snapshot.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8889"
@@ -142,7 +142,7 @@ static bool common_opt(struct client *c, int opt)
 			c->run_dir = c->kept_run_dir;
 			return true;
 		}
-		if (!sandbox_id_valid(optarg))
+		if (!child_id_valid(optarg))
 			cli_usage_error(c->verb,
 					"'%s' is not a sandbox id (sb-... of the daemon, or "
 					"k-XXXXXXXX of a kept child; see 'forkd ls')",
@@ -559,7 +559,7 @@ int cmd_kill(int argc, char **argv)
 	if ((optind < argc) + all + !!tag != 1)
 		cli_usage_error("kill", "give sandbox ids, or --all, or --tag TAG (one of them)");
 	for (int i = optind; i < argc; i++)
-		if (!sandbox_id_valid(argv[i]) && !kept_id_valid(argv[i]))
+		if (!child_id_valid(argv[i]) && !kept_id_valid(argv[i]))
 			cli_usage_error("kill",
 					"'%s' is not a sandbox id (sb-... of the daemon, or "
 					"k-XXXXXXXX of a kept child; see 'forkd ls')",

@@ -18,7 +18,6 @@
 #include "cli/fork_keep.h"
 #include "common/util.h"
 #include "agent/after_fork.h"
-#include "daemon/sandbox.h"
 #include "fork/spawner.h"
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
@@ -515,7 +514,7 @@ static int check_netns_free(uint64_t n)
 	for (uint64_t i = 0; !err && i < n; i++)
 		idx[i] = (uint32_t)i;
 	if (!err)
-		err = sandbox_netns_users(idx, n, user);
+		err = netns_users_many(idx, n, user, NULL);
 	for (uint64_t i = 0; !err && i < n; i++) {
 		if (!user[i])
 			continue;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "daemon/sandbox.h"
+#include "fork/child.h"
 
 static volatile sig_atomic_t fg_interrupted;
 
@@ -230,7 +230,7 @@ int fork_keep_register(int report_fd, const char *tag, const char *workdir, uint
 	    sizeof(r.run_dir))
 		return -ENAMETOOLONG;
 	snprintf(r.tag, sizeof(r.tag), "%s", tag);
-	err = proc_start_time(pid, &r.start_time, NULL);
+	err = child_start_time(pid, &r.start_time, NULL);
 	if (err) {
 		log_err("child %u (pid %d): no start time: %s", index, (int)pid, strerror(-err));
 		return err;

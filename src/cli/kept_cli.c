@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "daemon/sandbox.h"
+#include "fork/child.h"
 
 #define KILL_GRACE_MS 3000
 
 static json_t *rec_json(const struct kept_rec *r)
 {
-	bool alive = sandbox_alive(r->pid, r->start_time);
+	bool alive = child_alive(r->pid, r->start_time);
 
 	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I, s:s}", "id", r->id, "kind",
 			 "kept", "snapshot_tag", r->tag, "index", (json_int_t)r->index, "state",
@@ -83,10 +83,10 @@ int kept_cli_kill(const char *verb, const char *id, bool json)
 			strerror(-err));
 		return 1;
 	}
-	before = sandbox_alive(r.pid, r.start_time) ? "running" : "exited";
-	/* sandbox_stop() signals through a pidfd taken before it checks the
+	before = child_alive(r.pid, r.start_time) ? "running" : "exited";
+	/* child_stop() signals through a pidfd taken before it checks the
 	 * start time: a recycled pid is never signalled. */
-	err = sandbox_stop(r.pid, r.start_time, KILL_GRACE_MS);
+	err = child_stop(r.pid, r.start_time, KILL_GRACE_MS);
 	if (err) {
 		fprintf(stderr, "forkd %s: error: kept child %s (pid %d) did not stop: %s\n", verb,
 			id, (int)r.pid, strerror(-err));
@@ -121,7 +121,7 @@ int kept_cli_run_dir(const char *verb, const char *id, char *buf, size_t size)
 				       : "unreadable registry entry");
 		return 1;
 	}
-	if (!sandbox_alive(r.pid, r.start_time)) {
+	if (!child_alive(r.pid, r.start_time)) {
 		fprintf(stderr,
 			"forkd %s: error: kept child %s has exited (pid %d is gone); remove its "
 			"entry with 'forkd kill %s'\n",

@@ -33,7 +33,7 @@ static bool running_sandbox(struct api_req *rq, struct api_resp *rs, char *vsock
 		api_error(rs, 500, "cannot read the state database");
 		return false;
 	}
-	if (r.pid <= 0 || !sandbox_alive((pid_t)r.pid, r.start_time)) {
+	if (r.pid <= 0 || !child_alive((pid_t)r.pid, r.start_time)) {
 		api_error(rs, 409, "sandbox %s is not running (its VMM exited); DELETE it", r.id);
 		return false;
 	}

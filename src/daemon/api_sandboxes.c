@@ -56,7 +56,7 @@ static bool oom_killed(const struct sandbox_rec *r)
 
 static json_t *sandbox_json(const struct sandbox_rec *r)
 {
-	bool alive = r->pid > 0 && sandbox_alive((pid_t)r->pid, r->start_time);
+	bool alive = r->pid > 0 && child_alive((pid_t)r->pid, r->start_time);
 	char vsock[PATH_MAX + 16];
 	struct stat st;
 	json_t *o = json_object();
@@ -103,7 +103,7 @@ int api_count_sandboxes(struct daemon *d, uint64_t *running, uint64_t *exited)
 	if (r)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		if (all[i].pid > 0 && sandbox_alive((pid_t)all[i].pid, all[i].start_time))
+		if (all[i].pid > 0 && child_alive((pid_t)all[i].pid, all[i].start_time))
 			(*running)++;
 		else
 			(*exited)++;
@@ -141,7 +141,7 @@ static void vmm_log_tail(const char *dir, char *out, size_t size)
 static void discard(struct daemon *d, struct sandbox_rec *recs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (recs[i].pid > 0 && sandbox_stop((pid_t)recs[i].pid, recs[i].start_time, 2000))
+		if (recs[i].pid > 0 && child_stop((pid_t)recs[i].pid, recs[i].start_time, 2000))
 			log_warn("sandbox %s (pid %lld) did not stop", recs[i].id,
 				 (long long)recs[i].pid);
 		else if (sandbox_release(&recs[i]))
@@ -268,7 +268,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 	for (size_t i = 0; i < n; i++) {
 		struct sandbox_rec *rec = &recs[i];
 
-		if (sandbox_id_new(rec->id) ||
+		if (child_id_new(rec->id) ||
 		    sandbox_dir(d->run_root, rec->id, rec->run_dir, sizeof(rec->run_dir)) ||
 		    mkdir(rec->run_dir, 0700) < 0) {
 			api_error(rs, 500, "cannot create a run directory in %s: %s", d->run_root,
@@ -453,8 +453,8 @@ void api_sandbox_delete(struct api_req *rq, struct api_resp *rs)
 			api_error(rs, 500, "cannot read the state database");
 		return;
 	}
-	alive = r.pid > 0 && sandbox_alive((pid_t)r.pid, r.start_time);
-	e = alive ? sandbox_stop((pid_t)r.pid, r.start_time, 3000) : 0;
+	alive = r.pid > 0 && child_alive((pid_t)r.pid, r.start_time);
+	e = alive ? child_stop((pid_t)r.pid, r.start_time, 3000) : 0;
 	if (e) {
 		pthread_mutex_unlock(&d->lock);
 		api_error(rs, 500, "sandbox %s (pid %lld) could not be stopped: %s", r.id,
@@ -519,7 +519,7 @@ void api_sandboxes_readopt(struct daemon *d)
 		char expect[PATH_MAX];
 
 		/* Only a directory the daemon would build itself is ever touched. */
-		if (!sandbox_id_valid(r->id) ||
+		if (!child_id_valid(r->id) ||
 		    sandbox_dir(d->run_root, r->id, expect, sizeof(expect)) ||
 		    strcmp(expect, r->run_dir)) {
 			log_warn("state database: sandbox row '%.40s' with run dir '%.200s' is not "
@@ -531,7 +531,7 @@ void api_sandboxes_readopt(struct daemon *d)
 		}
 		if (r->pid <= 0)
 			pid_from_file(r);
-		if (r->pid > 0 && sandbox_alive((pid_t)r->pid, r->start_time)) {
+		if (r->pid > 0 && child_alive((pid_t)r->pid, r->start_time)) {
 			if (store_sandbox_put(&d->store, r))
 				log_warn("sandbox %s: could not update its row", r->id);
 			adopted++;

@@ -33,7 +33,7 @@ static bool job_exists(const struct job_rec *j)
 {
 	uint64_t st;
 
-	return j->pid > 0 && proc_start_time((pid_t)j->pid, &st, NULL) == 0 && st == j->start_time;
+	return j->pid > 0 && child_start_time((pid_t)j->pid, &st, NULL) == 0 && st == j->start_time;
 }
 
 /* The job's state; for a failure, why (the last line of its log). */
@@ -113,7 +113,7 @@ static size_t sandboxes_of(struct daemon *d, const char *tag)
 	if (store_sandbox_list(&d->store, tag, &all, &n))
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		alive += all[i].pid > 0 && sandbox_alive((pid_t)all[i].pid, all[i].start_time);
+		alive += all[i].pid > 0 && child_alive((pid_t)all[i].pid, all[i].start_time);
 	free(all);
 	return alive;
 }

@@ -211,7 +211,7 @@ static void check_param(struct request *r)
 		snprintf(r->early_msg, sizeof(r->early_msg),
 			 "invalid snapshot tag: tags are [A-Za-z0-9_][A-Za-z0-9_.-]{0,63} and "
 			 "never '..'");
-	} else if (r->route->param == P_ID && !sandbox_id_valid(r->param)) {
+	} else if (r->route->param == P_ID && !child_id_valid(r->param)) {
 		r->early_status = 400;
 		snprintf(r->early_msg, sizeof(r->early_msg),
 			 "invalid sandbox id: ids are 'sb-' and 20 characters of [a-z2-7]");

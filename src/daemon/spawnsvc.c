@@ -452,7 +452,7 @@ static json_t *do_spawn(json_t *req, int ctl_fd)
 			p[i].pid = 0;
 			continue;
 		}
-		if (proc_start_time(p[i].pid, &p[i].start_time, NULL) ||
+		if (child_start_time(p[i].pid, &p[i].start_time, NULL) ||
 		    sandbox_write_pidfile(co.child_dir, p[i].pid, p[i].start_time))
 			log_warn("spawner: no pid file for child %d in %s", (int)p[i].pid,
 				 co.child_dir);
@@ -570,7 +570,7 @@ static json_t *do_job(json_t *req)
 		return json_pack("{s:b,s:s}", "ok", 0, "error", strerror(errno));
 	jobs[slot].pid = pid;
 	snprintf(jobs[slot].dir, sizeof(jobs[slot].dir), "%s", dir);
-	if (proc_start_time(pid, &st, NULL))
+	if (child_start_time(pid, &st, NULL))
 		st = 0;
 	return json_pack("{s:b,s:I,s:I}", "ok", 1, "pid", (json_int_t)pid, "start_time",
 			 (json_int_t)st);

@@ -16,9 +16,8 @@
 #include <stdint.h>
 
 #include "common/log.h"
+#include "fork/child.h"
 #include "snapshot/snapshot.h"
-
-#define SANDBOX_ID_LEN 23 /* "sb-" + 20 base32 characters */
 
 struct sqlite3;
 
@@ -28,7 +27,7 @@ struct store {
 };
 
 struct sandbox_rec {
-	char id[SANDBOX_ID_LEN + 1];
+	char id[CHILD_ID_LEN + 1];
 	char tag[SNAPSHOT_TAG_MAX + 1];
 	uint32_t index;	     /* child index within its spawn request */
 	int64_t pid;	     /* 0 while the spawner has not answered */

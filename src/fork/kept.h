@@ -10,7 +10,7 @@
  *    "supervisor_pid": 1200, "created_at": "2024-01-01T00:00:00Z"}
  * start_time is field 22 of /proc/<pid>/stat: an entry whose pid is gone,
  * or now names a process with another start time, is stale. Liveness is
- * the caller's to judge (daemon/sandbox.h: sandbox_alive()).
+ * the caller's to judge (fork/child.h: child_alive()).
  *
  * Ids come from command lines: kept_id_valid() is the only gate to a
  * path, and every path is rebuilt from a validated id. */

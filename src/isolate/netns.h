@@ -171,4 +171,9 @@ int netns_prune_host_table(void) __must_check;
  * the namespace does not exist. */
 int netns_users(uint32_t index, pid_t *first) __must_check;
 
+/* The same for n namespaces in one pass over /proc: first[i] (0: none)
+ * and, when count is not NULL, count[i]. A namespace that does not exist
+ * has no users. 0, -ERANGE (an index out of range) or -errno. */
+int netns_users_many(const uint32_t *index, size_t n, pid_t *first, int *count) __must_check;
+
 #endif

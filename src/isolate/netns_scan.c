@@ -116,66 +116,90 @@ int netns_host_veths(uint32_t **out, size_t *n)
 	return 0;
 }
 
-/* Does /proc/<pid> use the namespace (dev, ino): a thread in it, or an
- * open descriptor of it? */
-static bool pid_uses(int pid_dirfd, dev_t dev, ino_t ino)
+struct ns_want {
+	const uint32_t *index;
+	size_t n;
+	dev_t *dev;
+	ino_t *ino; /* 0: no such namespace */
+	bool *hit;  /* per process, reset for each */
+};
+
+/* Mark in w->hit the wanted namespaces that st (a task's ns/net or an
+ * open file) is. */
+static void match(struct ns_want *w, const struct stat *st)
 {
+	for (size_t i = 0; i < w->n; i++)
+		if (w->ino[i] && st->st_ino == w->ino[i] && st->st_dev == w->dev[i])
+			w->hit[i] = true;
+}
+
+/* Which wanted namespaces /proc/<pid> uses: a thread in one, or an open
+ * descriptor of one. */
+static void pid_uses(int pid_dirfd, struct ns_want *w)
+{
+	static const char *const dirs[] = {"task", "fd"};
 	struct dirent *de;
 	struct stat st;
-	bool found = false;
 	DIR *d;
-	int fd;
 
-	fd = openat(pid_dirfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0 && (d = fdopendir(fd))) {
-		while (!found && (de = readdir(d))) {
+	for (size_t k = 0; k < 2; k++) {
+		int fd = openat(pid_dirfd, dirs[k], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		d = fdopendir(fd);
+		if (!d) {
+			close(fd);
+			continue;
+		}
+		while ((de = readdir(d))) {
 			char p[sizeof(de->d_name) + 8];
 
 			if (de->d_name[0] == '.')
 				continue;
-			snprintf(p, sizeof(p), "%s/ns/net", de->d_name);
-			found = fstatat(dirfd(d), p, &st, 0) == 0 && st.st_dev == dev &&
-				st.st_ino == ino;
+			snprintf(p, sizeof(p), k ? "%s" : "%s/ns/net", de->d_name);
+			if (fstatat(dirfd(d), p, &st, 0) == 0)
+				match(w, &st);
 		}
 		closedir(d);
-	} else if (fd >= 0) {
-		close(fd);
 	}
-	if (found)
-		return true;
-	fd = openat(pid_dirfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0 && (d = fdopendir(fd))) {
-		while (!found && (de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			found = fstatat(dirfd(d), de->d_name, &st, 0) == 0 && st.st_dev == dev &&
-				st.st_ino == ino;
-		}
-		closedir(d);
-	} else if (fd >= 0) {
-		close(fd);
-	}
-	return found;
 }
 
-int netns_users(uint32_t index, pid_t *first)
+int netns_users_many(const uint32_t *index, size_t n, pid_t *first, int *count)
 {
-	struct netns_addrs a;
+	struct ns_want w = {.index = index, .n = n};
 	struct dirent *de;
-	struct stat ns;
-	int count = 0;
+	int err = 0;
 	DIR *proc;
 
-	*first = 0;
-	if (netns_addrs(index, &a))
-		return -ERANGE;
-	if (!netns_exists(index))
-		return -ENOENT;
-	if (stat(a.path, &ns) < 0)
-		return log_errno("stat %s", a.path);
+	w.dev = calloc(n ? n : 1, sizeof(*w.dev));
+	w.ino = calloc(n ? n : 1, sizeof(*w.ino));
+	w.hit = calloc(n ? n : 1, sizeof(*w.hit));
+	if (!w.dev || !w.ino || !w.hit) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct netns_addrs a;
+		struct stat ns;
+
+		first[i] = 0;
+		if (count)
+			count[i] = 0;
+		if (netns_addrs(index[i], &a)) {
+			err = -ERANGE;
+			goto out;
+		}
+		if (stat(a.path, &ns) == 0) {
+			w.dev[i] = ns.st_dev;
+			w.ino[i] = ns.st_ino;
+		}
+	}
 	proc = opendir("/proc");
-	if (!proc)
-		return log_errno("opendir /proc");
+	if (!proc) {
+		err = log_errno("opendir /proc");
+		goto out;
+	}
 	while ((de = readdir(proc))) {
 		int fd;
 
@@ -184,12 +208,36 @@ int netns_users(uint32_t index, pid_t *first)
 		fd = openat(dirfd(proc), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
 			continue; /* exited meanwhile */
-		if (pid_uses(fd, ns.st_dev, ns.st_ino)) {
-			if (!count++)
-				*first = (pid_t)atoi(de->d_name);
-		}
+		memset(w.hit, 0, n * sizeof(*w.hit));
+		pid_uses(fd, &w);
 		close(fd);
+		for (size_t i = 0; i < n; i++) {
+			if (!w.hit[i])
+				continue;
+			if (!first[i])
+				first[i] = (pid_t)atoi(de->d_name);
+			if (count)
+				count[i]++;
+		}
 	}
 	closedir(proc);
-	return count;
+out:
+	free(w.dev);
+	free(w.ino);
+	free(w.hit);
+	return err;
+}
+
+int netns_users(uint32_t index, pid_t *first)
+{
+	struct netns_addrs a;
+	int count = 0, err;
+
+	*first = 0;
+	if (netns_addrs(index, &a))
+		return -ERANGE;
+	if (!netns_exists(index))
+		return -ENOENT;
+	err = netns_users_many(&index, 1, first, &count);
+	return err ? err : count;
 }
