@@ -23,6 +23,7 @@
 #include "common/util.h"
 #include "fork/child.h"
 #include "fork/kept.h"
+#include "isolate/cgroup.h"
 #include "isolate/netns.h"
 
 #define K_WORKDIR (1u << 0)
@@ -316,180 +317,42 @@ static void scan_processes(struct list *l)
 	closedir(proc);
 }
 
-/* v1 hierarchies with the memory controller and v2 mounts, from
- * /proc/self/mountinfo ("... MOUNTPOINT ... - FSTYPE SOURCE SUPEROPTS"). */
-static size_t cgroup_mounts(char roots[][PATH_MAX], size_t max)
+/* A leftover cgroup or namespace that isolate/ found. */
+static void found(unsigned kind, const char *path, uint32_t index, bool host_veth, const char *busy,
+		  void *arg)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096];
-	size_t n = 0;
+	struct item *it = push(arg, kind, path);
 
-	if (!f)
-		return 0;
-	while (n < max && fgets(line, sizeof(line), f)) {
-		char mnt[PATH_MAX], fstype[64], src[256], sopts[1024];
-		const char *dash = strstr(line, " - ");
-		bool dup = false;
-
-		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
-		    sscanf(dash + 3, "%63s %255s %1023s", fstype, src, sopts) != 3)
-			continue;
-		if (strcmp(fstype, "cgroup2") &&
-		    !(!strcmp(fstype, "cgroup") && strstr(sopts, "memory")))
-			continue;
-		for (size_t i = 0; i < n; i++)
-			dup |= !strcmp(roots[i], mnt);
-		if (!dup)
-			snprintf(roots[n++], PATH_MAX, "%s", mnt);
-	}
-	fclose(f);
-	return n;
-}
-
-static bool cgroup_has_procs(const char *dir)
-{
-	char path[PATH_MAX + 16], c;
-	bool has;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true; /* cannot tell: keep it */
-	has = read(fd, &c, 1) != 0;
-	close(fd);
-	return has;
-}
-
-/* Post-order: a cgroup's children are listed before it, so they are
- * removed first; it is stale only if they all are. Returns in_use. */
-static bool collect_cgroup(struct list *l, const char *dir, const struct opts *o, int depth)
-{
-	bool busy = false;
-	struct dirent *de;
-	struct stat st;
-	struct item *it;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return true;
-	while ((de = readdir(d))) {
-		char sub[PATH_MAX];
-
-		if (de->d_name[0] == '.' || de->d_type != DT_DIR ||
-		    !join(sub, sizeof(sub), dir, de->d_name))
-			continue;
-		busy |= depth > 8 || collect_cgroup(l, sub, o, depth + 1);
-	}
-	closedir(d);
-	it = push(l, K_CGROUP, dir);
+	it->index = index;
+	it->host_veth = host_veth;
 	if (busy)
-		set_use(it, "a cgroup below it is in use");
-	else if (cgroup_has_procs(dir))
-		set_use(it, "processes in it");
-	else if (stat(dir, &st) == 0 && too_young(&st, o->min_age))
-		set_use(it, "made less than %llu s ago", (unsigned long long)o->min_age);
-	return it->in_use;
+		set_use(it, "%s", busy);
 }
 
-/* Find every forkd/ parent in the hierarchy (it sits under the cgroup of
- * whichever forkd made it) and collect the leaves below it. */
-static void find_forkd_cgroups(struct list *l, const char *dir, const struct opts *o, int depth)
+static void found_cgroup(const char *path, const char *busy, void *arg)
 {
-	struct dirent *de;
-	DIR *d;
+	found(K_CGROUP, path, 0, false, busy, arg);
+}
 
-	if (depth > 12 || !(d = opendir(dir)))
-		return;
-	while ((de = readdir(d))) {
-		char sub[PATH_MAX];
-
-		if (de->d_name[0] == '.' || de->d_type != DT_DIR ||
-		    !join(sub, sizeof(sub), dir, de->d_name))
-			continue;
-		if (strcmp(de->d_name, "forkd")) {
-			find_forkd_cgroups(l, sub, o, depth + 1);
-			continue;
-		}
-		{
-			struct dirent *le;
-			DIR *fd = opendir(sub);
-
-			while (fd && (le = readdir(fd))) {
-				char leaf[PATH_MAX];
-
-				if (le->d_name[0] == '.' || le->d_type != DT_DIR ||
-				    !join(leaf, sizeof(leaf), sub, le->d_name))
-					continue;
-				collect_cgroup(l, leaf, o, 0);
-			}
-			if (fd)
-				closedir(fd);
-		}
-	}
-	closedir(d);
+static void found_netns(const char *what, uint32_t index, bool host_veth, const char *busy,
+			void *arg)
+{
+	found(K_NETNS, what, index, host_veth, busy, arg);
 }
 
 static void scan_cgroups(struct list *l, const struct opts *o)
 {
-	char roots[8][PATH_MAX];
-	size_t n;
-
-	if (o->cgroup_root) {
-		snprintf(roots[0], PATH_MAX, "%s", o->cgroup_root);
-		n = 1;
-	} else {
-		n = cgroup_mounts(roots, ARRAY_SIZE(roots));
-	}
-	for (size_t i = 0; i < n; i++)
-		find_forkd_cgroups(l, roots[i], o, 0);
+	cgroup_scan_leftovers(o->cgroup_root, o->min_age, found_cgroup, l);
 }
 
 static void scan_netns(struct list *l)
 {
-	uint32_t *ns = NULL, *veths = NULL;
-	size_t nns = 0, nveths = 0;
-
 	if (geteuid() != 0) {
 		fprintf(stderr, "forkd cleanup: note: not root, network namespaces not checked\n");
 		return;
 	}
-	if (netns_list(&ns, &nns) || netns_host_veths(&veths, &nveths)) {
-		free(ns);
-		return;
-	}
-	for (size_t i = 0; i < nns; i++) {
-		char path[64];
-		struct item *it;
-		pid_t pid;
-		int users;
-
-		snprintf(path, sizeof(path), NETNS_RUN_DIR "/" NETNS_PREFIX "%u", ns[i]);
-		it = push(l, K_NETNS, path);
-		it->index = ns[i];
-		users = netns_users(ns[i], &pid);
-		if (users > 0)
-			set_use(it, "pid %d is inside%s", (int)pid,
-				users > 1 ? " (and others)" : "");
-		else if (users < 0 && users != -ENOENT)
-			set_use(it, "cannot tell who uses it: %s", strerror(-users));
-	}
-	for (size_t i = 0; i < nveths; i++) {
-		bool has_ns = false;
-		char name[32];
-		struct item *it;
-
-		for (size_t k = 0; k < nns; k++)
-			has_ns |= ns[k] == veths[i];
-		if (has_ns)
-			continue;
-		snprintf(name, sizeof(name), "host veth " NETNS_IFNAME_PREFIX "%uh", veths[i]);
-		it = push(l, K_NETNS, name);
-		it->index = veths[i];
-		it->host_veth = true;
-	}
-	free(ns);
-	free(veths);
+	if (netns_scan_leftovers(found_netns, l))
+		fprintf(stderr, "forkd cleanup: warning: network namespaces not fully checked\n");
 }
 
 /* Registry entries of `forkd fork --keep` children: in use while the

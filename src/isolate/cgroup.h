@@ -100,4 +100,12 @@ int cgroup_leaf_oom_kills(const struct cgroup_leaf *leaf, uint64_t *n) __must_ch
  * first). Missing already: 0. */
 int cgroup_leaf_remove(const struct cgroup_leaf *leaf);
 
+/* Leftovers for `forkd cleanup` (cgroup_scan.c): every leaf under a
+ * "forkd" parent in root (NULL: every memory hierarchy mounted), children
+ * before their parent. fn gets each one's path and why it is in use
+ * (processes in it or below it, or changed less than min_age seconds ago;
+ * 0: no age limit), or NULL when it could be removed. */
+typedef void (*cgroup_scan_fn)(const char *path, const char *busy, void *arg);
+void cgroup_scan_leftovers(const char *root, uint64_t min_age, cgroup_scan_fn fn, void *arg);
+
 #endif

@@ -171,6 +171,14 @@ int netns_prune_host_table(void) __must_check;
  * the namespace does not exist. */
 int netns_users(uint32_t index, pid_t *first) __must_check;
 
+/* Leftovers for `forkd cleanup`: every forkd-child-<i> namespace (what:
+ * its path under /run/netns) with why it is in use (a process inside or
+ * holding it) or NULL, then every host veth whose namespace is gone
+ * (host_veth, what: "host veth ..."). Needs root. 0 or -errno. */
+typedef void (*netns_scan_fn)(const char *what, uint32_t index, bool host_veth, const char *busy,
+			      void *arg);
+int netns_scan_leftovers(netns_scan_fn fn, void *arg) __must_check;
+
 /* The same for n namespaces in one pass over /proc: first[i] (0: none)
  * and, when count is not NULL, count[i]. A namespace that does not exist
  * has no users. 0, -ERANGE (an index out of range) or -errno. */

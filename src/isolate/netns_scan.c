@@ -241,3 +241,43 @@ int netns_users(uint32_t index, pid_t *first)
 	err = netns_users_many(&index, 1, first, &count);
 	return err ? err : count;
 }
+
+int netns_scan_leftovers(netns_scan_fn fn, void *arg)
+{
+	uint32_t *ns = NULL, *veths = NULL;
+	size_t nns = 0, nveths = 0;
+	int err;
+
+	if ((err = netns_list(&ns, &nns)) || (err = netns_host_veths(&veths, &nveths))) {
+		free(ns);
+		return err;
+	}
+	for (size_t i = 0; i < nns; i++) {
+		char path[64], why[96];
+		pid_t pid;
+		int users = netns_users(ns[i], &pid);
+
+		snprintf(path, sizeof(path), NETNS_RUN_DIR "/" NETNS_PREFIX "%u", ns[i]);
+		if (users > 0)
+			snprintf(why, sizeof(why), "pid %d is inside%s", (int)pid,
+				 users > 1 ? " (and others)" : "");
+		else if (users < 0 && users != -ENOENT)
+			snprintf(why, sizeof(why), "cannot tell who uses it: %s", strerror(-users));
+		fn(path, ns[i], false, users > 0 || (users < 0 && users != -ENOENT) ? why : NULL,
+		   arg);
+	}
+	for (size_t i = 0; i < nveths; i++) {
+		bool has_ns = false;
+		char name[48];
+
+		for (size_t k = 0; k < nns; k++)
+			has_ns |= ns[k] == veths[i];
+		if (has_ns)
+			continue;
+		snprintf(name, sizeof(name), "host veth " NETNS_IFNAME_PREFIX "%uh", veths[i]);
+		fn(name, veths[i], true, NULL, arg);
+	}
+	free(ns);
+	free(veths);
+	return 0;
+}
