@@ -36,7 +36,7 @@
 #include "snapshot/guest_image.h"
 #include "snapshot/snapshot.h"
 #include "vmm/vm.h"
-#include "vmm/vm_state.h"
+#include "vmm/vm_persist.h"
 
 #define PROGRESS_SECS	   30
 #define IMAGE_MEM_MIB	   512
@@ -101,43 +101,18 @@ static void snapshot_usage(FILE *f)
 static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag, const char *dir,
 			  uint32_t agent_port)
 {
-	struct vmstate_writer w;
-	struct snapshot_meta *meta;
-	char path[PATH_MAX + 64];
-	time_t now = time(NULL);
-	uint64_t t0 = now_ns(), t_state, t_mem;
-	int err;
+	struct snapshot_meta *meta = calloc(1, sizeof(*meta));
+	int err = 0;
 
-	snprintf(path, sizeof(path), "%s/vmstate", dir);
-	err = vmstate_writer_open(&w, path);
-	if (err)
-		return err;
-	err = vm_state_save(vm, &w);
-	if (err) {
-		vmstate_writer_abort(&w);
-		return err;
-	}
-	err = vmstate_writer_commit(&w);
-	if (err)
-		return err;
-	t_state = now_ns();
-	err = snapshot_write_memory(dir, &vm->mem);
-	if (err)
-		return err;
-	t_mem = now_ns();
-
-	meta = calloc(1, sizeof(*meta));
 	if (!meta)
 		return -ENOMEM;
 	snprintf(meta->tag, sizeof(meta->tag), "%s", tag);
-	strftime(meta->created, sizeof(meta->created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 	snprintf(meta->kernel, sizeof(meta->kernel), "%s", o->boot.kernel);
 	snprintf(meta->initrd, sizeof(meta->initrd), "%s", o->boot.initrd ? o->boot.initrd : "");
 	snprintf(meta->cmdline, sizeof(meta->cmdline), "%s",
 		 o->boot.cmdline ? o->boot.cmdline : "");
 	meta->mem_mib = o->spec.mem_mib;
 	meta->vcpus = (uint32_t)o->spec.vcpus;
-	meta->format_version = SNAPSHOT_FORMAT_VERSION;
 	meta->rng = o->spec.rng;
 	meta->nr_disks = o->spec.nr_disks;
 	for (unsigned i = 0; i < o->spec.nr_disks; i++) {
@@ -152,11 +127,7 @@ static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag
 	meta->vsock = o->spec.vsock != NULL;
 	meta->vsock_cid = o->spec.vsock_cid;
 	meta->agent_port = agent_port;
-	err = snapshot_meta_write(dir, meta);
-	if (err)
-		goto out;
-	log_info("snapshot: vmstate %.1f ms, memory.bin %.1f ms (%llu MiB)", (t_state - t0) / 1e6,
-		 (t_mem - t_state) / 1e6, (unsigned long long)(vm->mem.size / MIB));
+	err = snapshot_create(vm, dir, meta);
 out:
 	free(meta);
 	return err;

@@ -27,7 +27,7 @@ struct vmctl;
 int vmctl_create(struct vm *vm, int warm_fd, struct vmctl **out) __must_check;
 
 /* Give a restored child its identity: index and fresh entropy (from
- * getrandom). Call after vm_state_restore(), before the vCPUs run. */
+ * getrandom). Call after vm_persist_restore(), before the vCPUs run. */
 int vmctl_set_identity(struct vmctl *c, uint32_t index) __must_check;
 
 #endif

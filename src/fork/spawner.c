@@ -31,7 +31,7 @@ static int check_sections(const char *path, const struct snapshot_image *img)
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < img->machine.nr_vcpus; i++) {
-		const struct vmstate_section *s = vmstate_find(&img->vs, VMSTATE_VCPU, i);
+		const struct vm_section *s = vmstate_find(&img->vs, VM_SECTION_VCPU, i);
 		struct vcpu_state st;
 
 		if (!s || s->len != sizeof(st)) {
@@ -47,7 +47,7 @@ static int check_sections(const char *path, const struct snapshot_image *img)
 		}
 	}
 	for (uint32_t i = 0; i < img->machine.nr_devices; i++) {
-		if (!vmstate_find(&img->vs, VMSTATE_DEVICE, i)) {
+		if (!vmstate_find(&img->vs, VM_SECTION_DEVICE, i)) {
 			log_err("%s: device %u has no section", path, i);
 			return -EINVAL;
 		}
@@ -78,7 +78,11 @@ int snapshot_image_load(const char *tag, struct snapshot_image *img)
 	err = vmstate_load(path, &img->vs);
 	if (err)
 		return err;
-	err = vm_state_machine(path, &img->vs, &img->machine);
+	{
+		struct vm_section_source in = vmstate_source(&img->vs);
+
+		err = vm_persist_machine(path, &in, &img->machine);
+	}
 	if (err)
 		goto fail;
 	if (img->machine.mem_bytes != img->meta.mem_mib * MIB ||
@@ -173,6 +177,7 @@ static bool test_forbidden(const struct child_opts *o)
 static int child_run(const struct snapshot_image *img, const struct child_opts *o, uint64_t t_fork)
 {
 	struct machine_spec spec;
+	struct vm_section_source in;
 	struct vmctl *vmctl = NULL;
 	struct sigaction sa = {.sa_handler = child_on_signal};
 	char dir[PATH_MAX + 32], path[PATH_MAX + 64], vsock_path[PATH_MAX + 64];
@@ -244,8 +249,9 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	}
 	if (o->live_fork && (err = copy_memory(img->mem_fd, &vm->mem)))
 		goto out;
-	if ((err = vm_state_check_cpuid(vm, &img->machine)) ||
-	    (err = vm_state_restore(vm, &img->vs, &img->machine)) ||
+	in = vmstate_source(&img->vs);
+	if ((err = vm_persist_check_cpuid(vm, &img->machine)) ||
+	    (err = vm_persist_restore(vm, &in, &img->machine)) ||
 	    (err = vmctl_set_identity(vmctl, o->index)))
 		goto out;
 	child_vm = vm;

@@ -15,7 +15,7 @@
 
 #include "snapshot/snapshot.h"
 #include "snapshot/vmstate.h"
-#include "vmm/vm_state.h"
+#include "vmm/vm_persist.h"
 
 struct snapshot_image {
 	char dir[PATH_MAX];

@@ -63,4 +63,11 @@ int snapshot_write_memory(const char *dir, const struct guest_mem *mem) __must_c
  * `bytes` (a shorter file would SIGBUS a child later). */
 int snapshot_check_memory(const char *dir, uint64_t bytes) __must_check;
 
+/* Write a snapshot of vm into dir (which exists and is empty): vmstate
+ * (vm_persist_save()), memory.bin, then snapshot.json from meta, whose
+ * created and format_version are set here; the caller fills the rest.
+ * vm must be paused with its event loop stopped. 0 or -errno, logged. */
+struct vm;
+int snapshot_create(struct vm *vm, const char *dir, struct snapshot_meta *meta) __must_check;
+
 #endif

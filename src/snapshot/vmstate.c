@@ -145,7 +145,7 @@ void vmstate_writer_abort(struct vmstate_writer *w)
 int vmstate_parse(const char *name, uint8_t *buf, uint64_t size, struct vmstate *vs)
 {
 	struct file_header h;
-	struct vmstate_section *secs;
+	struct vm_section *secs;
 	uint64_t off = HEADER_SIZE;
 	uint32_t i;
 
@@ -204,7 +204,7 @@ int vmstate_parse(const char *name, uint8_t *buf, uint64_t size, struct vmstate 
 			free(secs);
 			return -EBADMSG;
 		}
-		secs[i] = (struct vmstate_section){sh.type, sh.instance, sh.len, buf + off};
+		secs[i] = (struct vm_section){sh.type, sh.instance, sh.len, buf + off};
 		off += padded;
 	}
 	if (off != size)
@@ -266,11 +266,30 @@ void vmstate_free(struct vmstate *vs)
 	memset(vs, 0, sizeof(*vs));
 }
 
-const struct vmstate_section *vmstate_find(const struct vmstate *vs, uint32_t type,
-					   uint32_t instance)
+const struct vm_section *vmstate_find(const struct vmstate *vs, uint32_t type, uint32_t instance)
 {
 	for (uint32_t i = 0; i < vs->nr; i++)
 		if (vs->sections[i].type == type && vs->sections[i].instance == instance)
 			return &vs->sections[i];
 	return NULL;
+}
+
+static void sink_put(void *ctx, uint32_t type, uint32_t instance, const void *data, uint64_t len)
+{
+	vmstate_put(ctx, type, instance, data, len);
+}
+
+struct vm_section_sink vmstate_sink(struct vmstate_writer *w)
+{
+	return (struct vm_section_sink){.ctx = w, .put = sink_put};
+}
+
+static const struct vm_section *source_find(const void *ctx, uint32_t type, uint32_t instance)
+{
+	return vmstate_find(ctx, type, instance);
+}
+
+struct vm_section_source vmstate_source(const struct vmstate *vs)
+{
+	return (struct vm_section_source){.ctx = vs, .find = source_find};
 }

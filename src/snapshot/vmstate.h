@@ -27,19 +27,14 @@
 #include <stdint.h>
 
 #include "common/log.h"
+#include "vmm/vm_persist.h"
 
 #define VMSTATE_MAGIC	 "FORKDVMS"
 #define VMSTATE_VERSION	 1
 #define VMSTATE_MAX_SIZE (64ULL << 20) /* refuse larger files */
 
-enum vmstate_type {
-	VMSTATE_MACHINE = 1, /* RAM size, vCPU count, host kind, CPUID policy */
-	VMSTATE_VCPU = 2,    /* one per vCPU */
-	VMSTATE_IRQCHIP = 3, /* PIC master, PIC slave, IOAPIC */
-	VMSTATE_PIT = 4,
-	VMSTATE_CLOCK = 5,  /* kvmclock */
-	VMSTATE_DEVICE = 6, /* one per device, in creation order */
-};
+/* Section types are the VM's (vmm/vm_persist.h, enum vm_section_type);
+ * their numbers are part of the format. */
 
 struct vmstate_writer {
 	int fd;
@@ -60,17 +55,11 @@ int vmstate_writer_commit(struct vmstate_writer *w) __must_check;
 /* Abandon: remove the temporary file. Safe after commit (no-op). */
 void vmstate_writer_abort(struct vmstate_writer *w);
 
-struct vmstate_section {
-	uint32_t type, instance;
-	uint64_t len;
-	const uint8_t *data; /* points into vmstate.buf */
-};
-
 struct vmstate {
 	uint8_t *buf;
 	uint64_t size;
 	uint32_t nr;
-	struct vmstate_section *sections;
+	struct vm_section *sections; /* data points into buf */
 };
 
 /* Read and validate `path` completely (magic, version, sizes, every
@@ -83,7 +72,11 @@ int vmstate_parse(const char *name, uint8_t *buf, uint64_t size, struct vmstate 
 void vmstate_free(struct vmstate *vs);
 
 /* The section of this type and instance, or NULL. */
-const struct vmstate_section *vmstate_find(const struct vmstate *vs, uint32_t type,
-					   uint32_t instance);
+const struct vm_section *vmstate_find(const struct vmstate *vs, uint32_t type, uint32_t instance);
+
+/* The writer as the VM's sink (vm_persist_save()), a loaded file as its
+ * source (vm_persist_machine(), vm_persist_restore()). */
+struct vm_section_sink vmstate_sink(struct vmstate_writer *w);
+struct vm_section_source vmstate_source(const struct vmstate *vs);
 
 #endif

@@ -1,4 +1,4 @@
-#include "vmm/vm_state.h"
+#include "vmm/vm_persist.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 
 #define NR_IRQCHIPS 3 /* PIC master, PIC slave, IOAPIC */
 
-static int save_machine(struct vm *vm, struct vmstate_writer *w)
+static int save_machine(struct vm *vm, const struct vm_section_sink *out)
 {
 	struct sbuf b = {0};
 
@@ -24,14 +24,14 @@ static int save_machine(struct vm *vm, struct vmstate_writer *w)
 	sbuf_put(&b, vm->cpuid->entries, vm->cpuid->nent * sizeof(vm->cpuid->entries[0]));
 	if (b.oom)
 		return -ENOMEM;
-	vmstate_put(w, VMSTATE_MACHINE, 0, b.data, b.len);
+	out->put(out->ctx, VM_SECTION_MACHINE, 0, b.data, b.len);
 	sbuf_free(&b);
 	return 0;
 }
 
-int vm_state_machine(const char *name, const struct vmstate *vs, struct vm_machine *m)
+int vm_persist_machine(const char *name, const struct vm_section_source *in, struct vm_machine *m)
 {
-	const struct vmstate_section *s = vmstate_find(vs, VMSTATE_MACHINE, 0);
+	const struct vm_section *s = in->find(in->ctx, VM_SECTION_MACHINE, 0);
 	struct sreader r;
 
 	if (!s) {
@@ -59,7 +59,7 @@ int vm_state_machine(const char *name, const struct vmstate *vs, struct vm_machi
 	return 0;
 }
 
-int vm_state_check_cpuid(struct vm *vm, const struct vm_machine *m)
+int vm_persist_check_cpuid(struct vm *vm, const struct vm_machine *m)
 {
 	/* Leaves and registers that carry feature flags. */
 	static const struct {
@@ -114,7 +114,7 @@ int vm_state_check_cpuid(struct vm *vm, const struct vm_machine *m)
 	return 0;
 }
 
-static int save_vm_chips(struct vm *vm, struct vmstate_writer *w)
+static int save_vm_chips(struct vm *vm, const struct vm_section_sink *out)
 {
 	struct kvm_irqchip chips[NR_IRQCHIPS];
 	struct kvm_pit_state2 pit;
@@ -126,17 +126,17 @@ static int save_vm_chips(struct vm *vm, struct vmstate_writer *w)
 		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chips[i]) < 0)
 			return log_errno("KVM_GET_IRQCHIP(%u)", i);
 	}
-	vmstate_put(w, VMSTATE_IRQCHIP, 0, chips, sizeof(chips));
+	out->put(out->ctx, VM_SECTION_IRQCHIP, 0, chips, sizeof(chips));
 	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
 		return log_errno("KVM_GET_PIT2");
-	vmstate_put(w, VMSTATE_PIT, 0, &pit, sizeof(pit));
+	out->put(out->ctx, VM_SECTION_PIT, 0, &pit, sizeof(pit));
 	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
 		return log_errno("KVM_GET_CLOCK");
-	vmstate_put(w, VMSTATE_CLOCK, 0, &clock, sizeof(clock));
+	out->put(out->ctx, VM_SECTION_CLOCK, 0, &clock, sizeof(clock));
 	return 0;
 }
 
-static int save_devices(struct vm *vm, struct vmstate_writer *w)
+static int save_devices(struct vm *vm, const struct vm_section_sink *out)
 {
 	for (unsigned i = 0; i < vm->nr_devices; i++) {
 		const struct device *d = &vm->devices[i];
@@ -159,19 +159,19 @@ static int save_devices(struct vm *vm, struct vmstate_writer *w)
 			sbuf_free(&b);
 			return -ENOMEM;
 		}
-		vmstate_put(w, VMSTATE_DEVICE, i, b.data, b.len);
+		out->put(out->ctx, VM_SECTION_DEVICE, i, b.data, b.len);
 		sbuf_free(&b);
 	}
 	return 0;
 }
 
-int vm_state_save(struct vm *vm, struct vmstate_writer *w)
+int vm_persist_save(struct vm *vm, const struct vm_section_sink *out)
 {
 	uint32_t msrs[VCPU_STATE_MAX_MSRS], nr_msrs;
 	struct vcpu_state *st;
 	int err;
 
-	err = save_machine(vm, w);
+	err = save_machine(vm, out);
 	if (err)
 		return err;
 	err = vcpu_state_msr_list(vm, msrs, &nr_msrs);
@@ -184,20 +184,20 @@ int vm_state_save(struct vm *vm, struct vmstate_writer *w)
 		err = vcpu_state_save(&vm->vcpus[i], msrs, nr_msrs, st);
 		if (err)
 			goto out;
-		vmstate_put(w, VMSTATE_VCPU, (uint32_t)i, st, sizeof(*st));
+		out->put(out->ctx, VM_SECTION_VCPU, (uint32_t)i, st, sizeof(*st));
 	}
-	err = save_vm_chips(vm, w);
+	err = save_vm_chips(vm, out);
 	if (!err)
-		err = save_devices(vm, w);
+		err = save_devices(vm, out);
 out:
 	free(st);
 	return err;
 }
 
-static const struct vmstate_section *need(const struct vmstate *vs, uint32_t type,
-					  uint32_t instance, uint64_t len, const char *what)
+static const struct vm_section *need(const struct vm_section_source *in, uint32_t type,
+				     uint32_t instance, uint64_t len, const char *what)
 {
-	const struct vmstate_section *s = vmstate_find(vs, type, instance);
+	const struct vm_section *s = in->find(in->ctx, type, instance);
 
 	if (!s)
 		log_err("vmstate: no %s section", what);
@@ -212,9 +212,10 @@ static const struct vmstate_section *need(const struct vmstate *vs, uint32_t typ
 /* Ordering requirements: the irqchip (PIC, IOAPIC) and PIT come before the
  * vCPUs, whose LAPICs route through them; the clock is set before any vCPU
  * reads it; devices come last, as they may raise interrupts on restore. */
-int vm_state_restore(struct vm *vm, const struct vmstate *vs, const struct vm_machine *m)
+int vm_persist_restore(struct vm *vm, const struct vm_section_source *in,
+		       const struct vm_machine *m)
 {
-	const struct vmstate_section *s;
+	const struct vm_section *s;
 	struct kvm_irqchip chips[NR_IRQCHIPS];
 	struct kvm_pit_state2 pit;
 	struct kvm_clock_data clock;
@@ -227,13 +228,13 @@ int vm_state_restore(struct vm *vm, const struct vmstate *vs, const struct vm_ma
 			m->nr_vcpus, m->nr_devices);
 		return -EINVAL;
 	}
-	if (!(s = need(vs, VMSTATE_CLOCK, 0, sizeof(clock), "clock")))
+	if (!(s = need(in, VM_SECTION_CLOCK, 0, sizeof(clock), "clock")))
 		return -EINVAL;
 	memcpy(&clock, s->data, sizeof(clock));
 	clock.flags = 0; /* only the value; KVM rejects flags it did not report */
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
 		return log_errno("KVM_SET_CLOCK");
-	if (!(s = need(vs, VMSTATE_IRQCHIP, 0, sizeof(chips), "irqchip")))
+	if (!(s = need(in, VM_SECTION_IRQCHIP, 0, sizeof(chips), "irqchip")))
 		return -EINVAL;
 	memcpy(chips, s->data, sizeof(chips));
 	for (uint32_t i = 0; i < NR_IRQCHIPS; i++) {
@@ -244,7 +245,7 @@ int vm_state_restore(struct vm *vm, const struct vmstate *vs, const struct vm_ma
 		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chips[i]) < 0)
 			return log_errno("KVM_SET_IRQCHIP(%u)", i);
 	}
-	if (!(s = need(vs, VMSTATE_PIT, 0, sizeof(pit), "PIT")))
+	if (!(s = need(in, VM_SECTION_PIT, 0, sizeof(pit), "PIT")))
 		return -EINVAL;
 	memcpy(&pit, s->data, sizeof(pit));
 	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
@@ -254,7 +255,7 @@ int vm_state_restore(struct vm *vm, const struct vmstate *vs, const struct vm_ma
 	if (!st)
 		return -ENOMEM;
 	for (int i = 0; i < vm->nr_vcpus && !err; i++) {
-		if (!(s = need(vs, VMSTATE_VCPU, (uint32_t)i, sizeof(*st), "vCPU"))) {
+		if (!(s = need(in, VM_SECTION_VCPU, (uint32_t)i, sizeof(*st), "vCPU"))) {
 			err = -EINVAL;
 			break;
 		}
@@ -275,7 +276,7 @@ int vm_state_restore(struct vm *vm, const struct vmstate *vs, const struct vm_ma
 		struct sreader r;
 		uint32_t n;
 
-		if (!(s = need(vs, VMSTATE_DEVICE, i, 0, "device")))
+		if (!(s = need(in, VM_SECTION_DEVICE, i, 0, "device")))
 			return -EINVAL;
 		r = sreader_init(s->data, s->len);
 		n = sreader_u32(&r);
