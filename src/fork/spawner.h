@@ -13,21 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "snapshot/snapshot.h"
-#include "snapshot/vmstate.h"
-#include "vmm/vm_persist.h"
-
-struct snapshot_image {
-	char dir[PATH_MAX];
-	struct snapshot_meta meta;
-	struct vmstate vs;
-	struct vm_machine machine;
-	int mem_fd; /* memory.bin, O_RDONLY; children inherit it */
-};
-
-/* Load and check everything a child needs; one error line on failure. */
-int snapshot_image_load(const char *tag, struct snapshot_image *img) __must_check;
-void snapshot_image_free(struct snapshot_image *img);
+#include "snapshot/snapshot_image.h"
 
 struct child_opts {
 	uint32_t index;
