@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/util.h"
+
 static enum log_level max_level = LOG_INFO;
+/* The calling thread's last error message (log_last_error()). */
+static __thread char last_error[LOG_ERROR_MAX];
 
 void log_set_level(enum log_level level)
 {
@@ -23,10 +27,20 @@ static void log_vmsg(enum log_level level, const char *suffix, const char *fmt, 
 	char line[1024];
 	int n;
 
-	if (!log_enabled(level))
+	if (level != LOG_ERR && !log_enabled(level))
 		return;
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	if (n < 0)
+		return;
+	if (level == LOG_ERR) {
+		size_t k = MIN((size_t)n, sizeof(last_error) - 1);
+
+		memcpy(last_error, line, k);
+		last_error[k] = 0;
+		if (suffix)
+			strncat(last_error, suffix, sizeof(last_error) - 1 - k);
+	}
+	if (!log_enabled(level))
 		return;
 	/* One write per line, so lines from several threads never interleave. */
 	fprintf(stderr, "forkd: %s%s%s\n", prefix[level], line, suffix ? suffix : "");
@@ -52,4 +66,23 @@ int log_errno(const char *fmt, ...)
 	log_vmsg(LOG_ERR, suffix, fmt, ap);
 	va_end(ap);
 	return -err;
+}
+
+void log_error_clear(void)
+{
+	last_error[0] = 0;
+}
+
+const char *log_last_error(void)
+{
+	return last_error;
+}
+
+bool log_take_error(char *buf, size_t size)
+{
+	if (!last_error[0] || !size)
+		return false;
+	if ((size_t)snprintf(buf, size, "%s", last_error) >= size)
+		buf[size - 1] = 0;
+	return true;
 }

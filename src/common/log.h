@@ -5,6 +5,7 @@
 #define FORKD_COMMON_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define __printf(a, b) __attribute__((format(printf, a, b)))
 #define __must_check   __attribute__((warn_unused_result))
@@ -25,5 +26,18 @@ void log_msg(enum log_level level, const char *fmt, ...) __printf(2, 3);
 /* Report a failed call with errno's text, then return -errno for the caller
  * to pass up: `return log_errno("KVM_RUN(vcpu %d)", id);` */
 int log_errno(const char *fmt, ...) __printf(1, 2);
+
+/* The error channel. Library code reports a failure once, with log_err()
+ * or log_errno(), and returns -errno; the message is also kept, per
+ * thread, so a caller that must hand it on (the daemon's spawner answers
+ * the API with it) takes it from here instead of parsing stderr:
+ *     log_error_clear(); r = call(); if (r) log_take_error(msg, size);
+ * The last error since the clear wins. */
+#define LOG_ERROR_MAX 512
+void log_error_clear(void);
+/* "" when none since the last clear. */
+const char *log_last_error(void);
+/* Copy the last error into buf; false (buf untouched) when there is none. */
+bool log_take_error(char *buf, size_t size);
 
 #endif

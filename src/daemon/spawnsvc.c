@@ -134,70 +134,21 @@ static void reap(void)
 	}
 }
 
-/* Last non-empty line of what the call below wrote to stderr, without
- * forkd's "forkd: error: " prefix. */
-static void last_line(int memfd, char *out, size_t size)
+/* The error channel (common/log.h): a call below reports its failure
+ * once, in the daemon's log, and its message becomes the API's. */
+static void take_error(int r, char *err, size_t errlen)
 {
-	char buf[4096], *p, *start;
-	off_t end = lseek(memfd, 0, SEEK_END);
-	off_t from = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
-	ssize_t n = pread(memfd, buf, sizeof(buf) - 1, from);
-
-	if (n <= 0) {
-		out[0] = 0;
-		return;
-	}
-	buf[n] = 0;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = 0;
-	p = strrchr(buf, '\n');
-	start = p ? p + 1 : buf;
-	if (!strncmp(start, "forkd: error: ", 14))
-		start += 14;
-	else if (!strncmp(start, "forkd: ", 7))
-		start += 7;
-	if ((size_t)snprintf(out, size, "%s", start) >= size)
-		out[size - 1] = 0;
-	/* Keep it in the daemon's own log too. */
-	if (write_full(STDERR_FILENO, buf, (size_t)n) == 0)
-		(void)!write(STDERR_FILENO, "\n", 1);
-}
-
-/* What a call below writes to stderr, kept so its last line can become
- * the API's error message. */
-struct capture {
-	int memfd, saved;
-};
-
-static void capture_begin(struct capture *c)
-{
-	c->memfd = memfd_create("forkd-spawner-log", MFD_CLOEXEC);
-	c->saved = c->memfd >= 0 ? dup(STDERR_FILENO) : -1;
-	if (c->memfd >= 0 && c->saved >= 0)
-		dup2(c->memfd, STDERR_FILENO);
-}
-
-/* r < 0: the call failed, err gets its last line (else it is left). */
-static void capture_end(struct capture *c, int r, char *err, size_t errlen)
-{
-	if (c->memfd >= 0 && c->saved >= 0) {
-		dup2(c->saved, STDERR_FILENO);
-		close(c->saved);
-		if (r < 0)
-			last_line(c->memfd, err, errlen);
-	}
-	if (c->memfd >= 0)
-		close(c->memfd);
+	if (r < 0)
+		log_take_error(err, errlen);
 }
 
 static int load_image(const char *tag, struct snapshot_image *img, char *err, size_t errlen)
 {
-	struct capture c;
 	int r;
 
-	capture_begin(&c);
+	log_error_clear();
 	r = snapshot_image_load(tag, img);
-	capture_end(&c, r, err, errlen);
+	take_error(r, err, errlen);
 	if (r && !err[0])
 		snprintf(err, errlen, "cannot load snapshot '%s': %s", tag, strerror(-r));
 	return r;
@@ -271,14 +222,13 @@ static json_t *spawn_refused(const char *msg, int e)
 /* Memory cgroups for a request with a limit: where, and forkd/ ready. */
 static int spawn_cgroups(struct cgroup_layout *cg, char *err, size_t errlen)
 {
-	struct capture c;
 	int r;
 
-	capture_begin(&c);
+	log_error_clear();
 	r = cgroup_layout_detect(cg);
 	if (!r)
 		r = cgroup_parent_prepare(cg);
-	capture_end(&c, r, err, errlen);
+	take_error(r, err, errlen);
 	return r;
 }
 
@@ -290,7 +240,6 @@ static int child_prepare(const struct cgroup_layout *cg, uint64_t limit_mib, jso
 {
 	const char *id = json_string_value(json_object_get(k, "id"));
 	json_t *ns = json_object_get(k, "netns");
-	struct capture c;
 	int r = 0;
 
 	if (limit_mib) {
@@ -298,9 +247,9 @@ static int child_prepare(const struct cgroup_layout *cg, uint64_t limit_mib, jso
 			snprintf(p->error, sizeof(p->error), "no valid sandbox id for a cgroup");
 			return p->status = -EINVAL;
 		}
-		capture_begin(&c);
+		log_error_clear();
 		r = cgroup_leaf_create(cg, id, limit_mib * MIB, &p->leaf);
-		capture_end(&c, r, p->error, sizeof(p->error));
+		take_error(r, p->error, sizeof(p->error));
 		if (r) {
 			p->leaf.path[0] = 0;
 			return p->status = r;
@@ -314,9 +263,9 @@ static int child_prepare(const struct cgroup_layout *cg, uint64_t limit_mib, jso
 			snprintf(p->error, sizeof(p->error), "bad network namespace index");
 			return p->status = -EINVAL;
 		}
-		capture_begin(&c);
+		log_error_clear();
 		r = netns_prepare((uint32_t)idx);
-		capture_end(&c, r, p->error, sizeof(p->error));
+		take_error(r, p->error, sizeof(p->error));
 		if (r < 0)
 			return p->status = r;
 		p->netns_created = r == NETNS_CREATED;

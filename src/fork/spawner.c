@@ -17,7 +17,6 @@
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
 #include "isolate/netns.h"
-#include "vmm/vcpu_state.h"
 
 /* Live fork: the child's RAM is a memfd holding a copy of memory.bin. Only
  * the file's data extents are copied; holes stay unallocated. */

@@ -1,0 +1,82 @@
+/* common/log.c's error channel: an error's message is kept per thread
+ * (errno text included), a warning never replaces it, a clear empties it,
+ * and another thread's errors never reach this one. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/log.h"
+
+static void test_channel(void **state)
+{
+	char buf[LOG_ERROR_MAX] = "untouched";
+
+	(void)state;
+	log_error_clear();
+	assert_string_equal(log_last_error(), "");
+	assert_false(log_take_error(buf, sizeof(buf)));
+	assert_string_equal(buf, "untouched");
+	log_err("snapshot '%s' is missing", "t1");
+	assert_string_equal(log_last_error(), "snapshot 't1' is missing");
+	log_warn("only a warning");
+	assert_string_equal(log_last_error(), "snapshot 't1' is missing");
+	errno = ENOENT;
+	assert_int_equal(log_errno("open %s", "/x"), -ENOENT);
+	assert_true(log_take_error(buf, sizeof(buf)));
+	assert_string_equal(buf, "open /x: No such file or directory");
+	/* Truncated to the buffer, always terminated. */
+	assert_true(log_take_error(buf, 5));
+	assert_string_equal(buf, "open");
+	log_error_clear();
+	assert_string_equal(log_last_error(), "");
+}
+
+static void *other(void *arg)
+{
+	(void)arg;
+	log_err("from another thread");
+	return NULL;
+}
+
+static void test_per_thread(void **state)
+{
+	pthread_t t;
+
+	(void)state;
+	log_error_clear();
+	log_err("mine");
+	assert_int_equal(pthread_create(&t, NULL, other, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_string_equal(log_last_error(), "mine");
+}
+
+static void test_long(void **state)
+{
+	char big[2000];
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	errno = EIO;
+	log_errno("%s", big);
+	assert_int_equal(strlen(log_last_error()), LOG_ERROR_MAX - 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_channel),
+	    cmocka_unit_test(test_per_thread),
+	    cmocka_unit_test(test_long),
+	};
+
+	log_set_level(LOG_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
