@@ -17,8 +17,8 @@
 #include "cli/cli.h"
 #include "cli/fork_keep.h"
 #include "common/util.h"
-#include "agent/after_fork.h"
-#include "fork/spawner.h"
+#include "fork/batch.h"
+#include "fork/kept.h"
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
 #include "isolate/netns.h"
@@ -37,16 +37,13 @@ struct fork_args {
 	const char *cgroup_root;   /* NULL: detect */
 };
 
-/* What the spawner knows of one child. */
-struct child {
-	pid_t pid; /* 0 once reaped (or never started) */
-	int status;
-	bool reaped_early; /* ended on its own, before the spawner stopped it */
-	bool oom_killed;
-	bool running;		  /* reported its vCPUs running */
-	bool netns_created;	  /* forkd-child-<i> was made for this run: remove it */
-	struct cgroup_leaf leaf;  /* path[0] == 0: none */
-	char id[KEPT_ID_LEN + 1]; /* --keep: its registry id, "" once removed */
+/* The CLI's own per-child state beside the batch's (fork/batch.h). */
+struct fork_run {
+	const struct fork_args *a;
+	struct batch b;
+	char (*ids)[KEPT_ID_LEN + 1]; /* --keep: registry ids, "" once removed */
+	bool *early;		      /* ended before the spawner stopped it */
+	uint64_t died;		      /* killed before the spawner stopped them */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -280,16 +277,6 @@ static int remove_workdir(const char *dir, uint64_t n)
 	return rmdir(dir);
 }
 
-/* A jailed child cannot unlink its vsock socket; once it is gone nobody
- * listens there any more. */
-static void remove_vsock_socket(const char *dir, uint64_t i)
-{
-	char path[PATH_MAX + 64];
-
-	snprintf(path, sizeof(path), "%s/child-%llu/vsock.sock", dir, (unsigned long long)i);
-	unlink(path);
-}
-
 static int exit_code(int status)
 {
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -297,113 +284,70 @@ static int exit_code(int status)
 
 /* Why a child that ended by itself ended, for the report ("" if it just
  * exited). */
-static const char *exit_reason(const struct child *c)
+static const char *exit_reason(const struct batch_child *c)
 {
 	if (c->oom_killed)
 		return " (oom_killed)";
-	if (WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGSYS)
+	if (WIFSIGNALED(c->wait_status) && WTERMSIG(c->wait_status) == SIGSYS)
 		return " (SIGSYS: a system call the VMM jail forbids)";
-	if (WIFSIGNALED(c->status))
+	if (WIFSIGNALED(c->wait_status))
 		return " (killed by a signal)";
 	return "";
 }
 
-/* Record a reaped child: was it OOM-killed? Then its leaf cgroup goes. */
-static void child_ended(const struct fork_args *a, struct child *c, uint64_t i, int status,
-			bool stopping)
+/* A child the batch reaped (batch_reap() calls this). */
+static void child_ended(struct batch_child *c, void *arg, bool stopping)
 {
-	uint64_t kills = 0;
+	struct fork_run *r = arg;
+	int status = c->wait_status;
+	uint32_t i = c->index;
 
-	c->pid = 0;
-	c->status = status;
-	c->reaped_early = !stopping;
-	if (c->leaf.path[0]) {
-		/* The kernel's memcg OOM killer sends SIGKILL; the leaf counts it. */
-		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
-		    !cgroup_leaf_oom_kills(&c->leaf, &kills) && kills)
-			c->oom_killed = true;
-		(void)cgroup_leaf_remove(&c->leaf);
-		c->leaf.path[0] = '\0';
-	}
+	r->early[i] = !stopping;
+	if (!stopping && (c->oom_killed || WIFSIGNALED(status)))
+		r->died++;
 	/* --keep: the supervisor outlives its children, so each one's
 	 * namespace, socket and entry go as it ends, not at the end. */
-	if (a->keep) {
-		remove_vsock_socket(a->workdir, i);
-		if (c->netns_created && netns_remove((uint32_t)i) < 0)
-			log_warn("network namespace %s%llu is left behind; remove it with 'forkd "
-				 "netns teardown %llu'",
-				 NETNS_PREFIX, (unsigned long long)i, (unsigned long long)i);
-		c->netns_created = false;
-		if (c->id[0] && kept_remove(c->id) == 0)
-			printf("fork: kept child %llu (%s) ended with status %d%s\n",
-			       (unsigned long long)i, c->id, exit_code(status), exit_reason(c));
-		c->id[0] = '\0';
+	if (r->a->keep) {
+		(void)batch_release(&r->b, c);
+		if (r->ids[i][0] && kept_remove(r->ids[i]) == 0)
+			printf("fork: kept child %u (%s) ended with status %d%s\n", i, r->ids[i],
+			       exit_code(status), exit_reason(c));
+		r->ids[i][0] = '\0';
 	}
 	if (c->oom_killed)
-		printf("fork: child %llu oom_killed: over its %llu MiB memory limit (%llu OOM "
+		printf("fork: child %u oom_killed: over its %llu MiB memory limit (%llu OOM "
 		       "kill%s in its cgroup)\n",
-		       (unsigned long long)i, (unsigned long long)a->memory_limit_mib,
-		       (unsigned long long)kills, kills == 1 ? "" : "s");
+		       i, (unsigned long long)r->a->memory_limit_mib,
+		       (unsigned long long)c->oom_kills, c->oom_kills == 1 ? "" : "s");
 	else if (!stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
-		printf("fork: child %llu killed by SIGSYS: it made a system call the VMM jail "
+		printf("fork: child %u killed by SIGSYS: it made a system call the VMM jail "
 		       "forbids\n",
-		       (unsigned long long)i);
+		       i);
 	else if (!stopping && WIFSIGNALED(status))
-		printf("fork: child %llu killed by signal %d (%s)\n", (unsigned long long)i,
-		       WTERMSIG(status), strsignal(WTERMSIG(status)));
+		printf("fork: child %u killed by signal %d (%s)\n", i, WTERMSIG(status),
+		       strsignal(WTERMSIG(status)));
 	fflush(stdout);
 }
 
-static uint64_t find_child(const struct child *ch, uint64_t n, pid_t pid)
+static void ended_running(struct batch_child *c, void *arg)
 {
-	for (uint64_t i = 0; i < n; i++)
-		if (ch[i].pid == pid)
-			return i;
-	return n;
+	child_ended(c, arg, false);
 }
 
-/* Reap every child that has ended (the spawner has no other children).
- * Returns how many are still running. */
-static uint64_t reap(const struct fork_args *a, struct child *ch, uint64_t n, bool stopping)
+static void ended_stopping(struct batch_child *c, void *arg)
 {
-	uint64_t left = 0;
-	pid_t pid;
-	int st;
-
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		uint64_t i = find_child(ch, n, pid);
-
-		if (i < n)
-			child_ended(a, &ch[i], i, st, stopping);
-	}
-	for (uint64_t i = 0; i < n; i++)
-		left += ch[i].pid > 0;
-	return left;
+	child_ended(c, arg, true);
 }
 
-/* Stop every child still running: SIGTERM (each VMM stops its VM), then
- * SIGKILL for any that ignore it. Returns how many were running. */
-static unsigned stop_children(const struct fork_args *a, struct child *ch, uint64_t n)
+static uint64_t reap(struct fork_run *r)
 {
-	unsigned running = 0;
-	uint64_t deadline = now_ns() + 5000000000ULL;
+	return batch_reap(&r->b, ended_running, r);
+}
 
-	reap(a, ch, n, false);
-	for (uint64_t i = 0; i < n; i++)
-		if (ch[i].pid > 0) {
-			kill(ch[i].pid, SIGTERM);
-			running++;
-		}
-	while (reap(a, ch, n, true)) {
-		if (now_ns() > deadline) {
-			for (uint64_t i = 0; i < n; i++)
-				if (ch[i].pid > 0)
-					kill(ch[i].pid, SIGKILL);
-			deadline = UINT64_MAX;
-		}
-		usleep(1000);
-	}
-	return running;
+static void stop_children(struct fork_run *r)
+{
+	batch_reap(&r->b, ended_running, r);
+	batch_stop(&r->b, 5000, ended_stopping, r);
 }
 
 static double pct_ms(const uint64_t *sorted, uint64_t n, unsigned pct)
@@ -413,65 +357,51 @@ static double pct_ms(const uint64_t *sorted, uint64_t n, unsigned pct)
 	return sorted[k < n ? k : n - 1] / 1e6;
 }
 
-/* The snapshot's guest runs forkd's agent: every running child gets
- * after_fork before it counts as started (agent/after_fork.h). A child
- * whose after_fork fails is reported and stopped. Returns how many
- * failed. */
-static uint64_t after_fork_children(const struct fork_args *a, uint32_t port, const char *workdir,
-				    struct child *ch)
+/* The batch's start, as `forkd fork` reports it: each failure, how fast
+ * the children ran and took after_fork. Returns how many run. */
+static uint64_t report_start(const struct fork_run *r, uint32_t agent_port)
 {
-	struct after_fork_target *t = calloc(a->n, sizeof(*t));
-	char(*paths)[PATH_MAX + 64] = calloc(a->n, sizeof(*paths));
-	uint64_t *lat = calloc(a->n, sizeof(*lat)), n = 0, ok = 0, failed = 0, t0;
+	const struct batch *b = &r->b;
+	uint64_t *lat = calloc(b->n, sizeof(*lat)), ready = 0, af = 0;
 
-	if (!t || !paths || !lat) {
-		log_err("out of memory for after_fork; stopping every child");
-		for (uint64_t i = 0; i < a->n; i++)
-			if (ch[i].running) {
-				kill(ch[i].pid, SIGTERM);
-				ch[i].running = false;
-				failed++;
-			}
-		goto out;
-	}
-	for (uint64_t i = 0; i < a->n; i++) {
-		if (!ch[i].running)
-			continue;
-		snprintf(paths[n], sizeof(paths[n]), "%s/child-%llu/vsock.sock", workdir,
-			 (unsigned long long)i);
-		t[n].vsock_path = paths[n];
-		t[n].index = (uint32_t)i;
-		n++;
-	}
-	t0 = now_ns();
-	after_fork_run(t, n, port, (int)(a->agent_timeout_secs * 1000));
-	for (uint64_t k = 0; k < n; k++) {
-		struct child *c = &ch[t[k].index];
+	for (size_t i = 0; i < b->n; i++) {
+		const struct batch_child *c = &b->c[i];
 
-		if (!t[k].status) {
-			lat[ok++] = t[k].ns;
-			continue;
-		}
-		printf("fork: child %u after_fork failed: %s; stopping it\n", t[k].index,
-		       t[k].error);
-		c->running = false;
-		if (c->pid > 0)
-			kill(c->pid, SIGTERM);
-		failed++;
+		if (c->failed_at == BATCH_START && c->status != -ETIMEDOUT)
+			log_err("child %u failed to start: %s", c->index, c->error);
+		else if (c->failed_at == BATCH_START || c->failed_at == BATCH_PREPARE ||
+			 c->failed_at == BATCH_FORK)
+			log_err("could not start child %u: %s", c->index, c->error);
+		if (c->failed_at == BATCH_OK || c->failed_at == BATCH_AFTER_FORK)
+			lat[ready++] = c->restore_ns;
 	}
-	if (ok) {
-		qsort(lat, ok, sizeof(lat[0]), cmp_u64);
+	if (ready && lat) {
+		qsort(lat, ready, sizeof(lat[0]), cmp_u64);
+		printf("fork: %llu children running in %.1f ms, restore p50 %.2f ms p99 %.2f ms\n",
+		       (unsigned long long)ready, (b->t_last_report - b->t_start) / 1e6,
+		       pct_ms(lat, ready, 50), pct_ms(lat, ready, 99));
+	}
+	ready = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct batch_child *c = &b->c[i];
+
+		if (c->failed_at == BATCH_AFTER_FORK)
+			printf("fork: child %u after_fork failed: %s; stopping it\n", c->index,
+			       c->error);
+		else if (c->failed_at == BATCH_OK && lat)
+			lat[af++] = c->after_fork_ns;
+		ready += c->failed_at == BATCH_OK;
+	}
+	if (agent_port && af && lat) {
+		qsort(lat, af, sizeof(lat[0]), cmp_u64);
 		printf("fork: after_fork (agent on vsock port %u) answered by %llu children in "
 		       "%.1f ms, p50 %.2f ms p99 %.2f ms\n",
-		       port, (unsigned long long)ok, (now_ns() - t0) / 1e6, pct_ms(lat, ok, 50),
-		       pct_ms(lat, ok, 99));
+		       agent_port, (unsigned long long)af, b->after_fork_wall_ns / 1e6,
+		       pct_ms(lat, af, 50), pct_ms(lat, af, 99));
 	}
-out:
 	fflush(stdout);
-	free(t);
-	free(paths);
 	free(lat);
-	return failed;
+	return ready;
 }
 
 /* --keep, in the supervisor, once every child has started or failed:
@@ -479,27 +409,29 @@ out:
  * the last one ends (child_ended() releases each one's leaf cgroup,
  * namespace and registry entry as it does). All or nothing: if any child
  * did not start or cannot be registered, every one is stopped. */
-static int keep_children(const struct fork_args *a, struct child *ch, int fd, bool ok)
+static int keep_children(struct fork_run *r, int fd, bool ok)
 {
+	const struct fork_args *a = r->a;
 	uint64_t i;
 
 	for (i = 0; ok && i < a->n; i++)
-		if (fork_keep_register(fd, a->tag, a->workdir, (uint32_t)i, ch[i].pid, ch[i].id))
+		if (fork_keep_register(fd, a->tag, a->workdir, (uint32_t)i, r->b.c[i].pid,
+				       r->ids[i]))
 			break;
 	if (!ok || i < a->n) {
-		stop_children(a, ch, a->n);
+		stop_children(r);
 		fork_keep_report_end(fd, false,
 				     ok ? "could not register every child"
 					: "not every child started (see the lines above)");
 		return 1;
 	}
 	fork_keep_report_end(fd, true, NULL);
-	while (!interrupted && reap(a, ch, a->n, false))
+	while (!interrupted && reap(r))
 		usleep(100000);
 	if (interrupted)
 		printf("fork: supervisor interrupted (signal %d); stopping the children\n",
 		       (int)interrupted);
-	stop_children(a, ch, a->n);
+	stop_children(r);
 	return 0;
 }
 
@@ -551,11 +483,11 @@ int cmd_fork(int argc, char **argv)
 	struct fork_args a;
 	struct snapshot_image img;
 	struct cgroup_layout cg = {0};
+	struct fork_run r = {.a = &a};
 	char workdir[PATH_MAX], path[PATH_MAX + 32];
 	struct sigaction sa = {.sa_handler = on_signal};
-	uint64_t *lat = NULL, t0, t_ready = 0, ready = 0, failed = 0, died = 0;
-	struct child *ch = NULL;
-	int pipefd[2] = {-1, -1}, keep_fd = -1, ret = 1;
+	uint64_t ready = 0;
+	int keep_fd = -1, ret = 1;
 	FILE *pf;
 
 	parse(argc, argv, &a);
@@ -612,11 +544,36 @@ int cmd_fork(int argc, char **argv)
 		fclose(pf);
 	}
 
-	ch = calloc(a.n, sizeof(*ch));
-	lat = calloc(a.n, sizeof(*lat));
-	if (!ch || !lat || pipe2(pipefd, O_CLOEXEC) < 0) {
-		log_errno("allocate spawner state");
+	r.b = (struct batch){
+	    .img = &img,
+	    .c = calloc(a.n, sizeof(*r.b.c)),
+	    .n = a.n,
+	    .workdir = workdir,
+	    .live_fork = a.live_fork,
+	    .hugepages = a.hugepages,
+	    .jail = !a.no_seccomp,
+	    .stop_at_failure = true,
+	    .memory_limit_mib = a.memory_limit_mib,
+	    .cg = &cg,
+	    .report_timeout_ms = 60000,
+	    .report_idle = true, /* a large batch takes as long as it takes */
+	    .agent_timeout_ms = (int)(a.agent_timeout_secs * 1000),
+	    .interrupted = &interrupted,
+	};
+	r.ids = calloc(a.n, sizeof(*r.ids));
+	r.early = calloc(a.n, sizeof(*r.early));
+	if (!r.b.c || !r.ids || !r.early) {
+		log_err("out of memory for %llu children", (unsigned long long)a.n);
 		goto out;
+	}
+	for (uint64_t i = 0; i < a.n; i++) {
+		struct batch_child *c = &r.b.c[i];
+
+		c->index = (uint32_t)i;
+		c->netns = a.netns;
+		c->netns_index = (uint32_t)i;
+		snprintf(c->cgroup_name, sizeof(c->cgroup_name), "fork-%d-child-%llu",
+			 (int)getpid(), (unsigned long long)i);
 	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -628,109 +585,24 @@ int cmd_fork(int argc, char **argv)
 	       a.live_fork ? (a.hugepages ? ", live fork on hugepages" : ", live fork") : "",
 	       a.no_seccomp ? ", NOT jailed (--no-seccomp)" : "");
 	fflush(stdout); /* children inherit the buffer otherwise */
-	t0 = now_ns();
-	for (uint64_t i = 0; i < a.n && !interrupted; i++) {
-		struct child_opts co = {.index = (uint32_t)i,
-					.live_fork = a.live_fork,
-					.hugepages = a.hugepages,
-					.workdir = workdir,
-					.report_fd = pipefd[1],
-					.close_fd = pipefd[0],
-					.console_max_bytes = 4 * MIB,
-					.jail = !a.no_seccomp};
-		char name[64];
-		pid_t pid;
-
-		if (a.netns) {
-			int r = netns_prepare((uint32_t)i);
-
-			if (r < 0) {
-				log_err("could not start child %llu: no network namespace "
-					"%s%llu; stopping",
-					(unsigned long long)i, NETNS_PREFIX, (unsigned long long)i);
-				break;
-			}
-			ch[i].netns_created = r == NETNS_CREATED;
-			co.netns = true;
-			co.netns_index = (uint32_t)i;
-		}
-		if (a.memory_limit_mib) {
-			snprintf(name, sizeof(name), "fork-%d-child-%llu", (int)getpid(),
-				 (unsigned long long)i);
-			if (cgroup_leaf_create(&cg, name, a.memory_limit_mib * MIB, &ch[i].leaf)) {
-				log_err("could not start child %llu; stopping",
-					(unsigned long long)i);
-				break;
-			}
-			co.cgroup_leaf = ch[i].leaf.path;
-		}
-		pid = spawner_fork_child(&img, &co);
-		if (pid < 0) {
-			log_err("could not start child %llu; stopping", (unsigned long long)i);
-			(void)cgroup_leaf_remove(&ch[i].leaf);
-			ch[i].leaf.path[0] = '\0';
-			break;
-		}
-		ch[i].pid = pid;
-	}
-	close(pipefd[1]);
-	pipefd[1] = -1;
+	batch_start(&r.b);
 	if (a.netns) {
 		uint64_t made = 0;
 
 		for (uint64_t i = 0; i < a.n; i++)
-			made += ch[i].netns_created;
+			made += r.b.c[i].netns_created;
 		printf("fork: child i in network namespace %si (tap %s, guest %s); %llu made "
 		       "now, removed at the end\n",
 		       NETNS_PREFIX, NETNS_TAP_NAME, NETNS_GUEST_ADDR, (unsigned long long)made);
 	}
-
-	/* Each child reports once: running, or the error that stopped it. */
-	while (ready + failed < a.n && !interrupted) {
-		struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
-		struct child_report r;
-		ssize_t n;
-
-		if (poll(&p, 1, 60000) <= 0) {
-			log_err("children stopped reporting (%llu of %llu running)",
-				(unsigned long long)ready, (unsigned long long)a.n);
-			break;
-		}
-		n = read(pipefd[0], &r, sizeof(r));
-		if (n == 0)
-			break; /* every child exited or reported */
-		if (n != sizeof(r) || r.index >= a.n)
-			continue;
-		if (r.status == 0) {
-			lat[ready++] = r.restore_ns;
-			ch[r.index].running = true;
-			t_ready = now_ns();
-		} else {
-			failed++;
-			log_err("child %u failed to start: %s", r.index, strerror(-r.status));
-		}
-	}
-	if (ready) {
-		qsort(lat, ready, sizeof(lat[0]), cmp_u64);
-		printf("fork: %llu children running in %.1f ms, restore p50 %.2f ms p99 %.2f ms\n",
-		       (unsigned long long)ready, (t_ready - t0) / 1e6, pct_ms(lat, ready, 50),
-		       pct_ms(lat, ready, 99));
-		fflush(stdout);
-	}
-	if (ready && img.meta.agent_port && !interrupted) {
-		uint64_t bad = after_fork_children(&a, img.meta.agent_port, workdir, ch);
-
-		ready -= bad;
-		failed += bad;
-	}
-	if (failed || ready < a.n) {
+	ready = report_start(&r, img.meta.agent_port);
+	if (ready < a.n)
 		printf("fork: %llu of %llu children failed to start\n",
 		       (unsigned long long)(a.n - ready), (unsigned long long)a.n);
-	}
 	fflush(stdout);
 
 	if (a.keep) {
-		ret = keep_children(&a, ch, keep_fd, !failed && ready == a.n && !interrupted);
+		ret = keep_children(&r, keep_fd, ready == a.n && !interrupted);
 		keep_fd = -1;
 		goto out;
 	}
@@ -738,8 +610,7 @@ int cmd_fork(int argc, char **argv)
 		uint64_t deadline = a.timeout_secs ? now_ns() + a.timeout_secs * 1000000000ULL : 0;
 		uint64_t left = a.n;
 
-		while ((left = reap(&a, ch, a.n, false)) && !interrupted &&
-		       (!deadline || now_ns() < deadline))
+		while ((left = reap(&r)) && !interrupted && (!deadline || now_ns() < deadline))
 			usleep(2000);
 		if (left)
 			printf("fork: %llu children still running; stopping them\n",
@@ -749,33 +620,28 @@ int cmd_fork(int argc, char **argv)
 		uint64_t alive;
 
 		while (!interrupted && now_ns() < end) {
-			reap(&a, ch, a.n, false);
+			reap(&r);
 			usleep(10000);
 		}
-		alive = reap(&a, ch, a.n, false);
+		alive = reap(&r);
 		printf("fork: %llu/%llu children alive after %llu s settle\n",
 		       (unsigned long long)alive, (unsigned long long)a.n,
 		       (unsigned long long)a.settle_secs);
 	}
-	stop_children(&a, ch, a.n);
-	ret = failed || ready < a.n ? 1 : 0;
-	for (uint64_t i = 0; i < a.n; i++) {
-		remove_vsock_socket(workdir, i);
-		/* Killed or jailed to death before the spawner stopped it. */
-		if (ch[i].reaped_early && (ch[i].oom_killed || WIFSIGNALED(ch[i].status)))
-			died++;
-		if (a.wait_exit) {
-			int code = exit_code(ch[i].status);
+	stop_children(&r);
+	ret = ready < a.n ? 1 : 0;
+	if (a.wait_exit)
+		for (uint64_t i = 0; i < a.n; i++) {
+			int code = exit_code(r.b.c[i].wait_status);
 
 			printf("fork: child %llu exit status %d%s\n", (unsigned long long)i, code,
-			       ch[i].reaped_early ? exit_reason(&ch[i]) : "");
+			       r.early[i] ? exit_reason(&r.b.c[i]) : "");
 			if (code != 0)
 				ret = 1;
 		}
-	}
-	if (died) {
+	if (r.died) {
 		printf("fork: %llu children were killed before they were stopped\n",
-		       (unsigned long long)died);
+		       (unsigned long long)r.died);
 		ret = 1;
 	}
 	if (interrupted) {
@@ -785,27 +651,18 @@ int cmd_fork(int argc, char **argv)
 out:
 	if (keep_fd >= 0)
 		fork_keep_report_end(keep_fd, false, "the supervisor could not start the children");
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
-	if (ch)
-		for (uint64_t i = 0; i < a.n; i++)
-			(void)cgroup_leaf_remove(&ch[i].leaf);
+	/* Every child has exited: give back what each held. */
+	for (uint64_t i = 0; r.b.c && i < a.n; i++)
+		(void)batch_release(&r.b, &r.b.c[i]);
 	if (a.memory_limit_mib)
 		cgroup_parent_remove(&cg);
-	/* Only the namespaces this run made; every child has exited. */
-	for (uint64_t i = 0; ch && i < a.n; i++)
-		if (ch[i].netns_created && netns_remove((uint32_t)i) < 0)
-			log_warn("network namespace %s%llu is left behind; remove it with 'forkd "
-				 "netns teardown %llu'",
-				 NETNS_PREFIX, (unsigned long long)i, (unsigned long long)i);
 	if (!a.keep_workdir)
 		remove_workdir(workdir, a.n);
 	else
 		printf("fork: child files kept in %s\n", workdir);
-	free(ch);
-	free(lat);
+	free(r.b.c);
+	free(r.ids);
+	free(r.early);
 out_img:
 	snapshot_image_free(&img);
 	return ret;

@@ -7,15 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/util.h"
-#include "agent/after_fork.h"
 #include "daemon/sandbox.h"
+#include "fork/batch.h"
 #include "fork/spawner.h"
 #include "isolate/cgroup.h"
 #include "isolate/netns.h"
@@ -154,66 +153,6 @@ static int load_image(const char *tag, struct snapshot_image *img, char *err, si
 	return r;
 }
 
-struct pending {
-	pid_t pid;
-	uint64_t start_time;
-	int32_t status;
-	uint64_t restore_ns, after_fork_ns;
-	bool reported;
-	bool netns_created;
-	struct cgroup_leaf leaf; /* path "" when none */
-	char error[AGENT_ERR_LEN + 32];
-};
-
-/* Fork one child with its stdout/stderr in <dir>/vmm.log. It holds none
- * of the spawner's own fds: with the control socket ctl_fd open in a
- * sandbox, the daemon would never see the spawner's end close. */
-static pid_t fork_one(const struct snapshot_image *img, struct child_opts *co, int ctl_fd,
-		      char *err, size_t errlen)
-{
-	char path[PATH_MAX + 16];
-	int log_fd, out = -1, errfd = -1, spawner_fds[4];
-	pid_t pid;
-
-	snprintf(path, sizeof(path), "%s/vmm.log", co->child_dir);
-	log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (log_fd < 0) {
-		int e = errno;
-
-		if ((size_t)snprintf(err, errlen, "open %s: %s", path, strerror(e)) >= errlen)
-			err[errlen - 1] = 0;
-		return -e;
-	}
-	out = dup(STDOUT_FILENO);
-	errfd = dup(STDERR_FILENO);
-	dup2(log_fd, STDOUT_FILENO);
-	dup2(log_fd, STDERR_FILENO);
-	spawner_fds[0] = ctl_fd;
-	spawner_fds[1] = log_fd; /* its stdout and stderr now */
-	spawner_fds[2] = out;
-	spawner_fds[3] = errfd;
-	co->close_fds = spawner_fds;
-	co->nr_close_fds = ARRAY_SIZE(spawner_fds);
-	/* The child inherits the process name: make it say what it is. */
-	prctl(PR_SET_NAME, "forkd-vmm");
-	pid = spawner_fork_child(img, co);
-	prctl(PR_SET_NAME, "forkd-spawner");
-	co->close_fds = NULL;
-	co->nr_close_fds = 0;
-	if (out >= 0) {
-		dup2(out, STDOUT_FILENO);
-		close(out);
-	}
-	if (errfd >= 0) {
-		dup2(errfd, STDERR_FILENO);
-		close(errfd);
-	}
-	close(log_fd);
-	if (pid < 0)
-		snprintf(err, errlen, "fork: %s", strerror((int)-pid));
-	return pid;
-}
-
 static json_t *spawn_refused(const char *msg, int e)
 {
 	return json_pack("{s:b,s:s,s:i}", "ok", 0, "error", msg, "errno", e);
@@ -232,94 +171,51 @@ static int spawn_cgroups(struct cgroup_layout *cg, char *err, size_t errlen)
 	return r;
 }
 
-/* What one child needs before its fork: its leaf cgroup, its namespace.
- * On failure p->status and p->error say why (what was made is in p, for
- * the daemon to release). */
-static int child_prepare(const struct cgroup_layout *cg, uint64_t limit_mib, json_t *k,
-			 struct pending *p, struct child_opts *co)
+/* The batch child for request entry k, or false with why not in err. */
+static bool child_from_request(json_t *k, bool netns, uint64_t limit_mib, struct batch_child *c,
+			       char *err, size_t errlen)
 {
 	const char *id = json_string_value(json_object_get(k, "id"));
+	const char *dir = json_string_value(json_object_get(k, "dir"));
 	json_t *ns = json_object_get(k, "netns");
-	int r = 0;
 
+	c->index = (uint32_t)json_integer_value(json_object_get(k, "index"));
+	if (!dir || snprintf(c->dir, sizeof(c->dir), "%s", dir) >= (int)sizeof(c->dir)) {
+		snprintf(err, errlen, "no run directory");
+		return false;
+	}
+	if (netns && !json_is_integer(ns)) {
+		snprintf(err, errlen, "no network namespace index");
+		return false;
+	}
 	if (limit_mib) {
 		if (!id || !cgroup_leaf_name_valid(id)) {
-			snprintf(p->error, sizeof(p->error), "no valid sandbox id for a cgroup");
-			return p->status = -EINVAL;
+			snprintf(err, errlen, "no valid sandbox id for a cgroup");
+			return false;
 		}
-		log_error_clear();
-		r = cgroup_leaf_create(cg, id, limit_mib * MIB, &p->leaf);
-		take_error(r, p->error, sizeof(p->error));
-		if (r) {
-			p->leaf.path[0] = 0;
-			return p->status = r;
-		}
-		co->cgroup_leaf = p->leaf.path;
+		snprintf(c->cgroup_name, sizeof(c->cgroup_name), "%s", id);
 	}
 	if (ns && !json_is_null(ns)) {
 		json_int_t idx = json_integer_value(ns);
 
 		if (!json_is_integer(ns) || idx < 0 || idx >= NETNS_MAX_CHILDREN) {
-			snprintf(p->error, sizeof(p->error), "bad network namespace index");
-			return p->status = -EINVAL;
+			snprintf(err, errlen, "bad network namespace index");
+			return false;
 		}
-		log_error_clear();
-		r = netns_prepare((uint32_t)idx);
-		take_error(r, p->error, sizeof(p->error));
-		if (r < 0)
-			return p->status = r;
-		p->netns_created = r == NETNS_CREATED;
-		co->netns = true;
-		co->netns_index = (uint32_t)idx;
+		c->netns = true;
+		c->netns_index = (uint32_t)idx;
 	}
-	return 0;
+	return true;
 }
 
-/* after_fork for every child that runs (the snapshot's guest has the
- * agent); a child whose after_fork fails is stopped and reported. */
-static void spawn_after_fork(json_t *kids, struct pending *p, size_t n, uint32_t port,
-			     int timeout_ms)
+static json_t *child_reply(json_t *k, const struct batch_child *c, int status, const char *error)
 {
-	struct after_fork_target *t = calloc(n, sizeof(*t));
-	char(*paths)[PATH_MAX + 16] = calloc(n, sizeof(*paths));
-	size_t *who = calloc(n, sizeof(*who)), m = 0;
-
-	if (!t || !paths || !who) {
-		for (size_t i = 0; i < n; i++)
-			if (p[i].reported && !p[i].status) {
-				p[i].status = -ENOMEM;
-				snprintf(p[i].error, sizeof(p[i].error),
-					 "after_fork: out of memory");
-			}
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const char *dir =
-		    json_string_value(json_object_get(json_array_get(kids, i), "dir"));
-
-		if (!p[i].reported || p[i].status || !p[i].pid || !dir)
-			continue;
-		snprintf(paths[m], sizeof(paths[m]), "%s/vsock.sock", dir);
-		t[m].vsock_path = paths[m];
-		t[m].index =
-		    (uint32_t)json_integer_value(json_object_get(json_array_get(kids, i), "index"));
-		who[m++] = i;
-	}
-	after_fork_run(t, m, port, timeout_ms);
-	for (size_t k = 0; k < m; k++) {
-		struct pending *c = &p[who[k]];
-
-		c->after_fork_ns = t[k].ns;
-		if (!t[k].status)
-			continue;
-		c->status = t[k].status;
-		snprintf(c->error, sizeof(c->error), "after_fork: %s", t[k].error);
-		kill(c->pid, SIGTERM);
-	}
-out:
-	free(t);
-	free(paths);
-	free(who);
+	return json_pack("{s:O,s:I,s:I,s:i,s:I,s:I,s:s,s:s,s:b}", "index",
+			 json_object_get(k, "index"), "pid", (json_int_t)(c ? c->pid : 0),
+			 "start_time", (json_int_t)(c ? c->start_time : 0), "status", status,
+			 "restore_ns", (json_int_t)(c ? c->restore_ns : 0), "after_fork_ns",
+			 (json_int_t)(c ? c->after_fork_ns : 0), "error", error, "cgroup",
+			 c ? c->leaf.path : "", "netns_created", c ? c->netns_created : false);
 }
 
 static json_t *do_spawn(json_t *req, int ctl_fd)
@@ -330,16 +226,14 @@ static json_t *do_spawn(json_t *req, int ctl_fd)
 	json_int_t agent_ms = json_integer_value(json_object_get(req, "agent_timeout_ms"));
 	json_int_t limit_mib = json_integer_value(json_object_get(req, "memory_limit_mib"));
 	bool netns = json_is_true(json_object_get(req, "per_child_netns"));
-	bool jail = json_is_true(json_object_get(req, "jail"));
 	struct cgroup_layout cg;
 	struct snapshot_image img;
-	struct pending *p;
-	char err[512] = "", msg[700];
-	size_t n = json_array_size(kids), ready = 0;
+	struct batch b = {0};
+	char err[512] = "", msg[700], (*bad)[128];
+	size_t n = json_array_size(kids), *slot;
 	uint32_t agent_port;
 	bool net;
-	int pipefd[2], r;
-	uint64_t deadline;
+	int r;
 
 	if (!tag || !snapshot_tag_valid(tag) || !n || n > 10000 || limit_mib < 0 ||
 	    limit_mib > (1 << 20))
@@ -363,110 +257,61 @@ static json_t *do_spawn(json_t *req, int ctl_fd)
 		snprintf(msg, sizeof(msg), "memory_limit_mib: no memory cgroups here: %s", err);
 		return spawn_refused(msg, ENOTSUP);
 	}
-	p = calloc(n, sizeof(*p));
-	if (!p || pipe2(pipefd, O_CLOEXEC) < 0) {
-		free(p);
+	b = (struct batch){
+	    .img = &img,
+	    .c = calloc(n, sizeof(*b.c)),
+	    .live_fork = json_is_true(json_object_get(req, "live_fork")),
+	    .hugepages = json_is_true(json_object_get(req, "hugepages")),
+	    .jail = json_is_true(json_object_get(req, "jail")),
+	    .detach = true,
+	    .memory_limit_mib = (uint64_t)limit_mib,
+	    .cg = &cg,
+	    .log_name = "vmm.log",
+	    .close_fds = &ctl_fd,
+	    .nr_close_fds = 1,
+	    .report_timeout_ms =
+		timeout_ms > 0 ? (int)MIN(timeout_ms, (json_int_t)INT32_MAX) : 60000,
+	    .agent_timeout_ms = (int)(agent_ms > 0 ? MIN(agent_ms, (json_int_t)INT32_MAX) : 120000),
+	};
+	bad = calloc(n, sizeof(*bad));
+	slot = calloc(n, sizeof(*slot));
+	if (!b.c || !bad || !slot) {
+		free(b.c);
+		free(bad);
+		free(slot);
 		snapshot_image_free(&img);
 		return spawn_refused("spawner out of resources", ENOMEM);
 	}
+	/* Entries the request got wrong fail alone; the rest form the batch. */
 	for (size_t i = 0; i < n; i++) {
-		json_t *k = json_array_get(kids, i);
-		struct child_opts co = {
-		    .index = (uint32_t)json_integer_value(json_object_get(k, "index")),
-		    .live_fork = json_is_true(json_object_get(req, "live_fork")),
-		    .hugepages = json_is_true(json_object_get(req, "hugepages")),
-		    .child_dir = json_string_value(json_object_get(k, "dir")),
-		    .detach = true,
-		    .report_fd = pipefd[1],
-		    .close_fd = pipefd[0],
-		    .console_max_bytes = 4 * MIB,
-		    .jail = jail,
-		};
-
-		if (!co.child_dir) {
-			p[i].status = -EINVAL;
-			snprintf(p[i].error, sizeof(p[i].error), "no run directory");
-			continue;
-		}
-		if (netns && !json_is_integer(json_object_get(k, "netns"))) {
-			p[i].status = -EINVAL;
-			snprintf(p[i].error, sizeof(p[i].error), "no network namespace index");
-			continue;
-		}
-		if (child_prepare(&cg, (uint64_t)limit_mib, k, &p[i], &co))
-			continue;
-		p[i].pid = fork_one(&img, &co, ctl_fd, p[i].error, sizeof(p[i].error));
-		if (p[i].pid < 0) {
-			p[i].status = p[i].pid;
-			p[i].pid = 0;
-			continue;
-		}
-		if (child_start_time(p[i].pid, &p[i].start_time, NULL) ||
-		    sandbox_write_pidfile(co.child_dir, p[i].pid, p[i].start_time))
-			log_warn("spawner: no pid file for child %d in %s", (int)p[i].pid,
-				 co.child_dir);
+		slot[i] = SIZE_MAX;
+		if (child_from_request(json_array_get(kids, i), netns, (uint64_t)limit_mib,
+				       &b.c[b.n], bad[i], sizeof(bad[i])))
+			slot[i] = b.n++;
+		else
+			memset(&b.c[b.n], 0, sizeof(b.c[b.n]));
 	}
-	close(pipefd[1]);
+	batch_start(&b);
 	snapshot_image_free(&img);
-
-	/* Each child reports once: running, or the error that stopped it. A
-	 * child that dies before reporting is found by waitpid(). */
-	deadline = now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 60000) * 1000000;
-	for (size_t i = 0; i < n; i++)
-		if (!p[i].pid)
-			p[i].reported = true, ready++;
-	while (ready < n && now_ns() < deadline) {
-		struct pollfd pf = {.fd = pipefd[0], .events = POLLIN};
-		struct child_report rep;
-
-		if (poll(&pf, 1, 50) > 0 && read(pipefd[0], &rep, sizeof(rep)) == sizeof(rep)) {
-			for (size_t i = 0; i < n; i++)
-				if (p[i].pid == rep.pid && !p[i].reported) {
-					p[i].reported = true;
-					p[i].status = rep.status;
-					p[i].restore_ns = rep.restore_ns;
-					ready++;
-				}
-			continue;
-		}
-		for (size_t i = 0; i < n; i++) {
-			int st;
-
-			if (p[i].reported || waitpid(p[i].pid, &st, WNOHANG) != p[i].pid)
-				continue;
-			p[i].reported = true;
-			p[i].status = -ECHILD;
-			snprintf(p[i].error, sizeof(p[i].error),
-				 "the child exited with status %d before it ran",
-				 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-			ready++;
-		}
-	}
-	close(pipefd[0]);
-	if (agent_port)
-		spawn_after_fork(
-		    kids, p, n, agent_port,
-		    (int)(agent_ms > 0 ? MIN(agent_ms, (json_int_t)INT32_MAX) : 120000));
 	arr = json_array();
 	for (size_t i = 0; i < n; i++) {
 		json_t *k = json_array_get(kids, i);
+		struct batch_child *c = slot[i] == SIZE_MAX ? NULL : &b.c[slot[i]];
+		char why[sizeof(c->error) + 16];
 
-		if (!p[i].reported) {
-			p[i].status = -ETIMEDOUT;
-			snprintf(p[i].error, sizeof(p[i].error),
-				 "the child did not report within %lld ms", (long long)timeout_ms);
+		if (!c) {
+			json_array_append_new(arr, child_reply(k, NULL, -EINVAL, bad[i]));
+			continue;
 		}
-		if (p[i].status && !p[i].error[0])
-			snprintf(p[i].error, sizeof(p[i].error), "%s", strerror(-p[i].status));
-		json_array_append_new(
-		    arr, json_pack("{s:O,s:I,s:I,s:i,s:I,s:I,s:s,s:s,s:b}", "index",
-				   json_object_get(k, "index"), "pid", (json_int_t)p[i].pid,
-				   "start_time", (json_int_t)p[i].start_time, "status", p[i].status,
-				   "restore_ns", (json_int_t)p[i].restore_ns, "after_fork_ns",
-				   (json_int_t)p[i].after_fork_ns, "error", p[i].error, "cgroup",
-				   p[i].leaf.path, "netns_created", p[i].netns_created));
+		if (c->pid > 0 && sandbox_write_pidfile(c->dir, c->pid, c->start_time))
+			log_warn("spawner: no pid file for child %d in %s", (int)c->pid, c->dir);
+		snprintf(why, sizeof(why), "%s%s",
+			 c->failed_at == BATCH_AFTER_FORK ? "after_fork: " : "", c->error);
+		json_array_append_new(arr, child_reply(k, c, c->status, why));
 	}
-	free(p);
+	free(b.c);
+	free(bad);
+	free(slot);
 	reply = json_pack("{s:b,s:o,s:b,s:I}", "ok", 1, "children", arr, "net", net, "agent_port",
 			  (json_int_t)agent_port);
 	return reply;
