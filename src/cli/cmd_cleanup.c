@@ -359,7 +359,7 @@ static void scan_netns(struct list *l)
  * child runs (pid and start time), stale once it is gone. */
 static void scan_kept(struct list *l)
 {
-	struct kept_rec *v;
+	struct child_rec *v;
 	size_t n;
 
 	if (kept_list(&v, &n))

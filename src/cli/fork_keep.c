@@ -218,7 +218,7 @@ static void report_line(int fd, const char *fmt, ...)
 int fork_keep_register(int report_fd, const char *tag, const char *workdir, uint32_t index,
 		       pid_t pid, char id[KEPT_ID_LEN + 1])
 {
-	struct kept_rec r = {.index = index, .pid = pid, .supervisor_pid = getpid()};
+	struct child_rec r = {.index = index, .pid = pid, .supervisor_pid = getpid()};
 	char abs[PATH_MAX];
 	int err;
 
@@ -237,7 +237,8 @@ int fork_keep_register(int report_fd, const char *tag, const char *workdir, uint
 	}
 	if ((err = kept_id_new(r.id)) || (err = kept_write(&r)))
 		return err;
-	memcpy(id, r.id, sizeof(r.id));
+	memcpy(id, r.id, KEPT_ID_LEN);
+	id[KEPT_ID_LEN] = 0;
 	report_line(report_fd, "kept %s %d %s\n", r.id, (int)pid, r.run_dir);
 	return 0;
 }

@@ -10,20 +10,23 @@
 
 #define KILL_GRACE_MS 3000
 
-static json_t *rec_json(const struct kept_rec *r)
+static json_t *rec_json(const struct child_rec *r)
 {
-	bool alive = child_alive(r->pid, r->start_time);
+	bool alive = child_alive((pid_t)r->pid, r->start_time);
+	char created[32];
+
+	child_time_iso(r->created_ms, created);
 
 	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I, s:s}", "id", r->id, "kind",
 			 "kept", "snapshot_tag", r->tag, "index", (json_int_t)r->index, "state",
 			 alive ? "running" : "exited", "pid", (json_int_t)r->pid, "run_dir",
 			 r->run_dir, "supervisor_pid", (json_int_t)r->supervisor_pid, "created_at",
-			 r->created_at);
+			 created);
 }
 
 int kept_cli_list(const char *tag, json_t *arr)
 {
-	struct kept_rec *v;
+	struct child_rec *v;
 	size_t n;
 	int count = 0, err = kept_list(&v, &n);
 
@@ -70,7 +73,7 @@ void kept_cli_print(json_t *arr)
 
 int kept_cli_kill(const char *verb, const char *id, bool json)
 {
-	struct kept_rec r;
+	struct child_rec r;
 	const char *before;
 	int err = kept_read(id, &r);
 
@@ -112,7 +115,7 @@ int kept_cli_kill(const char *verb, const char *id, bool json)
 
 int kept_cli_run_dir(const char *verb, const char *id, char *buf, size_t size)
 {
-	struct kept_rec r;
+	struct child_rec r;
 	int err = kept_read(id, &r);
 
 	if (err) {

@@ -22,7 +22,7 @@
 /* The sandbox's vsock path, or an error response. */
 static bool running_sandbox(struct api_req *rq, struct api_resp *rs, char *vsock, size_t size)
 {
-	struct sandbox_rec r;
+	struct child_rec r;
 	int e = store_sandbox_get(&rq->d->store, rq->param, &r);
 
 	if (e == -ENOENT) {

@@ -38,7 +38,7 @@ static json_t *iso_time(int64_t ms)
 
 /* An ended sandbox with a memory limit: did the kernel's OOM killer end
  * it? (Its leaf counts the kill until the sandbox is deleted.) */
-static bool oom_killed(const struct sandbox_rec *r)
+static bool oom_killed(const struct child_rec *r)
 {
 	struct cgroup_leaf leaf = {.version = CGROUP_V1};
 	char events[PATH_MAX + 16];
@@ -54,7 +54,7 @@ static bool oom_killed(const struct sandbox_rec *r)
 	return cgroup_leaf_oom_kills(&leaf, &kills) == 0 && kills > 0;
 }
 
-static json_t *sandbox_json(const struct sandbox_rec *r)
+static json_t *sandbox_json(const struct child_rec *r)
 {
 	bool alive = r->pid > 0 && child_alive((pid_t)r->pid, r->start_time);
 	char vsock[PATH_MAX + 16];
@@ -95,7 +95,7 @@ static json_t *sandbox_json(const struct sandbox_rec *r)
 
 int api_count_sandboxes(struct daemon *d, uint64_t *running, uint64_t *exited)
 {
-	struct sandbox_rec *all;
+	struct child_rec *all;
 	size_t n;
 	int r = store_sandbox_list(&d->store, NULL, &all, &n);
 
@@ -138,7 +138,7 @@ static void vmm_log_tail(const char *dir, char *out, size_t size)
 		out[size - 1] = 0; /* a tail of a line is still a clue */
 }
 
-static void discard(struct daemon *d, struct sandbox_rec *recs, size_t n)
+static void discard(struct daemon *d, struct child_rec *recs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (recs[i].pid > 0 && child_stop((pid_t)recs[i].pid, recs[i].start_time, 2000))
@@ -227,7 +227,7 @@ static bool parse_spawn(json_t *body, struct spawn_req *s, struct api_resp *rs)
 static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api_resp *rs)
 {
 	size_t n = (size_t)s->n, failed = 0;
-	struct sandbox_rec *recs = calloc(n, sizeof(*recs));
+	struct child_rec *recs = calloc(n, sizeof(*recs));
 	json_t *req, *kids = NULL, *reply = NULL, *out;
 	char first_err[600] = "";
 	int64_t created = now_ms();
@@ -241,7 +241,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 		return;
 	}
 	if (s->netns) {
-		struct sandbox_rec *all = NULL;
+		struct child_rec *all = NULL;
 		size_t n_all = 0;
 
 		nsidx = calloc(n, sizeof(*nsidx));
@@ -266,7 +266,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 	}
 	kids = json_array();
 	for (size_t i = 0; i < n; i++) {
-		struct sandbox_rec *rec = &recs[i];
+		struct child_rec *rec = &recs[i];
 
 		if (child_id_new(rec->id) ||
 		    sandbox_dir(d->run_root, rec->id, rec->run_dir, sizeof(rec->run_dir)) ||
@@ -404,7 +404,7 @@ out:
 void api_sandboxes_list(struct api_req *rq, struct api_resp *rs)
 {
 	const char *tag = api_query(rq, "tag");
-	struct sandbox_rec *all;
+	struct child_rec *all;
 	json_t *out;
 	size_t n;
 
@@ -425,7 +425,7 @@ void api_sandboxes_list(struct api_req *rq, struct api_resp *rs)
 
 void api_sandbox_get(struct api_req *rq, struct api_resp *rs)
 {
-	struct sandbox_rec r;
+	struct child_rec r;
 	int e = store_sandbox_get(&rq->d->store, rq->param, &r);
 
 	if (e == -ENOENT)
@@ -439,7 +439,7 @@ void api_sandbox_get(struct api_req *rq, struct api_resp *rs)
 void api_sandbox_delete(struct api_req *rq, struct api_resp *rs)
 {
 	struct daemon *d = rq->d;
-	struct sandbox_rec r;
+	struct child_rec r;
 	bool alive;
 	int e;
 
@@ -482,7 +482,7 @@ void api_sandbox_delete(struct api_req *rq, struct api_resp *rs)
 
 /* A child whose row lost its pid (the daemon died mid-spawn) left it in
  * its run directory's pid file. */
-static void pid_from_file(struct sandbox_rec *r)
+static void pid_from_file(struct child_rec *r)
 {
 	char path[PATH_MAX + 8], buf[64];
 	long long pid;
@@ -507,7 +507,7 @@ static void pid_from_file(struct sandbox_rec *r)
 
 void api_sandboxes_readopt(struct daemon *d)
 {
-	struct sandbox_rec *all;
+	struct child_rec *all;
 	size_t n, adopted = 0, forgotten = 0;
 
 	if (store_sandbox_list(&d->store, NULL, &all, &n)) {
@@ -515,7 +515,7 @@ void api_sandboxes_readopt(struct daemon *d)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct sandbox_rec *r = &all[i];
+		struct child_rec *r = &all[i];
 		char expect[PATH_MAX];
 
 		/* Only a directory the daemon would build itself is ever touched. */

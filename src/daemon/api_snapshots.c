@@ -107,7 +107,7 @@ static uint64_t allocated(const char *dir)
 
 static size_t sandboxes_of(struct daemon *d, const char *tag)
 {
-	struct sandbox_rec *all;
+	struct child_rec *all;
 	size_t n, alive = 0;
 
 	if (store_sandbox_list(&d->store, tag, &all, &n))

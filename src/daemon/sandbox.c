@@ -61,7 +61,7 @@ int sandbox_write_pidfile(const char *dir, pid_t pid, uint64_t start_time)
 	return 0;
 }
 
-int sandbox_netns_alloc(const struct sandbox_rec *used, size_t n_used, uint32_t *out, size_t n)
+int sandbox_netns_alloc(const struct child_rec *used, size_t n_used, uint32_t *out, size_t n)
 {
 	uint32_t *have = NULL;
 	pid_t *user = NULL;
@@ -92,7 +92,7 @@ int sandbox_netns_alloc(const struct sandbox_rec *used, size_t n_used, uint32_t 
 }
 
 /* A leaf path the daemon's spawner would have made: ".../forkd/<id>". */
-static bool cgroup_path_ok(const struct sandbox_rec *r)
+static bool cgroup_path_ok(const struct child_rec *r)
 {
 	size_t n = strlen(r->cgroup), tail = strlen(r->id) + strlen(CGROUP_PARENT_NAME) + 2;
 
@@ -102,7 +102,7 @@ static bool cgroup_path_ok(const struct sandbox_rec *r)
 			strlen(CGROUP_PARENT_NAME) + 2);
 }
 
-int sandbox_release(const struct sandbox_rec *r)
+int sandbox_release(const struct child_rec *r)
 {
 	int ret = 0, e;
 

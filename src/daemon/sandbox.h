@@ -32,13 +32,13 @@ int sandbox_write_pidfile(const char *dir, pid_t pid, uint64_t start_time) __mus
  * never one whose namespace a live process is in (a `forkd fork
  * --per-child-netns` on the same host, or a leftover child), so no two
  * sandboxes ever share a namespace. -ENOSPC when the range runs out. */
-int sandbox_netns_alloc(const struct sandbox_rec *used, size_t n_used, uint32_t *out,
+int sandbox_netns_alloc(const struct child_rec *used, size_t n_used, uint32_t *out,
 			size_t n) __must_check;
 
 /* Give back what a sandbox holds besides its process and run directory:
  * its leaf memory cgroup, and its network namespace if the spawner made
  * it for this sandbox (one that existed before is left as it was). Call
  * once its process is gone. Problems are logged; 0 or the first -errno. */
-int sandbox_release(const struct sandbox_rec *r);
+int sandbox_release(const struct child_rec *r);
 
 #endif

@@ -159,7 +159,7 @@ static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
 	snprintf(dst, size, "%s", t ? (const char *)t : "");
 }
 
-int store_sandbox_put(struct store *s, const struct sandbox_rec *r)
+int store_sandbox_put(struct store *s, const struct child_rec *r)
 {
 	sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO sandboxes(" SANDBOX_COLS
 				   ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
@@ -183,7 +183,7 @@ int store_sandbox_put(struct store *s, const struct sandbox_rec *r)
 	return step_done(s, st, "save sandbox");
 }
 
-static void row_sandbox(sqlite3_stmt *st, struct sandbox_rec *r)
+static void row_sandbox(sqlite3_stmt *st, struct child_rec *r)
 {
 	memset(r, 0, sizeof(*r));
 	copy_text(r->id, sizeof(r->id), st, 0);
@@ -202,7 +202,7 @@ static void row_sandbox(sqlite3_stmt *st, struct sandbox_rec *r)
 	copy_text(r->cgroup, sizeof(r->cgroup), st, 13);
 }
 
-int store_sandbox_get(struct store *s, const char *id, struct sandbox_rec *r)
+int store_sandbox_get(struct store *s, const char *id, struct child_rec *r)
 {
 	sqlite3_stmt *st = prep(s, "SELECT " SANDBOX_COLS " FROM sandboxes WHERE id = ?");
 	int rc, ret;
@@ -221,7 +221,7 @@ int store_sandbox_get(struct store *s, const char *id, struct sandbox_rec *r)
 	return ret;
 }
 
-int store_sandbox_list(struct store *s, const char *tag, struct sandbox_rec **out, size_t *n)
+int store_sandbox_list(struct store *s, const char *tag, struct child_rec **out, size_t *n)
 {
 	sqlite3_stmt *st = prep(
 	    s, tag ? "SELECT " SANDBOX_COLS " FROM sandboxes WHERE snapshot_tag = ? "
@@ -238,7 +238,7 @@ int store_sandbox_list(struct store *s, const char *tag, struct sandbox_rec **ou
 		sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == cap) {
-			struct sandbox_rec *p;
+			struct child_rec *p;
 
 			cap = cap ? cap * 2 : 16;
 			p = realloc(*out, cap * sizeof(**out));

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -143,4 +144,28 @@ int child_stop(pid_t pid, uint64_t start_time, int grace_ms)
 out:
 	close(fd);
 	return ret;
+}
+
+void child_time_iso(int64_t ms, char buf[32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, 32, "-");
+}
+
+bool child_time_parse(const char *iso, int64_t *ms)
+{
+	struct tm tm = {0};
+	const char *end = strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	time_t t;
+
+	if (!end || *end)
+		return false;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return false;
+	*ms = (int64_t)t * 1000;
+	return true;
 }

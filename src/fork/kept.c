@@ -66,9 +66,9 @@ int kept_path(const char *id, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-int kept_write(struct kept_rec *r)
+int kept_write(struct child_rec *r)
 {
-	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX + 16];
+	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX + CHILD_ID_LEN + 8], created[32];
 	json_t *o;
 	int err;
 
@@ -81,17 +81,13 @@ int kept_write(struct kept_rec *r)
 		return err;
 	if ((err = make_dirs(dir, 0755)))
 		return err;
-	if (!r->created_at[0]) {
-		time_t now = time(NULL);
-		struct tm tm;
-
-		gmtime_r(&now, &tm);
-		strftime(r->created_at, sizeof(r->created_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	}
+	if (!r->created_ms)
+		r->created_ms = (int64_t)time(NULL) * 1000;
+	child_time_iso(r->created_ms, created);
 	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:s}", "id", r->id, "tag", r->tag,
 		      "index", (json_int_t)r->index, "pid", (json_int_t)r->pid, "start_time",
 		      (json_int_t)r->start_time, "run_dir", r->run_dir, "supervisor_pid",
-		      (json_int_t)r->supervisor_pid, "created_at", r->created_at);
+		      (json_int_t)r->supervisor_pid, "created_at", created);
 	if (!o) {
 		log_err("kept child %s: cannot build its registry entry", r->id);
 		return -ENOMEM;
@@ -129,9 +125,9 @@ static bool get_str(json_t *o, const char *k, char *buf, size_t size)
 	return s && strlen(s) < size && snprintf(buf, size, "%s", s) >= 0;
 }
 
-int kept_read(const char *id, struct kept_rec *r)
+int kept_read(const char *id, struct child_rec *r)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], created[32];
 	json_error_t jerr;
 	json_int_t idx, pid, st, sup;
 	json_t *o;
@@ -154,7 +150,8 @@ int kept_read(const char *id, struct kept_rec *r)
 	       get_int(o, "start_time", 0, INT64_MAX, &st) &&
 	       get_str(o, "run_dir", r->run_dir, sizeof(r->run_dir)) && r->run_dir[0] == '/' &&
 	       get_int(o, "supervisor_pid", 0, INT32_MAX, &sup) &&
-	       get_str(o, "created_at", r->created_at, sizeof(r->created_at));
+	       get_str(o, "created_at", created, sizeof(created)) &&
+	       child_time_parse(created, &r->created_ms);
 	json_decref(o);
 	if (!good) {
 		log_err("%s: not a valid kept child entry", path);
@@ -181,8 +178,8 @@ int kept_remove(const char *id)
 
 static int cmp_rec(const void *a, const void *b)
 {
-	const struct kept_rec *x = a, *y = b;
-	int c = strcmp(x->created_at, y->created_at);
+	const struct child_rec *x = a, *y = b;
+	int c = x->created_ms < y->created_ms ? -1 : x->created_ms > y->created_ms;
 
 	if (!c && x->supervisor_pid != y->supervisor_pid)
 		c = x->supervisor_pid < y->supervisor_pid ? -1 : 1;
@@ -191,10 +188,10 @@ static int cmp_rec(const void *a, const void *b)
 	return c ? c : strcmp(x->id, y->id);
 }
 
-int kept_list(struct kept_rec **out, size_t *n)
+int kept_list(struct child_rec **out, size_t *n)
 {
 	char dir[PATH_MAX];
-	struct kept_rec *v = NULL;
+	struct child_rec *v = NULL;
 	size_t cap = 0;
 	struct dirent *de;
 	DIR *d;
@@ -218,7 +215,7 @@ int kept_list(struct kept_rec **out, size_t *n)
 		if (!kept_id_valid(id))
 			continue;
 		if (*n == cap) {
-			struct kept_rec *nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
+			struct child_rec *nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
 
 			if (!nv) {
 				err = -ENOMEM;

@@ -24,21 +24,11 @@
 #include <sys/types.h>
 
 #include "common/log.h"
+#include "fork/child.h"
 #include "snapshot/snapshot.h"
 
 #define KEPT_ID_PREFIX "k-"
 #define KEPT_ID_LEN    10 /* "k-" and 8 lowercase hex digits */
-
-struct kept_rec {
-	char id[KEPT_ID_LEN + 1];
-	char tag[SNAPSHOT_TAG_MAX + 1];
-	uint32_t index;	     /* the child's index in its fork */
-	pid_t pid;	     /* the child's VMM process */
-	uint64_t start_time; /* its /proc/<pid>/stat field 22 */
-	char run_dir[PATH_MAX];
-	pid_t supervisor_pid;
-	char created_at[32]; /* UTC, ISO 8601 */
-};
 
 /* Exactly "k-" and 8 characters of [0-9a-f]. */
 bool kept_id_valid(const char *id);
@@ -52,16 +42,16 @@ int kept_path(const char *id, char *buf, size_t size) __must_check;
 
 /* Write r's entry (creating the registry directory); r->created_at is
  * filled in when empty. 0 or -errno, one error line. */
-int kept_write(struct kept_rec *r) __must_check;
+int kept_write(struct child_rec *r) __must_check;
 /* Read and check one entry. -ENOENT when there is none, -EINVAL (one
  * error line) when it is not a valid entry for that id. */
-int kept_read(const char *id, struct kept_rec *r) __must_check;
+int kept_read(const char *id, struct child_rec *r) __must_check;
 /* Remove id's entry; 0 also when there was none. */
 int kept_remove(const char *id) __must_check;
 
 /* Every valid entry, sorted by creation time, fork and index; *out is malloc'd
  * (NULL and 0 when the registry is empty or missing). Files that are not
  * entries are skipped. 0 or -errno. */
-int kept_list(struct kept_rec **out, size_t *n) __must_check;
+int kept_list(struct child_rec **out, size_t *n) __must_check;
 
 #endif

@@ -42,8 +42,8 @@ static void test_ids(void **state)
 static void test_registry(void **state)
 {
 	char home[] = "/tmp/forkd-test-kept.XXXXXX", path[PATH_MAX];
-	struct kept_rec a = {.index = 1, .pid = 4242, .start_time = 99, .supervisor_pid = 4000};
-	struct kept_rec b, r, *v;
+	struct child_rec a = {.index = 1, .pid = 4242, .start_time = 99, .supervisor_pid = 4000};
+	struct child_rec b, r, *v;
 	size_t n;
 	FILE *f;
 
@@ -60,11 +60,11 @@ static void test_registry(void **state)
 	strcpy(a.tag, "t");
 	strcpy(a.run_dir, "/tmp/x/child-1");
 	assert_int_equal(kept_write(&a), 0);
-	assert_true(a.created_at[0]);
+	assert_true(a.created_ms > 0);
 	b = a;
 	b.index = 0;
 	strcpy(b.id, "k-0000000a");
-	strcpy(b.created_at, a.created_at);
+	b.created_ms = a.created_ms;
 	assert_int_equal(kept_write(&b), 0);
 
 	assert_int_equal(kept_read("k-0000000b", &r), 0);
@@ -73,6 +73,8 @@ static void test_registry(void **state)
 	assert_int_equal(r.pid, 4242);
 	assert_int_equal(r.start_time, 99);
 	assert_int_equal(r.index, 1);
+	/* The file keeps the time to the second. */
+	assert_int_equal(r.created_ms, a.created_ms / 1000 * 1000);
 
 	/* A file under another id's name, and a relative run dir, are refused;
 	 * files that are not entries are skipped by the listing. */
