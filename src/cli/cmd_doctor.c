@@ -10,8 +10,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <netdb.h>
-#include <poll.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,7 +17,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -36,6 +33,7 @@
 #include <linux/netlink.h>
 
 #include "cli/cli.h"
+#include "cli/http_client.h"
 #include "common/file.h"
 #include "common/util.h"
 #include "isolate/cgroup.h"
@@ -580,118 +578,43 @@ static void check_image(struct report *r, const char *tag)
 	json_decref(meta);
 }
 
-/* http://HOST[:PORT][/PREFIX] -> host, port, prefix (without trailing /). */
-static int parse_url(const char *url, char *host, size_t hlen, char *port, size_t plen,
-		     char *prefix, size_t xlen)
-{
-	const char *p, *slash, *colon;
-
-	if (strncmp(url, "http://", 7))
-		return -EINVAL;
-	p = url + 7;
-	slash = strchr(p, '/');
-	if (!slash)
-		slash = p + strlen(p);
-	colon = memchr(p, ':', (size_t)(slash - p));
-	if ((colon ? colon : slash) == p || (size_t)((colon ? colon : slash) - p) >= hlen)
-		return -EINVAL;
-	snprintf(host, hlen, "%.*s", (int)((colon ? colon : slash) - p), p);
-	if (colon) {
-		size_t n = (size_t)(slash - colon - 1);
-
-		if (n == 0 || n >= plen || strspn(colon + 1, "0123456789") != n)
-			return -EINVAL;
-		snprintf(port, plen, "%.*s", (int)n, colon + 1);
-	} else {
-		snprintf(port, plen, "80");
-	}
-	snprintf(prefix, xlen, "%s", slash);
-	if (strlen(prefix) >= xlen - 1 || strpbrk(prefix, " \r\n"))
-		return -EINVAL;
-	while (*prefix && prefix[strlen(prefix) - 1] == '/')
-		prefix[strlen(prefix) - 1] = '\0';
-	return 0;
-}
-
-/* GET /healthz with a short timeout: the HTTP status, or -errno. */
-static int http_healthz(const char *host, const char *port, const char *prefix)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	char req[512], resp[512];
-	struct pollfd pfd;
-	int fd, err, status = -EPROTO;
-	size_t got = 0;
-	socklen_t len = sizeof(err);
-
-	if (getaddrinfo(host, port, &hints, &ai) || !ai)
-		return -EHOSTUNREACH;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		freeaddrinfo(ai);
-		return -errno;
-	}
-	err = connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 ? errno : 0;
-	freeaddrinfo(ai);
-	if (err == EINPROGRESS) {
-		pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
-		if (poll(&pfd, 1, HTTP_TIMEOUT) != 1)
-			err = ETIMEDOUT;
-		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-			err = errno;
-	}
-	if (err) {
-		close(fd);
-		return -err;
-	}
-	snprintf(req, sizeof(req),
-		 "GET %s/healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", prefix, host);
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
-		close(fd);
-		return -EIO;
-	}
-	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
-	while (got < sizeof(resp) - 1 && !memchr(resp, '\n', got)) {
-		ssize_t n;
-
-		if (poll(&pfd, 1, HTTP_TIMEOUT) != 1) {
-			close(fd);
-			return -ETIMEDOUT;
-		}
-		n = recv(fd, resp + got, sizeof(resp) - 1 - got, 0);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	resp[got] = '\0';
-	if (!strncmp(resp, "HTTP/1.", 7) && resp[8] == ' ')
-		status = atoi(resp + 9);
-	return status > 0 ? status : -EPROTO;
-}
-
 static void check_daemon(struct report *r)
 {
-	const char *url = getenv("FORKD_URL");
-	char host[256], port[16], prefix[256];
-	int status;
+	const char *url = getenv("FORKD_URL"), *slash;
+	char base[512], path[512], err[512];
+	struct http_resp resp;
+	int e;
 
 	if (!url || !*url)
 		url = DEFAULT_URL;
-	if (parse_url(url, host, sizeof(host), port, sizeof(port), prefix, sizeof(prefix))) {
+	/* http://HOST[:PORT][/PREFIX]: the daemon may sit under a prefix. */
+	slash = strncmp(url, "http://", 7) ? NULL : strchr(url + 7, '/');
+	snprintf(base, sizeof(base), "%.*s", slash ? (int)(slash - url) : (int)strlen(url), url);
+	snprintf(path, sizeof(path), "%s", slash ? slash : "");
+	while (path[0] && path[strlen(path) - 1] == '/')
+		path[strlen(path) - 1] = 0;
+	strncat(path, "/healthz", sizeof(path) - strlen(path) - 1);
+	e = http_request(base, NULL, "GET", path, NULL, NULL, 0, HTTP_TIMEOUT, &resp, err,
+			 sizeof(err));
+	if (e == -EINVAL) {
 		add(r, "daemon", FAIL, "set FORKD_URL to http://HOST:PORT (e.g. " DEFAULT_URL ")",
 		    "FORKD_URL '%s' is not an http://HOST[:PORT][/PATH] address", url);
 		return;
 	}
-	status = http_healthz(host, port, prefix);
-	if (status == 200)
-		add(r, "daemon", PASS, NULL, "daemon at %s answers GET /healthz with 200", url);
-	else if (status > 0)
-		add(r, "daemon", FAIL, "see the daemon's log",
-		    "daemon at %s answers GET /healthz with HTTP %d", url, status);
-	else
-		add(r, "daemon", WARN,
-		    "start it: forkd serve (or point FORKD_URL at the one you run)",
-		    "no daemon at %s (%s)", url, strerror(-status));
+	if (!e) {
+		int status = resp.status;
+
+		http_resp_free(&resp);
+		if (status == 200)
+			add(r, "daemon", PASS, NULL, "daemon at %s answers GET /healthz with 200",
+			    url);
+		else
+			add(r, "daemon", FAIL, "see the daemon's log",
+			    "daemon at %s answers GET /healthz with HTTP %d", url, status);
+		return;
+	}
+	add(r, "daemon", WARN, "start it: forkd serve (or point FORKD_URL at the one you run)",
+	    "no daemon at %s (%s)", url, err);
 }
 
 static void print_text(const struct report *r)
