@@ -17,7 +17,9 @@
 # the network or a compiler was done here. FORKD_LAB=1 forces the lab,
 # FORKD_LAB=0 forbids it (the KVM suites then run here, and fail without
 # KVM). A lab that fails (exit 125: its kernel panicked, hung past the
-# suite's limit...) is booted afresh and the suite run once more.
+# suite's limit...) is booted afresh and the suite run again, at most
+# FORKD_LAB_TRIES times in all (default 3). In the lab each e2e test has a
+# lab of its own, so a lab that fails costs that test alone.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
@@ -81,12 +83,12 @@ kvm_suite() {
 		"$@"
 		return
 	}
-	local rc try
-	for try in 1 2; do
+	local rc try tries=${FORKD_LAB_TRIES:-3}
+	for ((try = 1; ; try++)); do
 		scripts/kvm-lab --timeout "${FORKD_LAB_SUITE_TIMEOUT:-2400}" -- "$@"
 		rc=$?
-		((rc == 125 && try == 1)) || return $rc
-		echo "=== the lab failed (exit 125, above), not the suite: booting a fresh lab and running the suite once more"
+		((rc == 125 && try < tries)) || return $rc
+		echo "=== the lab failed (exit 125, above), not the suite: booting a fresh lab and running the suite again (try $((try + 1)) of $tries)"
 	done
 }
 
@@ -119,7 +121,13 @@ else
 		run_suite lab-prepare make -s lab-prepare
 		lab=1
 	fi
-	run_suite e2e kvm_suite make -s test-e2e
+	if ((lab)); then
+		for t in ${FORKD_E2E_TESTS:-linux_boot linux_fork image_fork}; do
+			run_suite "e2e $t" kvm_suite env FORKD_E2E_TESTS="$t" make -s test-e2e
+		done
+	else
+		run_suite e2e kvm_suite make -s test-e2e
+	fi
 fi
 
 if ((${#failed_suites[@]})); then
