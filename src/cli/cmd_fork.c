@@ -497,7 +497,7 @@ int cmd_fork(int argc, char **argv)
 			 "process's privileges on the host. UNSAFE: use it for debugging only");
 	if (snapshot_image_load(a.tag, &img))
 		return 1;
-	if (img.meta.net && !a.netns) {
+	if (img.meta.dev.net && !a.netns) {
 		log_err("snapshot '%s' has a network device: each child needs a tap of its own, "
 			"which comes with a network namespace per child; fork it with "
 			"'forkd fork --tag %s --per-child-netns'",

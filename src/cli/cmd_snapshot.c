@@ -113,19 +113,14 @@ static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag
 		 o->boot.cmdline ? o->boot.cmdline : "");
 	meta->mem_mib = o->spec.mem_mib;
 	meta->vcpus = (uint32_t)o->spec.vcpus;
-	meta->rng = o->spec.rng;
-	meta->nr_disks = o->spec.nr_disks;
-	for (unsigned i = 0; i < o->spec.nr_disks; i++) {
+	meta->dev = o->spec.dev;
+	for (unsigned i = 0; i < meta->dev.nr_disks; i++) {
 		/* Children open the image by this path: make it absolute. */
-		if (!realpath(o->spec.disks[i].path, meta->disks[i].path)) {
-			err = log_errno("resolve disk path %s", o->spec.disks[i].path);
+		if (!realpath(o->spec.dev.disks[i].path, meta->dev.disks[i].path)) {
+			err = log_errno("resolve disk path %s", o->spec.dev.disks[i].path);
 			goto out;
 		}
-		meta->disks[i].read_only = o->spec.disks[i].read_only;
 	}
-	meta->net = o->spec.tap != NULL;
-	meta->vsock = o->spec.vsock != NULL;
-	meta->vsock_cid = o->spec.vsock_cid;
 	meta->agent_port = agent_port;
 	err = snapshot_create(vm, dir, meta);
 out:
@@ -189,9 +184,12 @@ static void image_apply(struct vmopts *o, const struct guest_image *img)
 	o->boot.kernel = img->kernel;
 	o->boot.initrd = img->initrd;
 	/* root=/dev/vda: the image's root must be the first disk. */
-	memmove(&o->spec.disks[1], &o->spec.disks[0], o->spec.nr_disks * sizeof(o->spec.disks[0]));
-	o->spec.disks[0] = (struct virtio_blk_opts){.path = img->rootfs};
-	o->spec.nr_disks++;
+	struct snapshot_devices *d = &o->spec.dev;
+
+	memmove(&d->disks[1], &d->disks[0], d->nr_disks * sizeof(d->disks[0]));
+	memset(&d->disks[0], 0, sizeof(d->disks[0]));
+	snprintf(d->disks[0].path, sizeof(d->disks[0].path), "%s", img->rootfs);
+	d->nr_disks++;
 	if (!o->mem_set)
 		o->spec.mem_mib = IMAGE_MEM_MIB;
 	/* On KVM-PVM a guest with 2 vCPUs sees its user memory corrupted
@@ -373,7 +371,7 @@ int cmd_snapshot(int argc, char **argv)
 	if (image && (o.boot.kernel || o.boot.initrd))
 		cli_usage_error("snapshot", "--image supplies the kernel and the initrd: drop "
 					    "--kernel and --initrd");
-	if (image && o.spec.nr_disks == MACHINE_MAX_DISKS)
+	if (image && o.spec.dev.nr_disks == MACHINE_MAX_DISKS)
 		cli_usage_error("snapshot",
 				"--image adds its root disk: at most %d more --disk options",
 				MACHINE_MAX_DISKS - 1);
@@ -391,6 +389,7 @@ int cmd_snapshot(int argc, char **argv)
 		if (netns_private_tap())
 			goto out;
 		o.spec.tap = NETNS_TAP_NAME;
+		o.spec.dev.net = true;
 	}
 	if (image) {
 		img = malloc(sizeof(*img));
@@ -416,6 +415,7 @@ int cmd_snapshot(int argc, char **argv)
 		}
 		snprintf(vsock_path, sizeof(vsock_path), "%s/vsock.sock", vsock_dir);
 		o.spec.vsock = vsock_path;
+		o.spec.dev.vsock = true;
 	}
 	if (vmopts_finish(&o, "snapshot", &console_fd))
 		goto out;

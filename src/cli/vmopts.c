@@ -134,22 +134,25 @@ bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg)
 		o->boot.guest_decompress = true;
 		break;
 	case O_DISK: {
-		struct virtio_blk_opts *d;
 		char *comma = strrchr(arg, ',');
+		uint32_t i = s->dev.nr_disks;
 
-		if (s->nr_disks == MACHINE_MAX_DISKS)
+		if (i == MACHINE_MAX_DISKS)
 			cli_usage_error(verb, "at most %d --disk options", MACHINE_MAX_DISKS);
-		d = &s->disks[s->nr_disks++];
 		/* arg is a writable argv string: cut ",ro" off in place. */
 		if (comma && !strcmp(comma, ",ro")) {
 			*comma = 0;
-			d->read_only = true;
+			s->dev.disks[i].read_only = true;
 		}
-		d->path = arg;
+		if (snprintf(s->dev.disks[i].path, sizeof(s->dev.disks[i].path), "%s", arg) >=
+		    (int)sizeof(s->dev.disks[i].path))
+			cli_usage_error(verb, "--disk: path too long");
+		s->dev.nr_disks++;
 		break;
 	}
 	case O_TAP:
 		s->tap = arg;
+		s->dev.net = true;
 		break;
 	case O_MAC:
 		if (sscanf(arg, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &s->mac[0], &s->mac[1], &s->mac[2],
@@ -161,12 +164,13 @@ bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg)
 		break;
 	case O_VSOCK:
 		s->vsock = arg;
+		s->dev.vsock = true;
 		break;
 	case O_VSOCK_CID:
-		s->vsock_cid = num(verb, "--vsock-cid", arg, 3, 0xfffffffeULL);
+		s->dev.vsock_cid = num(verb, "--vsock-cid", arg, 3, 0xfffffffeULL);
 		break;
 	case O_NO_RNG:
-		s->rng = false;
+		s->dev.rng = false;
 		break;
 	default:
 		return false;

@@ -142,9 +142,10 @@ static json_t *snapshot_json(struct daemon *d, const char *tag)
 		log_warn("could not record snapshot %s as seen", tag);
 	o = json_pack("{s:s,s:s,s:s,s:I,s:i,s:s,s:s,s:b,s:i,s:I,s:I}", "tag", m->tag, "state",
 		      "ready", "created", m->created, "mem_mib", (json_int_t)m->mem_mib, "vcpus",
-		      (int)m->vcpus, "kernel", m->kernel, "cmdline", m->cmdline, "vsock", m->vsock,
-		      "disks", (int)m->nr_disks, "memory_bytes_on_disk", (json_int_t)allocated(dir),
-		      "sandboxes_running", (json_int_t)sandboxes_of(d, tag));
+		      (int)m->vcpus, "kernel", m->kernel, "cmdline", m->cmdline, "vsock",
+		      m->dev.vsock, "disks", (int)m->dev.nr_disks, "memory_bytes_on_disk",
+		      (json_int_t)allocated(dir), "sandboxes_running",
+		      (json_int_t)sandboxes_of(d, tag));
 	if (o && m->parent[0])
 		json_object_set_new(o, "parent", json_string(m->parent));
 	if (o && m->agent_port)

@@ -242,7 +242,7 @@ static json_t *do_spawn(json_t *req, int ctl_fd)
 	if (r)
 		return spawn_refused(err, -r);
 	agent_port = img.meta.agent_port;
-	net = img.meta.net;
+	net = img.meta.dev.net;
 	if (net && !netns) {
 		snapshot_image_free(&img);
 		snprintf(msg, sizeof(msg),

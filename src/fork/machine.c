@@ -1,5 +1,6 @@
 #include "fork/machine.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -19,8 +20,8 @@ void machine_spec_init(struct machine_spec *s)
 	s->mem_mib = 256;
 	s->vcpus = 1;
 	memcpy(s->mac, mac, 6);
-	s->vsock_cid = 3;
-	s->rng = true;
+	s->dev.vsock_cid = 3;
+	s->dev.rng = true;
 	s->console_fd = -1;
 	s->console_max_bytes = 16 * MIB;
 	s->warm_fd = -1;
@@ -41,6 +42,14 @@ int machine_build(struct vm *vm, const struct machine_spec *s, struct vmctl **vm
 				 .warm_fd = s->warm_fd};
 	int err;
 
+	if (!!s->dev.net != !!s->tap || !!s->dev.vsock != !!s->vsock ||
+	    s->dev.nr_disks > MACHINE_MAX_DISKS) {
+		log_err("machine: the device set and its attachments disagree (net %d, tap %s; "
+			"vsock %d, socket %s; %u disks)",
+			s->dev.net, s->tap ? s->tap : "none", s->dev.vsock,
+			s->vsock ? s->vsock : "none", s->dev.nr_disks);
+		return -EINVAL;
+	}
 	err = vm_create(vm, &cfg);
 	if (err)
 		return err;
@@ -48,21 +57,32 @@ int machine_build(struct vm *vm, const struct machine_spec *s, struct vmctl **vm
 	if ((err = serial_create(vm, &so)) || (err = i8042_create(vm)) ||
 	    (err = acpi_sleep_create(vm)) || (err = vmctl_create(vm, s->warm_fd, vmctl)))
 		goto fail;
-	for (unsigned i = 0; i < s->nr_disks; i++)
-		if ((err = virtio_blk_create(vm, &s->disks[i])))
+	for (uint32_t i = 0; i < s->dev.nr_disks; i++) {
+		struct virtio_blk_opts bo = {.path = s->dev.disks[i].path,
+					     .read_only = s->dev.disks[i].read_only,
+					     .overlay_dir = s->overlay_dir};
+
+		if ((err = virtio_blk_create(vm, &bo)))
 			goto fail;
-	if (s->tap) {
+	}
+	if (s->dev.net) {
 		struct virtio_net_opts no = {.tap = s->tap};
 
 		memcpy(no.mac, s->mac, 6);
 		if ((err = virtio_net_create(vm, &no)))
 			goto fail;
 	}
-	if (s->vsock &&
-	    (err = virtio_vsock_create(vm, &(struct virtio_vsock_opts){s->vsock_cid, s->vsock})))
+	if (s->dev.vsock && (err = virtio_vsock_create(
+				 vm, &(struct virtio_vsock_opts){s->dev.vsock_cid, s->vsock})))
 		goto fail;
-	if (s->rng && (err = virtio_rng_create(vm)))
+	if (s->dev.rng && (err = virtio_rng_create(vm)))
 		goto fail;
+	if (vm->nr_devices != snapshot_devices_count(&s->dev)) {
+		log_err("machine: %u devices made, the device set counts %u", vm->nr_devices,
+			snapshot_devices_count(&s->dev));
+		err = -EINVAL;
+		goto fail;
+	}
 	return 0;
 fail:
 	vm_destroy(vm);

@@ -14,21 +14,22 @@
 #include <stdint.h>
 
 #include "devices/virtio/blk.h"
+#include "snapshot/snapshot.h"
 #include "vmm/vm.h"
 
-#define MACHINE_MAX_DISKS 4
+#define MACHINE_MAX_DISKS SNAPSHOT_MAX_DISKS
 
 struct machine_spec {
 	uint64_t mem_mib;
 	int vcpus;
-	struct virtio_blk_opts disks[MACHINE_MAX_DISKS];
-	unsigned nr_disks;
-	const char *tap; /* NULL: no virtio-net */
+	/* The devices (snapshot/snapshot.h), and where net and vsock attach:
+	 * tap is needed exactly when dev.net, vsock when dev.vsock. */
+	struct snapshot_devices dev;
+	const char *tap; /* the tap interface's name */
 	uint8_t mac[6];
-	const char *vsock; /* NULL: no virtio-vsock */
-	uint64_t vsock_cid;
-	bool rng;
-	int console_fd; /* not owned; -1 discards */
+	const char *vsock;	 /* the host end's Unix socket */
+	const char *overlay_dir; /* where disk overlays live (NULL: $TMPDIR) */
+	int console_fd;		 /* not owned; -1 discards */
 	uint64_t console_max_bytes;
 	int warm_fd;		  /* eventfd for vmctl's doorbell, or -1 */
 	const char *warm_console; /* also signal warm_fd when the console shows this */

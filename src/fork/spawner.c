@@ -110,22 +110,16 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	spec.console_fd = console_fd;
 	spec.console_max_bytes = o->console_max_bytes;
 	/* The device set must match the parent's, device for device. */
-	spec.rng = img->meta.rng;
-	spec.nr_disks = img->meta.nr_disks;
-	for (uint32_t i = 0; i < img->meta.nr_disks; i++) {
-		spec.disks[i].path = img->meta.disks[i].path;
-		spec.disks[i].read_only = img->meta.disks[i].read_only;
-		spec.disks[i].overlay_dir = dir;
-	}
+	spec.dev = img->meta.dev;
+	spec.overlay_dir = dir;
 	/* The snapshot's tap name is not reused: every namespace has its own
 	 * forkd-tap0. The MAC is the guest's from before the snapshot (the
 	 * device state restores it). */
-	if (img->meta.net)
+	if (spec.dev.net)
 		spec.tap = NETNS_TAP_NAME;
-	if (img->meta.vsock) {
+	if (spec.dev.vsock) {
 		snprintf(vsock_path, sizeof(vsock_path), "%s/vsock.sock", dir);
 		spec.vsock = vsock_path;
-		spec.vsock_cid = img->meta.vsock_cid;
 	}
 	if (o->live_fork) {
 		spec.mem.backing = MEM_MEMFD;
@@ -159,8 +153,8 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	if (o->jail &&
-	    (err = jail_enter(&(struct jail_opts){.vsock = img->meta.vsock, .net = img->meta.net})))
+	if (o->jail && (err = jail_enter(&(struct jail_opts){.vsock = img->meta.dev.vsock,
+							     .net = img->meta.dev.net})))
 		goto out;
 	err = vm_start(vm);
 	if (err) {
@@ -192,7 +186,7 @@ pid_t spawner_fork_child(const struct snapshot_image *img, const struct child_op
 	pid_t pid;
 	int ret;
 
-	if (img->meta.net && !o->netns) {
+	if (img->meta.dev.net && !o->netns) {
 		log_err("snapshot '%s' has a network device: each child needs a tap of its own, "
 			"which comes with a network namespace per child; fork it with "
 			"--per-child-netns (API: \"per_child_netns\": true)",

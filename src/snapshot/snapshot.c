@@ -122,11 +122,12 @@ int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
 	if (!o)
 		return -ENOMEM;
 	disks = json_array();
-	for (uint32_t i = 0; disks && i < m->nr_disks; i++)
-		json_array_append_new(disks, json_pack("{s:s, s:b}", "path", m->disks[i].path,
-						       "read_only", m->disks[i].read_only));
-	devices = json_pack("{s:b, s:o, s:b, s:b, s:I}", "rng", m->rng, "disks", disks, "net",
-			    m->net, "vsock", m->vsock, "vsock_cid", (json_int_t)m->vsock_cid);
+	for (uint32_t i = 0; disks && i < m->dev.nr_disks; i++)
+		json_array_append_new(disks, json_pack("{s:s, s:b}", "path", m->dev.disks[i].path,
+						       "read_only", m->dev.disks[i].read_only));
+	devices =
+	    json_pack("{s:b, s:o, s:b, s:b, s:I}", "rng", m->dev.rng, "disks", disks, "net",
+		      m->dev.net, "vsock", m->dev.vsock, "vsock_cid", (json_int_t)m->dev.vsock_cid);
 	if (!devices || json_object_set_new(o, "devices", devices) ||
 	    (m->agent_port &&
 	     json_object_set_new(o, "agent_port", json_integer((json_int_t)m->agent_port)))) {
@@ -174,15 +175,16 @@ static int read_devices(const char *path, json_t *d, struct snapshot_meta *m)
 		int ro;
 
 		if (json_unpack(disk, "{s:s, s:b}", "path", &p, "read_only", &ro) ||
-		    copy_str(path, "disks.path", p, m->disks[i].path, sizeof(m->disks[i].path)))
+		    copy_str(path, "disks.path", p, m->dev.disks[i].path,
+			     sizeof(m->dev.disks[i].path)))
 			return -EINVAL;
-		m->disks[i].read_only = ro;
+		m->dev.disks[i].read_only = ro;
 	}
-	m->nr_disks = (uint32_t)json_array_size(disks);
-	m->rng = rng;
-	m->net = net;
-	m->vsock = vsock;
-	m->vsock_cid = (uint64_t)cid;
+	m->dev.nr_disks = (uint32_t)json_array_size(disks);
+	m->dev.rng = rng;
+	m->dev.net = net;
+	m->dev.vsock = vsock;
+	m->dev.vsock_cid = (uint64_t)cid;
 	return 0;
 }
 
@@ -242,7 +244,7 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 		goto out;
 	if (read_devices(path, json_object_get(o, "devices"), m))
 		goto out;
-	if (agent_port < 0 || agent_port > 0xffffffffLL || (agent_port && !m->vsock)) {
+	if (agent_port < 0 || agent_port > 0xffffffffLL || (agent_port && !m->dev.vsock)) {
 		log_err("%s: 'agent_port' must be a vsock port, and needs a vsock device", path);
 		goto out;
 	}
@@ -349,4 +351,9 @@ int snapshot_create(struct vm *vm, const char *dir, struct snapshot_meta *meta)
 	log_info("snapshot: vmstate %.1f ms, memory.bin %.1f ms (%llu MiB)", (t_state - t0) / 1e6,
 		 (t_mem - t_state) / 1e6, (unsigned long long)(vm->mem.size / MIB));
 	return 0;
+}
+
+uint32_t snapshot_devices_count(const struct snapshot_devices *d)
+{
+	return SNAPSHOT_FIXED_DEVICES + d->nr_disks + d->net + d->vsock + d->rng;
 }

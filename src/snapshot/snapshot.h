@@ -26,6 +26,30 @@ int snapshot_home(char *buf, size_t size) __must_check;
 /* <home>/snapshots/<tag> (the tag must be valid). */
 int snapshot_dir(const char *tag, char *buf, size_t size) __must_check;
 
+/* The devices a VM has beyond the fixed ones, in creation order (disks,
+ * net, vsock, rng): the one description of a device set, which a snapshot
+ * records and a machine is built from (fork/machine.c, the one place
+ * devices are created). Where net and vsock attach (a tap, a socket) is
+ * not part of it: that belongs to each VM. */
+struct snapshot_devices {
+	uint32_t nr_disks;
+	struct {
+		char path[PATH_MAX];
+		bool read_only;
+	} disks[SNAPSHOT_MAX_DISKS];
+	bool net;
+	bool vsock;
+	uint64_t vsock_cid;
+	bool rng;
+};
+
+/* Devices every machine has before the set: serial, i8042, vmctl (the
+ * ACPI sleep register has no state and is not counted). */
+#define SNAPSHOT_FIXED_DEVICES 3
+
+/* How many devices (with state) a machine with this set has. */
+uint32_t snapshot_devices_count(const struct snapshot_devices *d);
+
 struct snapshot_meta {
 	char tag[SNAPSHOT_TAG_MAX + 1];
 	char created[32];      /* ISO 8601, UTC */
@@ -37,15 +61,7 @@ struct snapshot_meta {
 	char parent[SNAPSHOT_TAG_MAX + 1]; /* "" for none */
 	uint32_t format_version;
 	/* The device set, which children rebuild in the same order. */
-	bool rng;
-	uint32_t nr_disks;
-	struct {
-		char path[PATH_MAX];
-		bool read_only;
-	} disks[SNAPSHOT_MAX_DISKS];
-	bool net;
-	bool vsock;
-	uint64_t vsock_cid;
+	struct snapshot_devices dev;
 	/* The guest runs forkd's agent (docs/AGENT.md) on this vsock port;
 	 * 0: no agent. Children get after_fork before they count as ready. */
 	uint32_t agent_port;

@@ -15,7 +15,7 @@
  * gives one error line and no child starts. */
 static int check_sections(const char *path, const struct snapshot_image *img)
 {
-	uint32_t expect = 3 + img->meta.nr_disks + img->meta.net + img->meta.vsock + img->meta.rng;
+	uint32_t expect = snapshot_devices_count(&img->meta.dev);
 
 	if (img->machine.nr_devices != expect) {
 		log_err("%s: %u devices, but snapshot.json describes a machine with %u", path,
