@@ -41,7 +41,7 @@ stage() { echo "build-kernel: [$(($(date +%s) - t0))s] $*" >&2; }
 
 missing=()
 for p in "$SRC_PKG" flex bison libelf-dev bc gcc make; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null ||
 		missing+=("$p")
 done
 if ((${#missing[@]})); then

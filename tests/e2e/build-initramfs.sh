@@ -42,7 +42,7 @@ done
     die "missing tools: ${missing[*]} (run scripts/setup.sh as root to install them)"
 [[ -x $BUSYBOX ]] ||
     die "$BUSYBOX not found: install Debian's busybox-static (run scripts/setup.sh)"
-if readelf -lW "$BUSYBOX" | grep -q 'INTERP'; then
+if readelf -lW "$BUSYBOX" | grep 'INTERP' >/dev/null; then
     die "$BUSYBOX is dynamically linked; the initramfs needs busybox-static (run scripts/setup.sh)"
 fi
 
@@ -70,7 +70,7 @@ done < <(find "$moddir/" \( -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' 
 is_builtin() {
     local name=$1
     [[ -f $moddir/modules.builtin ]] &&
-        sed 's#.*/##; s#\.ko$##; s#-#_#g' "$moddir/modules.builtin" | grep -qx "$name"
+        sed 's#.*/##; s#\.ko$##; s#-#_#g' "$moddir/modules.builtin" | grep -x "$name" >/dev/null
 }
 
 # Copy (decompressing) module $1 to $tmp/mods/$1.ko.

@@ -41,7 +41,7 @@ PY
 }
 
 tag=agent$$
-if "$FORKD" snapshot --help 2>&1 | grep -q -- '--agent-port'; then
+if "$FORKD" snapshot --help 2>&1 | grep -- '--agent-port' >/dev/null; then
 	snap_take "$tag" --mem-mib 16 --vsock "$WORK/parent.sock" --agent-port 8888
 	grep -q '"agent_port": *8888' "$FORKD_HOME/snapshots/$tag/snapshot.json" ||
 		fail "forkd snapshot --agent-port 8888 did not record it"

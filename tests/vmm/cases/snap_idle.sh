@@ -18,7 +18,8 @@ n=${SNAP_SHARING_CHILDREN:-100}
 limit_kib=${SNAP_SHARING_LIMIT_KIB:-1024}
 # ASan's shadow memory and allocator are private to each child: the figure
 # says nothing about forkd then, so the bound is relaxed.
-if ldd "$FORKD" 2>/dev/null | grep -q libasan; then
+# Not grep -q: under pipefail, grep quitting early fails ldd with SIGPIPE.
+if ldd "$FORKD" 2>/dev/null | grep libasan >/dev/null; then
 	limit_kib=${SNAP_SHARING_LIMIT_KIB:-4096}
 	echo "note: sanitizer build: bound relaxed to $limit_kib KiB per child"
 fi

@@ -19,7 +19,7 @@ net=""
 for i in $(seq 0 99); do
 	n=$((100 + ($$ + i) % 150))
 	if [[ -z "$(ip -4 route show "10.42.$n.0/24" 2>/dev/null)" ]] &&
-		! ip -4 addr show 2>/dev/null | grep -q "inet 10\.42\.$n\."; then
+		! ip -4 addr show 2>/dev/null | grep "inet 10\.42\.$n\." >/dev/null; then
 		net=10.42.$n
 		break
 	fi
