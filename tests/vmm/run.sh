@@ -17,6 +17,9 @@
 #
 # Environment:
 #   FORKD_TEST_FILTER    extended regex: run only guests whose name matches
+#   FORKD_TEST_SHARD     K/N: only every N-th of the cases left, from the
+#                        K-th (0-based); `make check` splits the suite into
+#                        labs this way, so a lab that fails costs one shard
 #   FORKD_TEST_TIMEOUT   guest time limit in seconds (default 60 x the scale)
 #   FORKD_TEST_TIME_SCALE  multiplies every time limit and settle time of the
 #                        cases (default 1; 4 inside the KVM lab, whose CPU is
@@ -62,6 +65,16 @@ limit=${FORKD_TEST_TIMEOUT:-$(scaled 60)}
 # a minute for each step of the scale.
 case_limit=$((300 + 60 * (FORKD_TEST_TIME_SCALE - 1)))
 filter=${FORKD_TEST_FILTER:-}
+shard_k=0 shard_n=1
+if [[ -n ${FORKD_TEST_SHARD:-} ]]; then
+	if ! [[ $FORKD_TEST_SHARD =~ ^([0-9]+)/([1-9][0-9]*)$ ]] ||
+		((BASH_REMATCH[1] >= BASH_REMATCH[2])); then
+		echo "FORKD_TEST_SHARD must be K/N with 0 <= K < N, not '$FORKD_TEST_SHARD'" >&2
+		exit 2
+	fi
+	shard_k=${BASH_REMATCH[1]} shard_n=${BASH_REMATCH[2]}
+fi
+case_no=0
 passed=0 failed=0 skipped=0
 
 summary() {
@@ -155,6 +168,8 @@ for guest in "${guests[@]}" "${hostcases[@]}"; do
 	if [[ -n $filter ]] && ! [[ $name =~ $filter ]]; then
 		continue
 	fi
+	case_no=$((case_no + 1))
+	(((case_no - 1) % shard_n == shard_k)) || continue
 	work=$(mktemp -d "${TMPDIR:-/tmp}/forkd-vmm-$name.XXXXXX")
 	t0=$(now)
 	if [[ -f $cases/$name.sh ]]; then
