@@ -25,6 +25,10 @@ void cli_report_stop(struct vm *vm, int status, uint64_t t0_ns);
 
 int cmd_vm(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+/* `forkd snapshot --from-sandbox`, which cmd_snapshot hands over to. */
+int cmd_branch(int argc, char **argv);
+/* `forkd snapshot compact`, likewise. */
+int cmd_snapshot_compact(int argc, char **argv);
 int cmd_fork(int argc, char **argv);
 int cmd_netns(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);

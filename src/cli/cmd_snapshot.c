@@ -48,6 +48,9 @@ static void snapshot_usage(FILE *f)
 	fprintf(f,
 		"usage: forkd snapshot --tag TAG --image IMG [options]\n"
 		"       forkd snapshot --tag TAG --kernel PATH [options]\n"
+		"       forkd snapshot --from-sandbox ID [--mode full|diff|live] [--tag TAG]\n"
+		"                      (branch a running sandbox: see --from-sandbox ID --help)\n"
+		"       forkd snapshot compact --from TAG --to NEW   (flatten a chain of diffs)\n"
 		"\n"
 		"Boot a VM, wait until the guest is warm, pause it at a clean\n"
 		"instruction boundary and write the snapshot to\n"
@@ -301,6 +304,11 @@ int cmd_snapshot(int argc, char **argv)
 	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
 	struct stat st;
 
+	if (argc > 1 && !strcmp(argv[1], "compact"))
+		return cmd_snapshot_compact(argc - 1, argv + 1);
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--from-sandbox") || !strncmp(argv[i], "--from-sandbox=", 15))
+			return cmd_branch(argc, argv);
 	vmopts_table(opts, 40,
 		     (const struct option[]){
 			 {"tag", required_argument, NULL, O_TAG},

@@ -14,6 +14,7 @@
 #include "agent/after_fork.h"
 #include "common/util.h"
 #include "fork/child.h"
+#include "fork/ctl.h"
 #include "fork/spawner.h"
 #include "isolate/netns.h"
 
@@ -410,9 +411,11 @@ int batch_release(const struct batch *b, struct batch_child *c)
 		}
 		c->netns_created = false;
 	}
-	/* A jailed child cannot unlink its vsock socket; once it is gone
-	 * nobody listens there any more. */
+	/* A jailed child cannot unlink its sockets; once it is gone nobody
+	 * listens there any more. */
 	if (batch_child_path(b, c, "vsock.sock", path, sizeof(path)))
+		unlink(path);
+	if (batch_child_path(b, c, CTL_SOCKET, path, sizeof(path)))
 		unlink(path);
 	return ret;
 }

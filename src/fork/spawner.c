@@ -13,6 +13,7 @@
 
 #include "common/util.h"
 #include "devices/vmctl.h"
+#include "fork/ctl.h"
 #include "fork/machine.h"
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
@@ -72,6 +73,7 @@ static bool test_forbidden(const struct child_opts *o)
  *   machine  memory and devices exist before state is loaded into them;
  *   restore  then identity, after the restore (which bumps vmctl's
  *            generation) and before any vCPU runs;
+ *   ctl      the control socket (fork/ctl.h), on the loop the VM starts;
  *   jail     last, once every file, socket and KVM object exists, and
  *            before vm_start() creates the first thread, so no guest
  *            instruction runs outside it. */
@@ -80,6 +82,7 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	struct machine_spec spec;
 	struct vm_section_source in;
 	struct vmctl *vmctl = NULL;
+	struct ctl ctl;
 	struct sigaction sa = {.sa_handler = child_on_signal};
 	char dir[PATH_MAX + 32], path[PATH_MAX + 64], vsock_path[PATH_MAX + 64];
 	int console_fd, err, status;
@@ -142,12 +145,15 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 		err = -EINVAL;
 		goto out;
 	}
-	if (o->live_fork && (err = copy_memory(img->mem_fd, &vm->mem)))
+	if ((o->live_fork && (err = copy_memory(img->mem_fd, &vm->mem))) ||
+	    (err = snapshot_image_map_layers(img, &vm->mem)))
 		goto out;
 	in = vmstate_source(&img->vs);
 	if ((err = vm_persist_check_cpuid(vm, &img->machine)) ||
 	    (err = vm_persist_restore(vm, &in, &img->machine)) ||
 	    (err = vmctl_set_identity(vmctl, o->index)))
+		goto out;
+	if ((err = ctl_open(&ctl, vm, dir)))
 		goto out;
 	child_vm = vm;
 	sigemptyset(&sa.sa_mask);

@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <linux/kvm.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -44,11 +45,16 @@ static const struct jail_rule base_rules[] = {
     {"rt_sigreturn", "return from the kick and stop signal handlers"},
     {"restart_syscall", "a wait interrupted by a signal resumes (not seen)"},
     {"getpid", "tgkill's target"},
+    /* the control socket (fork/ctl.h) */
+    {"accept4", "control socket clients; host clients of the vsock Unix socket"},
+    {"recvmsg", "control requests, with the branch's file descriptors"},
+    {"sendto", "control replies; vsock handshake replies and data"},
     /* with argument checks (jail_filter_build): */
     {"ioctl", "KVM_RUN and the vCPU/VM requests in jail_ioctls() only"},
     {"mmap", "malloc, thread stacks; never PROT_EXEC"},
     {"mprotect", "thread stack guard pages; never PROT_EXEC"},
-    {"clone", "threads only (CLONE_THREAD set)"},
+    {"clone", "threads (CLONE_THREAD set), and a live branch's memory writer (flags "
+	      "exactly SIGCHLD: a plain fork, jailed like its parent)"},
     {"prctl", "PR_SET_NAME only (vCPU thread names)"},
     {"tgkill", "this process only: kick a vCPU out of KVM_RUN"},
     {"sched_setaffinity", "the calling thread only: pin a vCPU thread (KVM-PVM)"},
@@ -62,12 +68,10 @@ static const struct jail_rule base_rules[] = {
 };
 
 static const struct jail_rule vsock_rules[] = {
-    {"accept4", "host clients of the vsock Unix socket"},
     {"socket", "AF_UNIX SOCK_STREAM only: guest connections to host port P"},
     {"connect", "... reach <socket>_P"},
     {"readv", "vsock data from host sockets"},
     {"recvfrom", "vsock handshake lines"},
-    {"sendto", "vsock handshake replies and data"},
     {"sendmsg", "vsock data"},
     {"shutdown", "vsock half-close"},
 };
@@ -98,6 +102,16 @@ static const unsigned long allowed_ioctls[] = {
     KVM_SET_VCPU_EVENTS,
     /* device interrupts */
     KVM_IRQ_LINE,
+    /* a branch saves the running VM's state (fork/ctl.h); reads only */
+    KVM_GET_MSR_INDEX_LIST,
+    KVM_GET_MP_STATE,
+    KVM_GET_XCRS,
+    KVM_GET_LAPIC,
+    KVM_GET_DEBUGREGS,
+    KVM_GET_TSC_KHZ,
+    KVM_GET_IRQCHIP,
+    KVM_GET_PIT2,
+    KVM_GET_CLOCK,
 };
 
 static struct jail_rule
@@ -179,8 +193,9 @@ int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out)
 	}
 	if (!err) {
 		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+		struct scmp_arg_cmp f = SCMP_A0(SCMP_CMP_EQ, SIGCHLD);
 
-		err = add(ctx, "clone", 1, &c);
+		err = add(ctx, "clone", 1, &c) ?: add(ctx, "clone", 1, &f);
 	}
 	if (!err) {
 		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME);

@@ -129,6 +129,9 @@ int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
 	    json_pack("{s:b, s:o, s:b, s:b, s:I}", "rng", m->dev.rng, "disks", disks, "net",
 		      m->dev.net, "vsock", m->dev.vsock, "vsock_cid", (json_int_t)m->dev.vsock_cid);
 	if (!devices || json_object_set_new(o, "devices", devices) ||
+	    (m->mem_diff &&
+	     (json_object_set_new(o, "memory", json_string("diff")) ||
+	      json_object_set_new(o, "parent_created", json_string(m->parent_created)))) ||
 	    (m->agent_port &&
 	     json_object_set_new(o, "agent_port", json_integer((json_int_t)m->agent_port)))) {
 		json_decref(o);
@@ -192,6 +195,7 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 {
 	char path[PATH_MAX];
 	const char *tag, *created, *kernel, *initrd, *cmdline, *parent = NULL;
+	const char *memory = "full", *parent_created = "";
 	json_t *jparent = NULL;
 	json_int_t mem_mib, vcpus, version, agent_port = 0;
 	json_error_t jerr;
@@ -207,10 +211,12 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 		log_err("%s: line %d: %s", path, jerr.line, jerr.text);
 		return -EINVAL;
 	}
-	if (json_unpack_ex(o, &jerr, 0, "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s?o, s:I, s?I}", "tag",
+	if (json_unpack_ex(o, &jerr, 0,
+			   "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s?o, s:I, s?I, s?s, s?s}", "tag",
 			   &tag, "created", &created, "kernel", &kernel, "initrd", &initrd,
 			   "cmdline", &cmdline, "mem_mib", &mem_mib, "vcpus", &vcpus, "parent",
-			   &jparent, "format_version", &version, "agent_port", &agent_port)) {
+			   &jparent, "format_version", &version, "agent_port", &agent_port,
+			   "memory", &memory, "parent_created", &parent_created)) {
 		log_err("%s: %s", path, jerr.text);
 		goto out;
 	}
@@ -218,6 +224,15 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 		parent = json_string_value(jparent);
 	} else if (jparent && !json_is_null(jparent)) {
 		log_err("%s: 'parent' must be a tag or null", path);
+		goto out;
+	}
+	if (strcmp(memory, "full") && strcmp(memory, "diff")) {
+		log_err("%s: 'memory' must be \"full\" or \"diff\"", path);
+		goto out;
+	}
+	m->mem_diff = !strcmp(memory, "diff");
+	if (m->mem_diff && !parent) {
+		log_err("%s: a memory diff needs its 'parent'", path);
 		goto out;
 	}
 	if (version != SNAPSHOT_FORMAT_VERSION) {
@@ -240,7 +255,9 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 	    copy_str(path, "kernel", kernel, m->kernel, sizeof(m->kernel)) ||
 	    copy_str(path, "initrd", initrd, m->initrd, sizeof(m->initrd)) ||
 	    copy_str(path, "cmdline", cmdline, m->cmdline, sizeof(m->cmdline)) ||
-	    (parent && copy_str(path, "parent", parent, m->parent, sizeof(m->parent))))
+	    (parent && copy_str(path, "parent", parent, m->parent, sizeof(m->parent))) ||
+	    copy_str(path, "parent_created", parent_created, m->parent_created,
+		     sizeof(m->parent_created)))
 		goto out;
 	if (read_devices(path, json_object_get(o, "devices"), m))
 		goto out;
@@ -268,15 +285,11 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
-int snapshot_write_memory(const char *dir, const struct guest_mem *mem)
+int snapshot_write_memory_fd(int fd, const struct guest_mem *mem)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
 	uint64_t off = 0;
-	int fd, err = 0;
+	int err = 0;
 
-	fd = open_tmp(dir, "memory.bin", path, tmp);
-	if (fd < 0)
-		return fd;
 	/* Runs of non-zero pages are written with one pwrite; zero pages stay
 	 * holes, so a mostly idle guest costs little disk. */
 	while (off < mem->size && !err) {
@@ -290,6 +303,18 @@ int snapshot_write_memory(const char *dir, const struct guest_mem *mem)
 		if (off > start)
 			err = pwrite_full(fd, mem->base + start, off - start, start);
 	}
+	return err;
+}
+
+int snapshot_write_memory(const char *dir, const struct guest_mem *mem)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd, err;
+
+	fd = open_tmp(dir, "memory.bin", path, tmp);
+	if (fd < 0)
+		return fd;
+	err = snapshot_write_memory_fd(fd, mem);
 	if (!err && ftruncate(fd, (off_t)mem->size) < 0)
 		err = -errno;
 	return commit_tmp(fd, tmp, path, err);
@@ -314,6 +339,14 @@ int snapshot_check_memory(const char *dir, uint64_t bytes)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+void snapshot_meta_stamp(struct snapshot_meta *m, time_t now)
+{
+	struct tm tm;
+
+	strftime(m->created, sizeof(m->created), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+	m->format_version = SNAPSHOT_FORMAT_VERSION;
 }
 
 int snapshot_create(struct vm *vm, const char *dir, struct snapshot_meta *meta)
@@ -343,14 +376,30 @@ int snapshot_create(struct vm *vm, const char *dir, struct snapshot_meta *meta)
 	if (err)
 		return err;
 	t_mem = now_ns();
-	strftime(meta->created, sizeof(meta->created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	meta->format_version = SNAPSHOT_FORMAT_VERSION;
+	snapshot_meta_stamp(meta, now);
 	err = snapshot_meta_write(dir, meta);
 	if (err)
 		return err;
 	log_info("snapshot: vmstate %.1f ms, memory.bin %.1f ms (%llu MiB)", (t_state - t0) / 1e6,
 		 (t_mem - t_state) / 1e6, (unsigned long long)(vm->mem.size / MIB));
 	return 0;
+}
+
+int snapshot_save_state_fd(struct vm *vm, int fd)
+{
+	struct vmstate_writer w;
+	struct vm_section_sink sink;
+	int err = vmstate_writer_open_fd(&w, fd, "vmstate");
+
+	if (err)
+		return err;
+	sink = vmstate_sink(&w);
+	err = vm_persist_save(vm, &sink);
+	if (err) {
+		vmstate_writer_abort(&w);
+		return err;
+	}
+	return vmstate_writer_commit(&w);
 }
 
 uint32_t snapshot_devices_count(const struct snapshot_devices *d)

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "vmm/memory.h"
@@ -58,7 +59,13 @@ struct snapshot_meta {
 	char cmdline[4096];
 	uint64_t mem_mib;
 	uint32_t vcpus;
-	char parent[SNAPSHOT_TAG_MAX + 1]; /* "" for none */
+	/* The snapshot this one was branched from ("" for none: booted). */
+	char parent[SNAPSHOT_TAG_MAX + 1];
+	/* memory.diff + memory.map over the parent's memory (snapshot/memdiff.h)
+	 * instead of a memory.bin of its own: the parent is then needed, and
+	 * must still be the one of that creation time (parent_created). */
+	bool mem_diff;
+	char parent_created[32];
 	uint32_t format_version;
 	/* The device set, which children rebuild in the same order. */
 	struct snapshot_devices dev;
@@ -67,6 +74,8 @@ struct snapshot_meta {
 	uint32_t agent_port;
 };
 
+/* Set created (now, UTC) and format_version, as every new snapshot has. */
+void snapshot_meta_stamp(struct snapshot_meta *m, time_t now);
 int snapshot_meta_write(const char *dir, const struct snapshot_meta *m) __must_check;
 /* Reads and validates snapshot.json (types, ranges, tag, version). */
 int snapshot_meta_read(const char *dir, struct snapshot_meta *m) __must_check;
@@ -74,6 +83,15 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m) __must_check;
 /* Write guest RAM to <dir>/memory.bin densely, leaving all-zero pages as
  * holes; fsync'ed, written through a temporary name. */
 int snapshot_write_memory(const char *dir, const struct guest_mem *mem) __must_check;
+
+/* The same into fd (a file the caller created and sized to mem->size):
+ * pwrite only, so a VMM can do it in its jail. */
+int snapshot_write_memory_fd(int fd, const struct guest_mem *mem) __must_check;
+
+/* vm's vmstate (vm_persist_save()) into fd, which the caller created empty
+ * and then syncs; vm paused, event loop still. For branches, in the jail. */
+struct vm;
+int snapshot_save_state_fd(struct vm *vm, int fd) __must_check;
 
 /* Check <dir>/memory.bin exists, is a regular file and holds exactly
  * `bytes` (a shorter file would SIGBUS a child later). */
@@ -83,7 +101,6 @@ int snapshot_check_memory(const char *dir, uint64_t bytes) __must_check;
  * (vm_persist_save()), memory.bin, then snapshot.json from meta, whose
  * created and format_version are set here; the caller fills the rest.
  * vm must be paused with its event loop stopped. 0 or -errno, logged. */
-struct vm;
 int snapshot_create(struct vm *vm, const char *dir, struct snapshot_meta *meta) __must_check;
 
 #endif

@@ -1,13 +1,16 @@
 #include "snapshot/snapshot_image.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/util.h"
 #include "vmm/vcpu_state.h"
 
@@ -43,6 +46,87 @@ static int check_sections(const char *path, const struct snapshot_image *img)
 			log_err("%s: device %u has no section", path, i);
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+/* The memory: memory.bin, or the diffs down the chain of parents to one
+ * that has a memory.bin. Every link is checked: same RAM size, and the
+ * parent is still the snapshot the diff was taken against (its creation
+ * time), not another one since made under the same tag. */
+static int load_memory(struct snapshot_image *img)
+{
+	struct memdiff chain[SNAPSHOT_MAX_DEPTH];
+	struct snapshot_meta *m = malloc(sizeof(*m));
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	uint32_t depth = 0;
+	int err = 0;
+
+	if (!m)
+		return -ENOMEM;
+	*m = img->meta;
+	snprintf(dir, sizeof(dir), "%s", img->dir);
+	while (m->mem_diff && !err) {
+		char want[sizeof(m->parent_created)], child[sizeof(m->tag)];
+
+		if (depth == SNAPSHOT_MAX_DEPTH) {
+			log_err("snapshot '%s': more than %d memory diffs down to a full snapshot; "
+				"flatten it with 'forkd snapshot compact'",
+				img->meta.tag, SNAPSHOT_MAX_DEPTH);
+			err = -ELOOP;
+			break;
+		}
+		err = memdiff_load(dir, img->machine.mem_bytes, &chain[depth]);
+		if (err)
+			break;
+		depth++;
+		snprintf(want, sizeof(want), "%s", m->parent_created);
+		snprintf(child, sizeof(child), "%s", m->tag);
+		if ((err = snapshot_dir(m->parent, dir, sizeof(dir))))
+			break;
+		if (access(dir, F_OK) < 0) {
+			log_err("snapshot '%s' is a diff over '%s', which is gone", child,
+				m->parent);
+			err = -ENOENT;
+			break;
+		}
+		if ((err = snapshot_meta_read(dir, m)))
+			break;
+		if (strcmp(m->created, want) || m->mem_mib * MIB != img->machine.mem_bytes) {
+			log_err("snapshot '%s' is a diff over '%s' as created at %s; '%s' now is "
+				"another snapshot (created %s)",
+				child, m->tag, want, m->tag, m->created);
+			err = -ESTALE;
+		}
+	}
+	if (!err)
+		err = snapshot_check_memory(dir, img->machine.mem_bytes);
+	if (!err) {
+		snprintf(path, sizeof(path), "%s/memory.bin", dir);
+		img->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (img->mem_fd < 0)
+			err = log_errno("open %s", path);
+	}
+	/* Base first: chain[] runs from this snapshot down. */
+	for (uint32_t i = 0; i < depth; i++) {
+		if (err)
+			memdiff_free(&chain[i]);
+		else
+			img->layers[depth - 1 - i] = chain[i];
+	}
+	if (!err)
+		img->nr_layers = depth;
+	free(m);
+	return err;
+}
+
+int snapshot_image_map_layers(const struct snapshot_image *img, struct guest_mem *mem)
+{
+	for (uint32_t i = 0; i < img->nr_layers; i++) {
+		int err = memdiff_apply(&img->layers[i], mem);
+
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -86,15 +170,9 @@ int snapshot_image_load(const char *tag, struct snapshot_image *img)
 	err = check_sections(path, img);
 	if (err)
 		goto fail;
-	err = snapshot_check_memory(img->dir, img->machine.mem_bytes);
+	err = load_memory(img);
 	if (err)
 		goto fail;
-	snprintf(path, sizeof(path), "%s/memory.bin", img->dir);
-	img->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (img->mem_fd < 0) {
-		err = log_errno("open %s", path);
-		goto fail;
-	}
 	return 0;
 fail:
 	snapshot_image_free(img);
@@ -107,4 +185,144 @@ void snapshot_image_free(struct snapshot_image *img)
 	if (img->mem_fd >= 0)
 		close(img->mem_fd);
 	img->mem_fd = -1;
+	for (uint32_t i = 0; i < img->nr_layers; i++)
+		memdiff_free(&img->layers[i]);
+	img->nr_layers = 0;
+}
+
+static int copy_file(const char *from_dir, const char *to_dir, const char *name)
+{
+	char src[PATH_MAX + 128], dst[PATH_MAX + 128];
+	int in, out, err = 0;
+	struct stat st;
+
+	snprintf(src, sizeof(src), "%s/%s", from_dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", to_dir, name);
+	in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return log_errno("open %s", src);
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out < 0) {
+		err = log_errno("create %s", dst);
+		close(in);
+		return err;
+	}
+	if (fstat(in, &st) < 0)
+		err = log_errno("stat %s", src);
+	for (off_t left = st.st_size; !err && left > 0;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+
+		if (n <= 0)
+			err = log_errno("copy %s", src);
+		else
+			left -= n;
+	}
+	if (!err && fsync(out) < 0)
+		err = log_errno("sync %s", dst);
+	close(in);
+	close(out);
+	return err;
+}
+
+int snapshot_compact(const char *from, const char *to)
+{
+	struct snapshot_image *img = malloc(sizeof(*img));
+	struct guest_mem mem = {.fd = -1};
+	char dst[PATH_MAX], tmp[PATH_MAX + 64], path[PATH_MAX + 96];
+	struct snapshot_meta meta;
+	bool made = false;
+	int fd = -1, err;
+
+	if (!img)
+		return -ENOMEM;
+	err = snapshot_image_load(from, img);
+	if (err) {
+		free(img);
+		return err;
+	}
+	if ((err = snapshot_dir(to, dst, sizeof(dst))))
+		goto out;
+	if (access(dst, F_OK) == 0) {
+		log_err("snapshot '%s' exists; choose another tag or delete it first", to);
+		err = -EEXIST;
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "%.*s/.compact-%s-%d", (int)(strrchr(dst, '/') - dst), dst, to,
+		 (int)getpid());
+	if (mkdir(tmp, 0755) < 0) {
+		err = log_errno("mkdir %s", tmp);
+		goto out;
+	}
+	made = true;
+	err = guest_mem_map(&mem, img->machine.mem_bytes,
+			    &(struct mem_opts){.backing = MEM_FILE_PRIVATE, .fd = img->mem_fd});
+	if (err || (err = snapshot_image_map_layers(img, &mem)))
+		goto out;
+	snprintf(path, sizeof(path), "%s/memory.bin", tmp);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		err = log_errno("create %s", path);
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)mem.size) < 0 || (err = snapshot_write_memory_fd(fd, &mem)) ||
+	    fsync(fd) < 0) {
+		err = err ?: -errno;
+		log_err("write %s: %s", path, strerror(-err));
+		goto out;
+	}
+	if ((err = copy_file(img->dir, tmp, "vmstate")))
+		goto out;
+	meta = img->meta;
+	snprintf(meta.tag, sizeof(meta.tag), "%s", to);
+	meta.parent[0] = meta.parent_created[0] = 0;
+	meta.mem_diff = false;
+	snapshot_meta_stamp(&meta, time(NULL));
+	if ((err = snapshot_meta_write(tmp, &meta)))
+		goto out;
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
+		err = log_errno("rename %s to %s", tmp, dst);
+		goto out;
+	}
+	made = false;
+out:
+	if (fd >= 0)
+		close(fd);
+	guest_mem_unmap(&mem);
+	if (made && file_remove_tree(tmp))
+		log_warn("could not remove %s", tmp);
+	snapshot_image_free(img);
+	free(img);
+	return err;
+}
+
+int snapshot_dependents(const char *tag, char (*names)[SNAPSHOT_TAG_MAX + 1], int max)
+{
+	char home[PATH_MAX], dir[PATH_MAX + 16], sub[PATH_MAX + 300];
+	struct snapshot_meta *m = malloc(sizeof(*m));
+	struct dirent *e;
+	int n = 0;
+	DIR *dp;
+
+	if (!m)
+		return -ENOMEM;
+	if (snapshot_home(home, sizeof(home))) {
+		free(m);
+		return -ENOENT;
+	}
+	snprintf(dir, sizeof(dir), "%s/snapshots", home);
+	dp = opendir(dir);
+	while (dp && (e = readdir(dp))) {
+		if (!snapshot_tag_valid(e->d_name) || !strcmp(e->d_name, tag))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+		if (!snapshot_meta_read(sub, m) && m->mem_diff && !strcmp(m->parent, tag)) {
+			if (n < max)
+				snprintf(names[n], sizeof(names[n]), "%s", m->tag);
+			n++;
+		}
+	}
+	if (dp)
+		closedir(dp);
+	free(m);
+	return n;
 }

@@ -77,6 +77,21 @@ int vmstate_writer_open(struct vmstate_writer *w, const char *path)
 	return 0;
 }
 
+int vmstate_writer_open_fd(struct vmstate_writer *w, int fd, const char *name)
+{
+	static const uint8_t zero[HEADER_SIZE];
+
+	memset(w, 0, sizeof(*w));
+	w->fd = fd;
+	w->borrowed = true;
+	w->path = strdup(name);
+	if (!w->path)
+		return -ENOMEM;
+	w->err = write_full(w->fd, zero, sizeof(zero));
+	w->size = HEADER_SIZE;
+	return 0;
+}
+
 void vmstate_put(struct vmstate_writer *w, uint32_t type, uint32_t instance, const void *data,
 		 uint64_t len)
 {
@@ -112,6 +127,13 @@ int vmstate_writer_commit(struct vmstate_writer *w)
 	h.size = w->size;
 	if (!err)
 		err = pwrite_full(w->fd, &h, sizeof(h), 0);
+	if (w->borrowed) {
+		if (err)
+			log_err("write %s: %s", w->path, strerror(-err));
+		free(w->path);
+		w->path = NULL;
+		return err;
+	}
 	if (!err && fsync(w->fd) < 0)
 		err = log_errno("fsync %s", w->tmp_path);
 	if (err && err != -errno)
@@ -132,6 +154,11 @@ int vmstate_writer_commit(struct vmstate_writer *w)
 
 void vmstate_writer_abort(struct vmstate_writer *w)
 {
+	if (w->borrowed) {
+		free(w->path);
+		w->path = NULL;
+		return;
+	}
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;

@@ -24,6 +24,7 @@
 #ifndef FORKD_SNAPSHOT_VMSTATE_H
 #define FORKD_SNAPSHOT_VMSTATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/log.h"
@@ -41,12 +42,17 @@ struct vmstate_writer {
 	char *tmp_path, *path;
 	uint32_t nr_sections;
 	uint64_t size;
-	int err; /* first error; later puts are no-ops */
+	int err;       /* first error; later puts are no-ops */
+	bool borrowed; /* fd is the caller's: no rename, fsync or close */
 };
 
 /* Start writing `path` (through a temporary file renamed on commit, so a
  * crash never leaves a half-written vmstate under the real name). */
 int vmstate_writer_open(struct vmstate_writer *w, const char *path) __must_check;
+/* Write into fd, which the caller created empty and keeps: commit writes
+ * the header and nothing else (the caller syncs and names the file; a
+ * VMM in its jail can do no more). name is for messages. */
+int vmstate_writer_open_fd(struct vmstate_writer *w, int fd, const char *name) __must_check;
 /* Append one section. Errors are remembered and reported by commit. */
 void vmstate_put(struct vmstate_writer *w, uint32_t type, uint32_t instance, const void *data,
 		 uint64_t len);

@@ -101,6 +101,23 @@ void guest_mem_unmap(struct guest_mem *mem)
 	mem->fd = -1;
 }
 
+int guest_mem_overlay(struct guest_mem *mem, uint64_t off, uint64_t len, int fd)
+{
+	void *p;
+
+	if (off % 4096 || len % 4096 || !len || off > mem->size || len > mem->size - off)
+		return -EINVAL;
+	if (mem->backing != MEM_FILE_PRIVATE)
+		return pread_full(fd, mem->base + off, (size_t)len, off);
+	p = mmap(mem->base + off, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return -errno;
+	madvise(p, len, MADV_DONTDUMP);
+	madvise(p, len, MADV_DONTFORK);
+	return 0;
+}
+
 uint64_t guest_mem_high_size(const struct guest_mem *mem)
 {
 	return mem->size - mem->low_size;

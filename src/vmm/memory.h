@@ -49,6 +49,12 @@ struct mem_opts {
 int guest_mem_map(struct guest_mem *mem, uint64_t size, const struct mem_opts *opts) __must_check;
 void guest_mem_unmap(struct guest_mem *mem);
 
+/* Lay bytes [off, off+len) of file fd over the same bytes of RAM (page
+ * aligned), as a snapshot layer: privately mapped where RAM is a private
+ * file mapping (no copy until the guest writes), read into RAM otherwise.
+ * Call before any vCPU runs. 0 or -errno (not logged). */
+int guest_mem_overlay(struct guest_mem *mem, uint64_t off, uint64_t len, int fd) __must_check;
+
 /* Host pointer for [gpa, gpa+len) or NULL when any byte of it is not RAM.
  * Safe to call with guest-controlled gpa and len. */
 void *guest_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
