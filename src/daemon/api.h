@@ -68,6 +68,16 @@ void api_sandbox_exec(struct api_req *rq, struct api_resp *rs);
 void api_sandbox_eval(struct api_req *rq, struct api_resp *rs);
 void api_sandbox_file_put(struct api_req *rq, struct api_resp *rs);
 void api_sandbox_file_get(struct api_req *rq, struct api_resp *rs);
+void api_sandbox_branch(struct api_req *rq, struct api_resp *rs);
+
+/* Branches being written (api_branch.c): tag's state as a snapshot
+ * description ("writing" or "failed"), or NULL; all of them into arr;
+ * whether tag is busy (1 writing, -1 failed, forgotten when asked; 0). */
+json_t *api_branch_state(const char *tag);
+void api_branch_list(json_t *arr);
+int api_branch_busy(const char *tag, bool forget_failed);
+/* A ready snapshot's description (api_snapshots.c), or NULL. */
+json_t *api_snapshot_info(struct daemon *d, const char *tag);
 
 /* Shared by the sandbox handlers (api_sandboxes.c). */
 int api_count_sandboxes(struct daemon *d, uint64_t *running, uint64_t *exited);

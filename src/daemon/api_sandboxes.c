@@ -386,6 +386,10 @@ void api_sandboxes_create(struct api_req *rq, struct api_resp *rs)
 	if (!parse_spawn(body, &s, rs))
 		goto out;
 	api_audit_tag(rs, s.tag);
+	if (api_branch_busy(s.tag, false) > 0) {
+		api_error(rs, 409, "snapshot '%s' is still being written (a branch)", s.tag);
+		goto out;
+	}
 	if (snapshot_dir(s.tag, dir, sizeof(dir)) || stat(dir, &st) < 0) {
 		api_error(rs, 404, "no snapshot '%s' (create it with POST /v1/snapshots)", s.tag);
 		goto out;

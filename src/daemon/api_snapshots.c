@@ -24,6 +24,7 @@
 #include "common/file.h"
 #include "common/util.h"
 #include "daemon/api.h"
+#include "snapshot/snapshot_image.h"
 #include "daemon/sandbox.h"
 #include "snapshot/guest_image.h"
 
@@ -95,14 +96,43 @@ bool api_snapshot_job_running(struct daemon *d, const char *tag)
 	return job_state(d, tag, &j, why, sizeof(why)) == JOB_RUNNING;
 }
 
-/* Bytes memory.bin holds on disk (zero pages are holes). */
+/* Bytes the snapshot's files hold on disk (zero pages are holes; a diff
+ * holds only its pages). */
 static uint64_t allocated(const char *dir)
 {
+	static const char *const files[] = {"memory.bin", "memory.diff", "memory.map", "vmstate"};
 	char path[PATH_MAX + 16];
+	uint64_t sum = 0;
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/memory.bin", dir);
-	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (stat(path, &st) == 0)
+			sum += (uint64_t)st.st_blocks * 512;
+	}
+	return sum;
+}
+
+/* Diffs from m down to a snapshot with its own memory (0 for that one);
+ * -1 when a link is missing. */
+static int chain_depth(const struct snapshot_meta *m0)
+{
+	struct snapshot_meta *m = malloc(sizeof(*m));
+	char dir[PATH_MAX];
+	int depth = 0;
+
+	if (!m)
+		return -1;
+	*m = *m0;
+	while (m->mem_diff) {
+		if (++depth > SNAPSHOT_MAX_DEPTH || snapshot_dir(m->parent, dir, sizeof(dir)) ||
+		    access(dir, F_OK) < 0 || snapshot_meta_read(dir, m)) {
+			depth = -1;
+			break;
+		}
+	}
+	free(m);
+	return depth;
 }
 
 static size_t sandboxes_of(struct daemon *d, const char *tag)
@@ -119,7 +149,7 @@ static size_t sandboxes_of(struct daemon *d, const char *tag)
 }
 
 /* A ready snapshot's description, or NULL when <tag> has none. */
-static json_t *snapshot_json(struct daemon *d, const char *tag)
+json_t *api_snapshot_info(struct daemon *d, const char *tag)
 {
 	struct snapshot_meta *m;
 	char dir[PATH_MAX], path[PATH_MAX + 32];
@@ -148,6 +178,21 @@ static json_t *snapshot_json(struct daemon *d, const char *tag)
 		      (json_int_t)sandboxes_of(d, tag));
 	if (o && m->parent[0])
 		json_object_set_new(o, "parent", json_string(m->parent));
+	if (o) {
+		char deps[8][SNAPSHOT_TAG_MAX + 1];
+		int nd = snapshot_dependents(tag, deps, 8);
+		json_t *arr = json_array();
+
+		for (int i = 0; i < nd && i < 8; i++)
+			json_array_append_new(arr, json_string(deps[i]));
+		json_object_set_new(o, "memory", json_string(m->mem_diff ? "diff" : "full"));
+		json_object_set_new(o, "chain_depth", json_integer(chain_depth(m)));
+		json_object_set_new(o, "logical_bytes",
+				    json_integer((json_int_t)(m->mem_mib * MIB)));
+		json_object_set_new(o, "physical_bytes", json_integer((json_int_t)allocated(dir)));
+		json_object_set_new(o, "dependents", arr);
+		json_object_set_new(o, "dependents_count", json_integer(nd < 0 ? 0 : nd));
+	}
 	if (o && m->agent_port)
 		json_object_set_new(o, "agent_port", json_integer((json_int_t)m->agent_port));
 	if (o && !store_snapshot_first_seen(&d->store, tag, &first))
@@ -211,12 +256,13 @@ void api_snapshots_list(struct api_req *rq, struct api_resp *rs)
 	while (dp && (e = readdir(dp))) {
 		if (!snapshot_tag_valid(e->d_name) || api_snapshot_job_running(rq->d, e->d_name))
 			continue;
-		if ((o = snapshot_json(rq->d, e->d_name)))
+		if ((o = api_snapshot_info(rq->d, e->d_name)))
 			json_array_append_new(out, o);
 	}
 	if (dp)
 		closedir(dp);
 	/* Snapshots being made, or whose making failed. */
+	api_branch_list(out);
 	if (!store_job_list(&rq->d->store, &jobs, &nj)) {
 		for (size_t i = 0; i < nj; i++)
 			if ((o = job_json(rq->d, jobs[i].tag)))
@@ -231,13 +277,15 @@ void api_snapshot_get(struct api_req *rq, struct api_resp *rs)
 	json_t *o = job_json(rq->d, rq->param);
 
 	if (!o || !strcmp(json_string_value(json_object_get(o, "state")), "failed")) {
-		json_t *ready = snapshot_json(rq->d, rq->param);
+		json_t *ready = api_snapshot_info(rq->d, rq->param);
 
 		if (ready) {
 			json_decref(o);
 			o = ready;
 		}
 	}
+	if (!o)
+		o = api_branch_state(rq->param);
 	if (!o)
 		api_error(rs, 404, "no snapshot '%s'", rq->param);
 	else
@@ -254,39 +302,94 @@ static int remove_dir(const char *dir)
 	return err;
 }
 
-void api_snapshot_delete(struct api_req *rq, struct api_resp *rs)
+/* Delete tag and, with cascade, every snapshot that is a diff over it
+ * (depth first). d->lock held. 0, or an error response was set. */
+static int delete_one(struct daemon *d, struct api_resp *rs, const char *tag, bool cascade,
+		      json_t *deleted, int depth)
 {
-	struct daemon *d = rq->d;
-	char dir[PATH_MAX], why[8];
+	char dir[PATH_MAX], why[8], deps[16][SNAPSHOT_TAG_MAX + 1];
 	struct job_rec j;
 	enum job_state js;
 	struct stat st;
 	size_t users;
 	bool exists;
+	int nd;
 
-	if (snapshot_dir(rq->param, dir, sizeof(dir))) {
+	if (snapshot_dir(tag, dir, sizeof(dir))) {
 		api_error(rs, 400, "invalid snapshot tag");
+		return -1;
+	}
+	js = job_state(d, tag, &j, why, sizeof(why));
+	exists = stat(dir, &st) == 0;
+	if (api_branch_busy(tag, false) > 0) {
+		api_error(rs, 409, "snapshot '%s' is still being written", tag);
+		return -1;
+	}
+	if (!exists && js == JOB_NONE) {
+		if (api_branch_busy(tag, true) < 0) {
+			json_array_append_new(deleted, json_string(tag));
+			return 0; /* a failed branch: forgotten */
+		}
+		api_error(rs, 404, "no snapshot '%s'", tag);
+		return -1;
+	}
+	if (js == JOB_RUNNING) {
+		api_error(rs, 409, "snapshot '%s' is still being created", tag);
+		return -1;
+	}
+	if ((users = sandboxes_of(d, tag))) {
+		api_error(rs, 409, "%zu sandbox%s still run from snapshot '%s'; delete %s first",
+			  users, users == 1 ? "" : "es", tag, users == 1 ? "it" : "them");
+		return -1;
+	}
+	nd = snapshot_dependents(tag, deps, 16);
+	if (nd > 0 && !cascade) {
+		api_error(rs, 409,
+			  "snapshot '%s' has %d dependent%s (diff branches over it, e.g. '%s'); "
+			  "delete them first, flatten them with 'forkd snapshot compact', or "
+			  "DELETE with ?cascade=true",
+			  tag, nd, nd == 1 ? "" : "s", deps[0]);
+		return -1;
+	}
+	if (nd > 16 || depth > SNAPSHOT_MAX_DEPTH) {
+		api_error(rs, 409, "snapshot '%s': too many dependents to delete at once", tag);
+		return -1;
+	}
+	for (int i = 0; i < nd; i++)
+		if (delete_one(d, rs, deps[i], cascade, deleted, depth + 1))
+			return -1;
+	if (exists && remove_dir(dir)) {
+		api_error(rs, 500, "could not remove all of %s (see the daemon's log)", dir);
+		return -1;
+	}
+	if (js != JOB_NONE && (remove_dir(j.dir) || store_job_delete(&d->store, tag)))
+		log_warn("snapshot %s: job files left in %s", tag, j.dir);
+	if (store_snapshot_forget(&d->store, tag))
+		log_warn("snapshot %s: still in the state database", tag);
+	api_branch_busy(tag, true);
+	json_array_append_new(deleted, json_string(tag));
+	return 0;
+}
+
+void api_snapshot_delete(struct api_req *rq, struct api_resp *rs)
+{
+	struct daemon *d = rq->d;
+	const char *c = api_query(rq, "cascade");
+	json_t *deleted = json_array();
+	bool cascade = c && (!strcmp(c, "true") || !strcmp(c, "1"));
+
+	if (c && !cascade && strcmp(c, "false") && strcmp(c, "0")) {
+		json_decref(deleted);
+		api_error(rs, 400, "cascade is true or false");
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
-	js = job_state(d, rq->param, &j, why, sizeof(why));
-	exists = stat(dir, &st) == 0;
-	if (!exists && js == JOB_NONE) {
-		api_error(rs, 404, "no snapshot '%s'", rq->param);
-	} else if (js == JOB_RUNNING) {
-		api_error(rs, 409, "snapshot '%s' is still being created", rq->param);
-	} else if ((users = sandboxes_of(d, rq->param))) {
-		api_error(rs, 409, "%zu sandbox%s still run from snapshot '%s'; delete %s first",
-			  users, users == 1 ? "" : "es", rq->param, users == 1 ? "it" : "them");
-	} else if (remove_dir(dir)) {
-		api_error(rs, 500, "could not remove all of %s (see the daemon's log)", dir);
-	} else {
-		if (js != JOB_NONE && (remove_dir(j.dir) || store_job_delete(&d->store, rq->param)))
-			log_warn("snapshot %s: job files left in %s", rq->param, j.dir);
-		if (store_snapshot_forget(&d->store, rq->param))
-			log_warn("snapshot %s: still in the state database", rq->param);
-		api_json(rs, 200, json_pack("{s:s,s:b}", "tag", rq->param, "deleted", 1));
-	}
+	if (!delete_one(d, rs, rq->param, cascade, deleted, 0))
+		api_json(rs, 200,
+			 json_pack("{s:s,s:b,s:o}", "tag", rq->param, "deleted", 1, "snapshots",
+				   deleted));
+	else
+		json_decref(deleted);
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -46,6 +46,7 @@ static const struct route routes[] = {
     {"POST", "/v1/sandboxes/{id}/eval", P_ID, false, DAEMON_MAX_JSON, api_sandbox_eval},
     {"PUT", "/v1/sandboxes/{id}/files", P_ID, false, DAEMON_MAX_FILE, api_sandbox_file_put},
     {"GET", "/v1/sandboxes/{id}/files", P_ID, false, 0, api_sandbox_file_get},
+    {"POST", "/v1/sandboxes/{id}/branch", P_ID, false, DAEMON_MAX_JSON, api_sandbox_branch},
 };
 
 /* Per request, from the first call of the access handler to completion. */

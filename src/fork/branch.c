@@ -127,23 +127,25 @@ static int read_replies(int sock, enum branch_mode mode, struct branch_result *r
 			json_t *o;
 			const char *stage = "", *error = "unreadable reply";
 			int ok = 0;
-			json_int_t pause = -1, bytes = 0, pages = 0;
+			json_int_t pause = -1, bytes = 0, pages = 0, eno = 0;
 
 			*nl = 0;
 			o = json_loads(buf, 0, NULL);
 			if (o)
-				json_unpack(o, "{s:b, s?s, s?s, s?I, s?I, s?I}", "ok", &ok, "stage",
-					    &stage, "error", &error, "pause_us", &pause, "bytes",
-					    &bytes, "pages", &pages);
+				json_unpack(o, "{s:b, s?s, s?s, s?I, s?I, s?I, s?I}", "ok", &ok,
+					    "stage", &stage, "error", &error, "pause_us", &pause,
+					    "bytes", &bytes, "pages", &pages, "errno", &eno);
 			if (!ok) {
 				log_err("the child's VMM: %s", error);
 				json_decref(o);
-				return -EIO;
+				return eno > 0 && eno < 4096 ? -(int)eno : -EIO;
 			}
 			if (pause >= 0)
 				res->pause_us = (uint64_t)pause;
 			if (!strcmp(stage, "done")) {
 				done = true;
+				/* written while paused: a live branch of shared RAM */
+				resumed |= pause >= 0;
 				res->bytes = (uint64_t)bytes;
 				res->pages = (uint64_t)pages;
 			} else if (!strcmp(stage, "resumed")) {
@@ -190,8 +192,7 @@ static int sync_dir(const char *dir)
 	return err;
 }
 
-/* The new snapshot's tag: given, or "<source>-<8 hex>" cut to fit. */
-static int pick_tag(const char *source, const char *tag, char *out, size_t size)
+int branch_pick_tag(const char *source, const char *tag, char *out, size_t size)
 {
 	uint32_t r;
 
@@ -218,6 +219,7 @@ int branch_take(const char *run_dir, const char *source_tag, const char *tag, en
 	char src_dir[PATH_MAX], dst[PATH_MAX], tmp[PATH_MAX + 64], line[32];
 	int fds[3] = {-1, -1, -1}, nr_fds = mode == BRANCH_DIFF ? 3 : 2, sock = -1, err;
 	uint64_t t0 = now_ns();
+	uint32_t rnd;
 	bool made = false;
 
 	memset(res, 0, sizeof(*res));
@@ -233,7 +235,7 @@ int branch_take(const char *run_dir, const char *source_tag, const char *tag, en
 		goto out;
 	}
 	if ((err = snapshot_meta_read(src_dir, m)) ||
-	    (err = pick_tag(source_tag, tag, res->tag, sizeof(res->tag))) ||
+	    (err = branch_pick_tag(source_tag, tag, res->tag, sizeof(res->tag))) ||
 	    (err = snapshot_dir(res->tag, dst, sizeof(dst))))
 		goto out;
 	if (access(dst, F_OK) == 0) {
@@ -242,8 +244,10 @@ int branch_take(const char *run_dir, const char *source_tag, const char *tag, en
 		goto out;
 	}
 	/* A name no tag can have (tags never start with '.'): listings skip it. */
-	snprintf(tmp, sizeof(tmp), "%.*s/.branch-%s-%d", (int)(strrchr(dst, '/') - dst), dst,
-		 res->tag, (int)getpid());
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint32_t)t0;
+	snprintf(tmp, sizeof(tmp), "%.*s/.branch-%s-%d-%08x", (int)(strrchr(dst, '/') - dst), dst,
+		 res->tag, (int)getpid(), rnd);
 	if (mkdir(tmp, 0755) < 0) {
 		err = log_errno("mkdir %s", tmp);
 		goto out;

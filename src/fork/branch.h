@@ -11,6 +11,7 @@
 #ifndef FORKD_FORK_BRANCH_H
 #define FORKD_FORK_BRANCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/log.h"
@@ -30,11 +31,16 @@ struct branch_result {
 	uint64_t total_ns; /* request to snapshot in place */
 };
 
+/* The new snapshot's tag: `tag` when given (checked), else
+ * "<source>-<8 hex digits>". 0 or -EINVAL (logged). */
+int branch_pick_tag(const char *source, const char *tag, char *out, size_t size) __must_check;
+
 /* Branch the child whose run directory is run_dir (holding ctl.sock) and
  * which runs from snapshot source_tag, into snapshot `tag` (NULL or "":
  * "<source>-<8 hex digits>"). One error line on failure (log_take_error()
  * hands it on): -EEXIST the tag exists, -ENOENT no such snapshot or no
- * control socket, -ECONNREFUSED the child is gone, else -errno. */
+ * control socket, -ECONNREFUSED the child is gone, -ENOSPC & co as the
+ * VMM met them writing, else -errno. */
 int branch_take(const char *run_dir, const char *source_tag, const char *tag, enum branch_mode mode,
 		struct branch_result *res) __must_check;
 

@@ -49,7 +49,7 @@ static void reply(int fd, const char *fmt, ...)
 
 static void reply_err(int fd, int err, const char *what)
 {
-	reply(fd, "{\"ok\":false,\"error\":\"%s: %s\"}", what, strerror(-err));
+	reply(fd, "{\"ok\":false,\"errno\":%d,\"error\":\"%s: %s\"}", -err, what, strerror(-err));
 }
 
 static int count_changed(struct ctl *c, uint64_t *pages)
@@ -71,8 +71,10 @@ static void live_writer(struct ctl *c, int conn, int mem_fd)
 	int err = snapshot_write_memory_fd(mem_fd, &c->vm->mem);
 
 	if (err)
-		reply(conn, "{\"ok\":false,\"stage\":\"done\",\"error\":\"write memory: %s\"}",
-		      strerror(-err));
+		reply(conn,
+		      "{\"ok\":false,\"stage\":\"done\",\"errno\":%d,\"error\":\"write memory: "
+		      "%s\"}",
+		      -err, strerror(-err));
 	else
 		reply(conn, "{\"ok\":true,\"stage\":\"done\",\"bytes\":%llu}",
 		      (unsigned long long)c->vm->mem.size);
@@ -123,6 +125,10 @@ static void do_branch(struct ctl *c, int conn, const char *mode, const int *fds,
 			    "snapshot (this child was forked with --live-fork)\"}");
 		return;
 	}
+	/* Shared RAM (--live-fork) is not frozen by a fork: written while
+	 * paused instead, as full; the one reply line says so. */
+	if (live && c->vm->mem.backing == MEM_MEMFD)
+		live = false;
 	t0 = now_ns();
 	if (!was_paused)
 		vm_pause(c->vm);

@@ -22,7 +22,8 @@
  *             then resumed;
  *       live  the VMM forks: the fork's copy-on-write view of RAM is of the
  *             paused instant; the VM resumes at once and the fork writes
- *             memory.bin and exits.
+ *             memory.bin and exits. (Shared RAM, --live-fork children, is
+ *             not frozen by a fork: written while paused, as full.)
  *     Replies carry "stage": "resumed" (live only: "pause_us") and "done"
  *     ("pause_us" but for live, "bytes", "pages"); a live branch's two
  *     lines may come in either order. On failure {"ok":false,

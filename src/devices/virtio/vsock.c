@@ -44,6 +44,7 @@
 #include "devices/virtio/vsock.h"
 
 #include <errno.h>
+#include <sys/random.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,7 +206,18 @@ static void guest_packet(struct vsock *vs, const struct virtq_req *req)
 		vsock_conn_rearm(vs, c);
 }
 
-static void vsock_tx(struct vsock *vs)
+/* A first host port somewhere in [VSOCK_PORT_FIRST, 2^31). */
+static uint32_t vsock_random_port(void)
+{
+	uint32_t r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)getpid() << 8;
+	return VSOCK_PORT_FIRST + r % (0x80000000u - VSOCK_PORT_FIRST);
+}
+
+/* Handle the guest's packets; with discard, hand them back unread. */
+static void vsock_tx_run(struct vsock *vs, bool discard)
 {
 	struct virtio_dev *vdev = &vs->vdev;
 	struct virtq *q = &vdev->queues[VSOCK_TXQ];
@@ -213,7 +225,8 @@ static void vsock_tx(struct vsock *vs)
 	int rc;
 
 	while ((rc = virtq_pop(&vdev->vm->mem, q, &vs->tx_req)) > 0) {
-		guest_packet(vs, &vs->tx_req);
+		if (!discard)
+			guest_packet(vs, &vs->tx_req);
 		if (virtq_push(&vdev->vm->mem, q, vs->tx_req.head, 0))
 			break;
 		pushed = true;
@@ -222,6 +235,11 @@ static void vsock_tx(struct vsock *vs)
 		virtio_fail(vdev, "malformed transmit chain");
 	if (pushed)
 		virtio_notify_used(vdev, VSOCK_TXQ);
+}
+
+static void vsock_tx(struct vsock *vs)
+{
+	vsock_tx_run(vs, false);
 }
 
 /* The driver added receive buffers (or became ready): deliver what waits
@@ -402,6 +420,20 @@ static int vsock_restore(struct virtio_dev *vdev, struct sreader *r)
 			vsock_conn_close(vs, &vs->conns[i]);
 	vs->ctrl_head = vs->ctrl_len = 0;
 	vs->rx_held = vs->rx_used = vs->rx_starved = false;
+	/* What the guest queued for sending before the snapshot belongs to
+	 * connections that are gone: handled now, a stale RST or SHUTDOWN
+	 * would hit this VM's new connection that reuses its host port (a
+	 * branch taken just after a host client closed: the children's first
+	 * client was refused). The guest drops those connections on the
+	 * reset event below. */
+	if (live && vdev->queues[VSOCK_TXQ].ready)
+		vsock_tx_run(vs, true);
+	/* Likewise packets the saving device had already handed the guest
+	 * (the close of a host client that had just gone) are still in its
+	 * receive ring: the guest answers them with an RST for that host
+	 * port. So this VM's host clients get ports the saved one did not
+	 * use: a fresh random start, not the first port again. */
+	vs->next_port = vsock_random_port();
 	if (held) {
 		if (virtq_push(&vdev->vm->mem, &vdev->queues[VSOCK_RXQ], head, 0) == 0)
 			vs->rx_used = true;
@@ -521,7 +553,7 @@ int virtio_vsock_create(struct vm *vm, const struct virtio_vsock_opts *opts)
 		return -ENOMEM;
 	vs->listen_fd = -1;
 	vs->guest_cid = opts->guest_cid;
-	vs->next_port = VSOCK_PORT_FIRST;
+	vs->next_port = vsock_random_port();
 	memcpy(vs->uds_path, opts->uds_path, len);
 	memcpy(vs->config, &vs->guest_cid, sizeof(vs->config));
 	for (i = 0; i < VSOCK_MAX_CONNS; i++) {
