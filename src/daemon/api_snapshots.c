@@ -384,12 +384,15 @@ void api_snapshot_delete(struct api_req *rq, struct api_resp *rs)
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
-	if (!delete_one(d, rs, rq->param, cascade, deleted, 0))
+	if (delete_one(d, rs, rq->param, cascade, deleted, 0))
+		json_decref(deleted);
+	else if (cascade)
 		api_json(rs, 200,
 			 json_pack("{s:s,s:b,s:o}", "tag", rq->param, "deleted", 1, "snapshots",
 				   deleted));
 	else
-		json_decref(deleted);
+		api_json(rs, 200, json_pack("{s:s,s:b}", "tag", rq->param, "deleted", 1)),
+		    json_decref(deleted);
 	pthread_mutex_unlock(&d->lock);
 }
 

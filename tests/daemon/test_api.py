@@ -685,7 +685,7 @@ def audit_entries(env):
 
 def test_openapi_matches_routes(daemon):
     routes = openapi_routes()
-    assert len(routes) == 16, routes
+    assert len(routes) == 17, routes
     sid = "sb-" + "z" * 20
     for method, path in routes:
         p = path.replace("{id}", sid).replace("{tag}", "nosuchtag")
@@ -698,7 +698,7 @@ def test_openapi_matches_routes(daemon):
             assert "no such endpoint" not in msg and st != 405, (method, path, st, msg)
     # And nothing undocumented answers.
     documented = {p for _, p in routes}
-    for p in ("/v1", "/v1/", "/v1/sandboxes/%s/branch" % sid, "/v1/snapshots/x/y", "/api"):
+    for p in ("/v1", "/v1/", "/v1/sandboxes/%s/fork" % sid, "/v1/snapshots/x/y", "/api"):
         st, _, data = daemon.request("GET", p)
         assert st == 404 and p not in documented
 

@@ -109,3 +109,26 @@ def test_spawn_isolated_ls_columns(daemon):
     finally:
         r = cli(daemon, "kill", k["id"])
     assert r.returncode == 0 and not os.path.exists("/run/netns/" + k["netns"])
+
+
+def test_snapshot_from_sandbox(daemon):
+    """forkd snapshot --from-sandbox sb-... goes through the daemon's branch endpoint."""
+    r = cli(daemon, "spawn", "--tag", "stub", "--json")
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)[0]["id"]
+    tag = "clibr%d" % os.getpid()
+    r = cli(daemon, "snapshot", "--from-sandbox", sid, "--mode", "diff", "--tag", tag, "--json")
+    assert r.returncode == 0, r.stderr
+    o = json.loads(r.stdout)
+    assert o["tag"] == tag and o["parent"] == "stub" and o["memory"] == "diff"
+    r = cli(daemon, "snapshot", "--from-sandbox", sid, "--tag", tag)
+    assert r.returncode == 1 and "exists" in r.stderr
+    r = cli(daemon, "snapshot", "--from-sandbox", sid, "--mode", "half")
+    assert r.returncode == 2 and "--mode" in r.stderr
+    r = cli(daemon, "snapshot", "--from-sandbox", "../x")
+    assert r.returncode == 2 and "not a sandbox id" in r.stderr
+    r = cli(daemon, "snapshot", "--from-sandbox", sid, "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: forkd snapshot --from-sandbox")
+    assert cli(daemon, "kill", sid).returncode == 0
+    st, _ = daemon.json("DELETE", "/v1/snapshots/" + tag)
+    assert st == 200

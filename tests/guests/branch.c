@@ -13,7 +13,8 @@
  *      N = 0), then stamps its own 64 pages (exactly those: a diff branch
  *      taken later holds them plus the churn buffers and a few pages of
  *      stack and page tables);
- *   3. prints "... churning" and rewrites the churn buffers for ever: fill
+ *   3. rewrites both churn buffers once, prints "... churning" and goes
+ *      on rewriting them for ever: fill
  *      buffer (seq % 2) with seq's contents, then set commit = seq. A
  *      branch that is not of one instant (memory copied while the guest
  *      runs) shows up in the next generation as a committed buffer that
@@ -142,6 +143,9 @@ int main(void)
 		puts_(")\n");
 		if (g <= MAX_GEN)
 			user_call(user_stamp, g);
+		/* Both churn buffers written before it says so: a diff branch
+		 * taken from then on holds all 64 of their pages. */
+		churn_burst(2);
 		puts_("branch: gen ");
 		put_dec(g);
 		puts_(" index ");

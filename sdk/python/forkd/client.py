@@ -119,8 +119,22 @@ class Controller:
     def snapshot(self, tag):
         return self.request("GET", "/v1/snapshots/" + _seg(tag))
 
-    def delete_snapshot(self, tag):
-        return self.request("DELETE", "/v1/snapshots/" + _seg(tag))
+    def delete_snapshot(self, tag, cascade=False):
+        """DELETE /v1/snapshots/{tag}; cascade also deletes the diff branches that need it."""
+        return self.request("DELETE", "/v1/snapshots/" + _seg(tag),
+                            query={"cascade": "true"} if cascade else None)
+
+    def branch(self, sandbox_id, tag=None, mode="live", wait=True, timeout=900):
+        """POST /v1/sandboxes/{id}/branch: a new snapshot of the running sandbox.
+
+        mode is "live" (paused only for its vCPU and device state), "full" or "diff"
+        (only the pages it changed, over its snapshot). Returns the snapshot's
+        description (state "writing" with wait=False)."""
+        body = {"mode": mode, "wait": wait}
+        if tag is not None:
+            body["tag"] = tag
+        return self.request("POST", "/v1/sandboxes/%s/branch" % _seg(sandbox_id), body,
+                            timeout=timeout)
 
     # ---- sandboxes ----
 

@@ -93,6 +93,13 @@ class Sandbox:
     def eval_full(self, code, timeout=60):
         return self.controller.eval(self.id, code, timeout=timeout)
 
+    def branch(self, tag=None, mode="live", wait=True):
+        """Snapshot this running sandbox as it is now; returns the new snapshot's tag.
+
+        Sandbox.create(tag=...) then starts sandboxes from it, each with this one's
+        memory, files and interpreter state; this sandbox runs on unchanged."""
+        return self.controller.branch(self.id, tag=tag, mode=mode, wait=wait)["tag"]
+
     def kill(self):
         if not self._killed:
             self.controller.delete_sandbox(self.id)

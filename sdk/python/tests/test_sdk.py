@@ -257,3 +257,41 @@ def test_pip_install(tmp_path):
     where, ctl, sb, fields = json.loads(r.stdout)
     assert where.startswith(str(target)) and ctl == "Controller" and sb == "Sandbox", where
     assert fields == ["stdout", "stderr", "exit_code"]
+
+
+def test_branch(ctl, target, spawn_args):
+    """Sandbox.branch(): children of the branch start from the sandbox's state at
+    the branch (variables, files), not from what it does afterwards."""
+    made = []
+    with Sandbox(tag=target[2], controller=ctl, **spawn_args) as src:
+        if not target[3]:
+            assert src.eval("x = 41") is None
+            assert src.files.write("/tmp/branch-file", b"before the branch") == 17
+        for mode in ("live", "full", "diff"):
+            tag = src.branch(tag="sdk-br-%s-%d" % (mode, os.getpid()), mode=mode)
+            made.append(tag)
+            info = ctl.snapshot(tag)
+            assert info["state"] == "ready" and info["parent"] == target[2]
+            assert info["memory"] == ("diff" if mode == "diff" else "full")
+            if not target[3]:
+                # The source goes on and changes its mind; no branch child sees it.
+                assert src.eval("x = 0") is None
+                src.files.write("/tmp/branch-file", b"after")
+            kids = Sandbox.create_many(tag, 3, controller=ctl, **spawn_args)
+            try:
+                for i, k in enumerate(kids):
+                    assert k.ping()["index"] == i
+                    if not target[3]:
+                        assert k.eval("x + 1") == "42", mode
+                        assert k.files.read("/tmp/branch-file") == b"before the branch", mode
+            finally:
+                for k in kids:
+                    k.kill()
+            if not target[3]:
+                assert src.eval("x") == "0"
+                assert src.eval("x = 41") is None
+                src.files.write("/tmp/branch-file", b"before the branch")
+    for tag in reversed(made):
+        ctl.delete_snapshot(tag)
+    with pytest.raises(forkd.NotFound):
+        ctl.snapshot(made[0])
