@@ -51,6 +51,7 @@ static void snapshot_usage(FILE *f)
 		"       forkd snapshot --from-sandbox ID [--mode full|diff|live] [--tag TAG]\n"
 		"                      (branch a running sandbox: see --from-sandbox ID --help)\n"
 		"       forkd snapshot compact --from TAG --to NEW   (flatten a chain of diffs)\n"
+		"       forkd snapshot ls | info TAG | rm TAG... [--cascade]   (the store)\n"
 		"\n"
 		"Boot a VM, wait until the guest is warm, pause it at a clean\n"
 		"instruction boundary and write the snapshot to\n"
@@ -306,6 +307,9 @@ int cmd_snapshot(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "compact"))
 		return cmd_snapshot_compact(argc - 1, argv + 1);
+	if (argc > 1 &&
+	    (!strcmp(argv[1], "ls") || !strcmp(argv[1], "info") || !strcmp(argv[1], "rm")))
+		return cmd_snapshot_store(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--from-sandbox") || !strncmp(argv[i], "--from-sandbox=", 15))
 			return cmd_branch(argc, argv);

@@ -96,45 +96,6 @@ bool api_snapshot_job_running(struct daemon *d, const char *tag)
 	return job_state(d, tag, &j, why, sizeof(why)) == JOB_RUNNING;
 }
 
-/* Bytes the snapshot's files hold on disk (zero pages are holes; a diff
- * holds only its pages). */
-static uint64_t allocated(const char *dir)
-{
-	static const char *const files[] = {"memory.bin", "memory.diff", "memory.map", "vmstate"};
-	char path[PATH_MAX + 16];
-	uint64_t sum = 0;
-	struct stat st;
-
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		if (stat(path, &st) == 0)
-			sum += (uint64_t)st.st_blocks * 512;
-	}
-	return sum;
-}
-
-/* Diffs from m down to a snapshot with its own memory (0 for that one);
- * -1 when a link is missing. */
-static int chain_depth(const struct snapshot_meta *m0)
-{
-	struct snapshot_meta *m = malloc(sizeof(*m));
-	char dir[PATH_MAX];
-	int depth = 0;
-
-	if (!m)
-		return -1;
-	*m = *m0;
-	while (m->mem_diff) {
-		if (++depth > SNAPSHOT_MAX_DEPTH || snapshot_dir(m->parent, dir, sizeof(dir)) ||
-		    access(dir, F_OK) < 0 || snapshot_meta_read(dir, m)) {
-			depth = -1;
-			break;
-		}
-	}
-	free(m);
-	return depth;
-}
-
 static size_t sandboxes_of(struct daemon *d, const char *tag)
 {
 	struct child_rec *all;
@@ -174,7 +135,7 @@ json_t *api_snapshot_info(struct daemon *d, const char *tag)
 		      "ready", "created", m->created, "mem_mib", (json_int_t)m->mem_mib, "vcpus",
 		      (int)m->vcpus, "kernel", m->kernel, "cmdline", m->cmdline, "vsock",
 		      m->dev.vsock, "disks", (int)m->dev.nr_disks, "memory_bytes_on_disk",
-		      (json_int_t)allocated(dir), "sandboxes_running",
+		      (json_int_t)snapshot_disk_bytes(dir), "sandboxes_running",
 		      (json_int_t)sandboxes_of(d, tag));
 	if (o && m->parent[0])
 		json_object_set_new(o, "parent", json_string(m->parent));
@@ -186,10 +147,11 @@ json_t *api_snapshot_info(struct daemon *d, const char *tag)
 		for (int i = 0; i < nd && i < 8; i++)
 			json_array_append_new(arr, json_string(deps[i]));
 		json_object_set_new(o, "memory", json_string(m->mem_diff ? "diff" : "full"));
-		json_object_set_new(o, "chain_depth", json_integer(chain_depth(m)));
+		json_object_set_new(o, "chain_depth", json_integer(snapshot_chain_depth(m)));
 		json_object_set_new(o, "logical_bytes",
 				    json_integer((json_int_t)(m->mem_mib * MIB)));
-		json_object_set_new(o, "physical_bytes", json_integer((json_int_t)allocated(dir)));
+		json_object_set_new(o, "physical_bytes",
+				    json_integer((json_int_t)snapshot_disk_bytes(dir)));
 		json_object_set_new(o, "dependents", arr);
 		json_object_set_new(o, "dependents_count", json_integer(nd < 0 ? 0 : nd));
 	}

@@ -143,7 +143,8 @@ int snapshot_image_load(const char *tag, struct snapshot_image *img)
 	if (err)
 		return err;
 	if (stat(img->dir, &st) < 0) {
-		log_err("no snapshot '%s' (looked in %s); create it with 'forkd snapshot --tag %s'",
+		log_err("no snapshot '%s' (looked in %s); 'forkd snapshot ls' lists them, 'forkd "
+			"snapshot --tag %s --image IMG' makes one",
 			tag, img->dir, tag);
 		return -ENOENT;
 	}
@@ -325,4 +326,40 @@ int snapshot_dependents(const char *tag, char (*names)[SNAPSHOT_TAG_MAX + 1], in
 		closedir(dp);
 	free(m);
 	return n;
+}
+
+uint64_t snapshot_disk_bytes(const char *dir)
+{
+	static const char *const files[] = {"memory.bin", "memory.diff", "memory.map", "vmstate",
+					    "snapshot.json"};
+	char path[PATH_MAX + 16];
+	uint64_t sum = 0;
+	struct stat st;
+
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_blocks * 512;
+	}
+	return sum;
+}
+
+int snapshot_chain_depth(const struct snapshot_meta *m0)
+{
+	struct snapshot_meta *m = malloc(sizeof(*m));
+	char dir[PATH_MAX];
+	int depth = 0;
+
+	if (!m)
+		return -1;
+	*m = *m0;
+	while (m->mem_diff) {
+		if (++depth > SNAPSHOT_MAX_DEPTH || snapshot_dir(m->parent, dir, sizeof(dir)) ||
+		    access(dir, F_OK) < 0 || snapshot_meta_read(dir, m)) {
+			depth = -1;
+			break;
+		}
+	}
+	free(m);
+	return depth;
 }

@@ -263,10 +263,14 @@ def test_branch(ctl, target, spawn_args):
     """Sandbox.branch(): children of the branch start from the sandbox's state at
     the branch (variables, files), not from what it does afterwards."""
     made = []
+    # On the root disk (not /tmp's tmpfs), synced: the branch children read
+    # it back after dropping their page cache, so from the disk's overlay.
+    path = "/root/branch-file"
     with Sandbox(tag=target[2], controller=ctl, **spawn_args) as src:
         if not target[3]:
             assert src.eval("x = 41") is None
-            assert src.files.write("/tmp/branch-file", b"before the branch") == 17
+            assert src.files.write(path, b"before the branch") == 17
+            assert run(src, "sync").exit_code == 0
         for mode in ("live", "full", "diff"):
             tag = src.branch(tag="sdk-br-%s-%d" % (mode, os.getpid()), mode=mode)
             made.append(tag)
@@ -276,21 +280,24 @@ def test_branch(ctl, target, spawn_args):
             if not target[3]:
                 # The source goes on and changes its mind; no branch child sees it.
                 assert src.eval("x = 0") is None
-                src.files.write("/tmp/branch-file", b"after")
+                src.files.write(path, b"after")
+                assert run(src, "sync").exit_code == 0
             kids = Sandbox.create_many(tag, 3, controller=ctl, **spawn_args)
             try:
                 for i, k in enumerate(kids):
                     assert k.ping()["index"] == i
                     if not target[3]:
                         assert k.eval("x + 1") == "42", mode
-                        assert k.files.read("/tmp/branch-file") == b"before the branch", mode
+                        assert run(k, "echo 3 > /proc/sys/vm/drop_caches").exit_code == 0
+                        assert k.files.read(path) == b"before the branch", mode
             finally:
                 for k in kids:
                     k.kill()
             if not target[3]:
                 assert src.eval("x") == "0"
                 assert src.eval("x = 41") is None
-                src.files.write("/tmp/branch-file", b"before the branch")
+                src.files.write(path, b"before the branch")
+                assert run(src, "sync").exit_code == 0
     for tag in reversed(made):
         ctl.delete_snapshot(tag)
     with pytest.raises(forkd.NotFound):

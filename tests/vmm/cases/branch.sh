@@ -15,7 +15,10 @@
 #      stamps; `snapshot compact` flattens it into a snapshot that forks
 #      with the chain's snapshots deleted, while the chain's tip now fails
 #      with a clear error;
-#   4. errors leave no snapshot and no temporary directory: a tag that
+#   4. snapshot ls / info / rm see the parents and depths; rm refuses a
+#      snapshot kept children run from or a diff branch needs, and
+#      --cascade removes the branch too;
+#   5. errors leave no snapshot and no temporary directory: a tag that
 #      exists, an unknown id, a child that has exited, a full disk (root:
 #      a 1 MiB tmpfs), and the source child still runs after each.
 # Contract: tests/vmm/run.sh sets FORKD, GUEST and WORK.
@@ -139,7 +142,40 @@ keep flat 1 f
 expect_gen f 1 4
 ok "compact: flat forks with the chain's snapshots deleted; chain3 then says its parent is gone"
 
-# 4. Errors.
+# 4. The store from the CLI: snapshot ls, info, rm (refused while kept
+# children run from it or diff branches need it; --cascade).
+"$FORKD" snapshot ls --json >"$WORK/ls.json" || fail "snapshot ls --json exited non-zero"
+python3 - "$WORK/ls.json" <<'PY' || fail "snapshot ls --json misses a snapshot or a field"
+import json, sys
+o = {s["tag"]: s for s in json.load(open(sys.argv[1]))}
+assert {"base", "b_full", "b_live", "flat", "chain3"} <= set(o), sorted(o)
+assert o["b_live"]["parent"] == "base" and o["b_live"]["memory"] == "full", o["b_live"]
+assert o["chain3"]["memory"] == "diff" and o["chain3"]["chain_depth"] == -1, o["chain3"]
+assert o["flat"]["parent"] is None and o["flat"]["chain_depth"] == 0, o["flat"]
+PY
+"$FORKD" snapshot info b_live | grep -q '^parent *base$' || fail "snapshot info b_live does not name its parent"
+c_live_id=$(awk '$1 == "kept" { print $2; exit }' "$WORK/c_live.log")
+branch "$c_live_id" diff dl1
+rc=0
+"$FORKD" snapshot rm b_live >"$WORK/rm1.log" 2>&1 || rc=$?
+((rc == 1)) && grep -q "kept child" "$WORK/rm1.log" || { cat "$WORK/rm1.log"; fail "rm of a snapshot kept children run from: status $rc"; }
+"$FORKD" kill --tag b_live --no-daemon >/dev/null || fail "kill --tag b_live"
+for ((t = 0; t < 50; t++)); do
+	"$FORKD" snapshot info b_live --json | grep -q '"kept_running": 0' && break
+	sleep 0.1
+done
+rc=0
+"$FORKD" snapshot rm b_live >"$WORK/rm2.log" 2>&1 || rc=$?
+((rc == 1)) && grep -q "needed by 1 diff branch" "$WORK/rm2.log" || { cat "$WORK/rm2.log"; fail "rm of a snapshot a diff needs: status $rc"; }
+[[ -d $snaps/b_live && -d $snaps/dl1 ]] || fail "a refused rm removed something"
+"$FORKD" snapshot rm b_live --cascade --json >"$WORK/rm3.json" || fail "rm --cascade exited non-zero"
+[[ $(python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1]))))' "$WORK/rm3.json") == "['b_live', 'dl1']" ]] ||
+	fail "rm --cascade deleted $(cat "$WORK/rm3.json"), not b_live and dl1"
+[[ ! -e $snaps/b_live && ! -e $snaps/dl1 ]] || fail "rm --cascade left a directory"
+no_tmp
+ok "snapshot ls/info/rm: parents and depths listed; rm refused while kept children run or a diff needs it; --cascade removes both"
+
+# 5. Errors.
 rc=0
 "$FORKD" snapshot --from-sandbox "$a_id" --mode full --tag b_full >"$WORK/exists.log" 2>&1 || rc=$?
 ((rc == 1)) && grep -q "exists" "$WORK/exists.log" || { cat "$WORK/exists.log"; fail "branch to an existing tag: status $rc"; }
