@@ -176,8 +176,9 @@ static void scan_workdirs(struct list *l, const struct opts *o)
 		if (!join(path, sizeof(path), o->tmpdir, de->d_name) || lstat(path, &st) < 0 ||
 		    !S_ISDIR(st.st_mode))
 			continue;
-		if (geteuid() != 0 && st.st_uid != geteuid())
-			continue; /* another user's: not ours to judge or remove */
+		if (st.st_uid != geteuid())
+			continue; /* another user's (root's too: one planted there is
+				   * not forkd's): not ours to judge or remove */
 		it = push(l, K_WORKDIR, path);
 		pid = read_pid_file(path, "spawner.pid", NULL);
 		if (pid_alive(pid))

@@ -55,66 +55,70 @@ static void on_signal(int sig)
 
 static void fork_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: forkd fork --tag TAG [-n N] [options]\n"
-		"\n"
-		"Start N children from snapshot TAG. Each child is its own process and its\n"
-		"own KVM VM; its RAM maps the snapshot's memory.bin privately, so it only\n"
-		"allocates the pages it writes. Prints the spawn wall time, per-child\n"
-		"restore latency (p50/p99) and how many children are alive after the\n"
-		"settle time, then stops them.\n"
-		"\n"
-		"options:\n"
-		"  --tag TAG              snapshot to fork (see 'forkd snapshot')\n"
-		"  -n, --count N          children to start (default 1, at most %d)\n"
-		"  --settle-secs S        keep children running S seconds (default 2)\n"
-		"  --wait                 instead, wait until every child's guest stops\n"
-		"                         and print each one's exit status\n"
-		"  --timeout-secs S       with --wait: stop children still running after S\n"
-		"  --keep                 leave the children running and return once all\n"
-		"                         are ready, printing 'kept ID PID RUN_DIR' per child;\n"
-		"                         a detached supervisor (log: WORKDIR/supervisor.log)\n"
-		"                         stays their parent and exits after the last one.\n"
-		"                         See them with 'forkd ls', stop them with 'forkd\n"
-		"                         kill ID|--all|--tag TAG', talk to one with 'forkd\n"
-		"                         ping|exec|eval --sandbox ID'. If any child fails to\n"
-		"                         start, all are stopped (exit 1). Implies\n"
-		"                         --keep-workdir (default /tmp/forkd-keep-TAG-PID);\n"
-		"                         not with --wait or --settle-secs\n"
-		"  --keep-workdir         keep /tmp/forkd-fork-TAG/ (child-N/console.log)\n"
-		"  --workdir DIR          use DIR instead of /tmp/forkd-fork-TAG\n"
-		"  --live-fork            RAM in a memfd (MAP_SHARED) holding a copy of\n"
-		"                         memory.bin, for live branching of children\n"
-		"  --hugepages            with --live-fork: back RAM with 2 MiB hugetlb pages\n"
-		"  --per-child-netns      child i runs in network namespace forkd-child-<i>\n"
-		"                         (made if missing, removed afterwards if made\n"
-		"                         by this run) holding tap forkd-tap0 10.42.0.1/24,\n"
-		"                         the guest being 10.42.0.2; a snapshot with a\n"
-		"                         network device can only be forked this way;\n"
-		"                         refused while another process is in one\n"
-		"  --agent-timeout-secs S snapshots whose guest runs forkd's agent: wait at\n"
-		"                         most S for the children's after_fork, all of them\n"
-		"                         together (default 120)\n"
-		"  --memory-limit-mib M   cap each child's memory at M MiB (16 or more): a leaf\n"
-		"                         cgroup per child under forkd/ in forkd's own cgroup\n"
-		"                         (v2 memory.max or v1 memory.limit_in_bytes, found\n"
-		"                         automatically); a child over it is OOM-killed alone\n"
-		"                         and reported as oom_killed\n"
-		"  --cgroup-root DIR      with --memory-limit-mib: use the cgroup hierarchy\n"
-		"                         mounted at DIR (v1 or v2), forkd/ directly under it\n"
-		"  --no-seccomp           do not jail the children's VMMs (no seccomp filter,\n"
-		"                         capabilities kept): UNSAFE, for debugging only\n"
-		"  -h, --help             this text\n"
-		"\n"
-		"Each child's VMM is jailed before its vCPUs run: no new privileges, no\n"
-		"capabilities, and a seccomp allow-list; a forbidden system call kills it\n"
-		"with SIGSYS (see docs/SECURITY.md).\n"
-		"\n"
-		"When the snapshot's guest runs forkd's agent (snapshot.json agent_port), a\n"
-		"child counts as started only once its agent answered after_fork (fresh\n"
-		"entropy, the time, its index); one whose after_fork fails is reported\n"
-		"with the agent's error and stopped.\n",
-		MAX_CHILDREN);
+	fprintf(
+	    f,
+	    "usage: forkd fork --tag TAG [-n N] [options]\n"
+	    "\n"
+	    "Start N children from snapshot TAG. Each child is its own process and its\n"
+	    "own KVM VM; its RAM maps the snapshot's memory.bin privately, so it only\n"
+	    "allocates the pages it writes. Prints the spawn wall time, per-child\n"
+	    "restore latency (p50/p99) and how many children are alive after the\n"
+	    "settle time, then stops them.\n"
+	    "\n"
+	    "options:\n"
+	    "  --tag TAG              snapshot to fork (see 'forkd snapshot')\n"
+	    "  -n, --count N          children to start (default 1, at most %d)\n"
+	    "  --settle-secs S        keep children running S seconds (default 2)\n"
+	    "  --wait                 instead, wait until every child's guest stops\n"
+	    "                         and print each one's exit status\n"
+	    "  --timeout-secs S       with --wait: stop children still running after S\n"
+	    "  --keep                 leave the children running and return once all\n"
+	    "                         are ready, printing 'kept ID PID RUN_DIR' per child;\n"
+	    "                         a detached supervisor (log: WORKDIR/supervisor.log)\n"
+	    "                         stays their parent and exits after the last one.\n"
+	    "                         See them with 'forkd ls', stop them with 'forkd\n"
+	    "                         kill ID|--all|--tag TAG', talk to one with 'forkd\n"
+	    "                         ping|exec|eval --sandbox ID'. If any child fails to\n"
+	    "                         start, all are stopped (exit 1). Implies\n"
+	    "                         --keep-workdir (default a new /tmp/forkd-keep-TAG-XXXXXX);\n"
+	    "                         not with --wait or --settle-secs\n"
+	    "  --keep-workdir         keep the work directory (child-N/console.log); by\n"
+	    "                         default a new /tmp/forkd-fork-TAG-XXXXXX, removed\n"
+	    "  --workdir DIR          use DIR instead: made (0700) when missing; an\n"
+	    "                         existing one must be a directory of this user\n"
+	    "                         that nobody else can write to\n"
+	    "  --live-fork            RAM in a memfd (MAP_SHARED) holding a copy of\n"
+	    "                         memory.bin, for live branching of children\n"
+	    "  --hugepages            with --live-fork: back RAM with 2 MiB hugetlb pages\n"
+	    "  --per-child-netns      child i runs in network namespace forkd-child-<i>\n"
+	    "                         (made if missing, removed afterwards if made\n"
+	    "                         by this run) holding tap forkd-tap0 10.42.0.1/24,\n"
+	    "                         the guest being 10.42.0.2; a snapshot with a\n"
+	    "                         network device can only be forked this way;\n"
+	    "                         refused while another process is in one\n"
+	    "  --agent-timeout-secs S snapshots whose guest runs forkd's agent: wait at\n"
+	    "                         most S for the children's after_fork, all of them\n"
+	    "                         together (default 120)\n"
+	    "  --memory-limit-mib M   cap each child's memory at M MiB (16 or more): a leaf\n"
+	    "                         cgroup per child under forkd/ in forkd's own cgroup\n"
+	    "                         (v2 memory.max or v1 memory.limit_in_bytes, found\n"
+	    "                         automatically); a child over it is OOM-killed alone\n"
+	    "                         and reported as oom_killed\n"
+	    "  --cgroup-root DIR      with --memory-limit-mib: use the cgroup hierarchy\n"
+	    "                         mounted at DIR (v1 or v2), forkd/ directly under it\n"
+	    "  --no-seccomp           do not jail the children's VMMs (no seccomp filter,\n"
+	    "                         capabilities kept): UNSAFE, for debugging only\n"
+	    "  -h, --help             this text\n"
+	    "\n"
+	    "Each child's VMM is jailed before its vCPUs run: no new privileges, no\n"
+	    "capabilities, and a seccomp allow-list; a forbidden system call kills it\n"
+	    "with SIGSYS (see docs/SECURITY.md).\n"
+	    "\n"
+	    "When the snapshot's guest runs forkd's agent (snapshot.json agent_port), a\n"
+	    "child counts as started only once its agent answered after_fork (fresh\n"
+	    "entropy, the time, its index); one whose after_fork fails is reported\n"
+	    "with the agent's error and stopped.\n",
+	    MAX_CHILDREN);
 }
 
 static uint64_t num(const char *opt, const char *arg, uint64_t min, uint64_t max)
@@ -259,6 +263,49 @@ static int cmp_u64(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* The work directory: a fresh one (mkdtemp: 0700, ours, never there
+ * before, so nothing in it can have been planted), or --workdir, made
+ * 0700 when missing and otherwise taken only when it is a real directory
+ * of ours that nobody else can write to: forkd runs as root and writes
+ * spawner.pid, logs and sockets there. One error line on refusal. */
+static int workdir_prepare(const struct fork_args *a, char *out, size_t size)
+{
+	struct stat st;
+
+	if (!a->workdir) {
+		snprintf(out, size, "/tmp/forkd-%s-%.*s-XXXXXX", a->keep ? "keep" : "fork", 64,
+			 a->tag);
+		if (!mkdtemp(out))
+			return log_errno("create a work directory %s", out);
+		return 0;
+	}
+	if ((size_t)snprintf(out, size, "%s", a->workdir) >= size) {
+		log_err("--workdir %s: too long", a->workdir);
+		return -ENAMETOOLONG;
+	}
+	if (mkdir(out, 0700) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return log_errno("mkdir %s", out);
+	if (lstat(out, &st) < 0)
+		return log_errno("%s", out);
+	if (!S_ISDIR(st.st_mode)) {
+		log_err(
+		    "--workdir %s exists and is not a directory (a symbolic link?): refusing it",
+		    out);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+		log_err("--workdir %s belongs to uid %u with mode %03o: forkd writes its files "
+			"there, so it must be a directory of uid %u that nobody else can write to; "
+			"give a new path (it is made) or leave --workdir out",
+			out, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777),
+			(unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
 }
 
 static int remove_workdir(const char *dir, uint64_t n)
@@ -488,7 +535,7 @@ int cmd_fork(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_signal};
 	uint64_t ready = 0;
 	int keep_fd = -1, ret = 1;
-	FILE *pf;
+	int pid_fd;
 
 	parse(argc, argv, &a);
 	if (a.no_seccomp)
@@ -521,16 +568,9 @@ int cmd_fork(int argc, char **argv)
 		goto out_img;
 	if (a.memory_limit_mib && setup_cgroups(&a, &cg))
 		goto out_img;
-	snprintf(workdir, sizeof(workdir), "%s", a.workdir ? a.workdir : "");
-	if (!a.workdir)
-		snprintf(workdir, sizeof(workdir),
-			 a.keep ? "/tmp/forkd-keep-%s-%d" : "/tmp/forkd-fork-%s", a.tag,
-			 (int)getpid());
-	a.workdir = workdir;
-	if (mkdir(workdir, 0755) < 0 && errno != EEXIST) {
-		log_errno("mkdir %s", workdir);
+	if (workdir_prepare(&a, workdir, sizeof(workdir)))
 		goto out_img;
-	}
+	a.workdir = workdir;
 	if (a.keep) {
 		/* From here on this process is either the foreground, which
 		 * only reports, or the supervisor, which goes on. */
@@ -539,9 +579,10 @@ int cmd_fork(int argc, char **argv)
 			goto out_img;
 	}
 	snprintf(path, sizeof(path), "%s/spawner.pid", workdir);
-	if ((pf = fopen(path, "w"))) {
-		fprintf(pf, "%d\n", (int)getpid());
-		fclose(pf);
+	pid_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (pid_fd >= 0) {
+		dprintf(pid_fd, "%d\n", (int)getpid());
+		close(pid_fd);
 	}
 
 	r.b = (struct batch){

@@ -155,7 +155,7 @@ int fork_keep_detach(const char *workdir, int *report_fd)
 		return 1;
 	}
 	snprintf(log, sizeof(log), "%s/supervisor.log", workdir);
-	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
 		log_errno("open %s", log);
 		return 1;

@@ -101,7 +101,7 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 			return log_errno("mkdir %s", dir);
 	}
 	snprintf(path, sizeof(path), "%s/console.log", dir);
-	console_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	console_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (console_fd < 0)
 		return log_errno("open %s", path);
 

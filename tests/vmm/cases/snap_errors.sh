@@ -9,7 +9,7 @@
 #   format version, disagreeing with vmstate; an unknown tag; `../x`.
 # Each must exit non-zero, print nothing on stdout and exactly one line on
 # stderr that names the file (or tag) and matches the expected cause, and
-# leave no work directory (the default /tmp/forkd-fork-TAG), no process and
+# leave no work directory (the default /tmp/forkd-fork-TAG-XXXXXX), no process and
 # no new file under FORKD_HOME.
 #
 # Known issue: for a field of the wrong type forkd prints jansson's
@@ -77,7 +77,7 @@ json_set() { # TAG FIELD NEWVALUE: replace one field of snapshot.json
 # line on stderr naming NAMES (a fixed string: the file or the tag) and
 # matching CAUSE_REGEX.
 expect_refusal() {
-	local what=$1 tag=$2 names=$3 cause=$4 rc=0 before after lines line
+	local what=$1 tag=$2 names=$3 cause=$4 rc=0 before after lines line left
 	before=$(find "$FORKD_HOME" | sort)
 	bounded 60 "$FORKD" fork --tag "$tag" -n 3 --wait --timeout-secs "$(scaled 20)" \
 		>"$WORK/case.out" 2>"$WORK/case.err" || rc=$?
@@ -91,7 +91,8 @@ expect_refusal() {
 	((lines == 1)) || fail "$what: $lines lines on stderr, expected one"
 	[[ $line == *"$names"* ]] || fail "$what: the message does not name '$names'"
 	[[ $line =~ $cause ]] || fail "$what: the message does not match /$cause/"
-	[[ ! -e /tmp/forkd-fork-$tag ]] || fail "$what: left /tmp/forkd-fork-$tag behind"
+	left=$(compgen -G "/tmp/forkd-fork-$tag-*" || true)
+	[[ -z $left ]] || fail "$what: left $left behind"
 	no_leftovers "$tag" "/tmp/forkd-fork-$tag"
 	after=$(find "$FORKD_HOME" | sort)
 	[[ $before == "$after" ]] || fail "$what: files under FORKD_HOME changed: $(diff <(echo "$before") <(echo "$after") | tail -n +2)"
