@@ -109,6 +109,25 @@ static void take_line(struct agent_conn *c, size_t n)
 	c->len -= n + 1;
 }
 
+/* The port of a vsock handshake answer "OK <port>" (line[0..len), no
+ * newline): decimal, no sign or space, at most 2^32 - 1. */
+static bool handshake_port(const char *line, size_t len, unsigned *port)
+{
+	uint64_t v = 0;
+
+	if (len < 4 || len > 13 || memcmp(line, "OK ", 3))
+		return false;
+	for (size_t i = 3; i < len; i++) {
+		if (line[i] < '0' || line[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(line[i] - '0');
+	}
+	if (v > 0xffffffffULL)
+		return false;
+	*port = (unsigned)v;
+	return true;
+}
+
 int agent_connect(struct agent_conn *c, const char *vsock_path, int timeout_ms, char *err,
 		  size_t errlen)
 {
@@ -160,7 +179,8 @@ int agent_connect(struct agent_conn *c, const char *vsock_path, int timeout_ms, 
 		}
 		goto fail_io;
 	}
-	if (sscanf(c->buf, "OK %u", &port) != 1 || strncmp(c->buf, "OK ", 3)) {
+	/* "OK <port>" up to the newline at n; the buffer holds no NUL. */
+	if (!handshake_port(c->buf, (size_t)n, &port)) {
 		char got[64];
 
 		snprintf(got, sizeof(got), "%.*s", (int)MIN((size_t)n, sizeof(got) - 1), c->buf);

@@ -396,6 +396,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* URL (and query) unescaping: as libmicrohttpd's, except that a "%00"
+ * leaves the text as sent. Decoded, it would end the C string early, and
+ * DELETE /v1/snapshots/a%00b would act on "a"; kept, "a%00b" is no valid
+ * tag or id and is refused. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	if (strstr(s, "%00"))
+		return strlen(s);
+	return MHD_http_unescape(s);
+}
+
 int http_start(struct daemon *d, const struct sockaddr *sa, struct MHD_Daemon **out, unsigned *port)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
@@ -409,7 +422,8 @@ int http_start(struct daemon *d, const struct sockaddr *sa, struct MHD_Daemon **
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-			     MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_END);
+			     MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256,
+			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 	if (!m) {
 		log_err("cannot listen on %s (in use, or not an address of this host?)",
 			d->cfg.bind);

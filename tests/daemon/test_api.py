@@ -738,3 +738,15 @@ def test_openapi_lists_observed_statuses(daemon, env):
             missing.add((e["method"], path or e["path"], e["status"]))
     assert not missing, sorted(missing)
     assert {s for _, _, s in seen} >= {200, 400, 401, 404, 405}, seen
+
+
+def test_nul_in_path_is_not_cut(daemon):
+    """%00 in a path parameter does not end it early: /v1/snapshots/stub%00x is not
+    'stub' (it once was, so DELETE a%00b acted on 'a')."""
+    for method in ("GET", "DELETE"):
+        st, _, data = daemon.request(method, "/v1/snapshots/stub%00x")
+        assert st in (400, 404), (method, st, data)
+    st, o = daemon.json("GET", "/v1/snapshots/stub")
+    assert st == 200 and o["state"] == "ready"
+    st, _, _ = daemon.request("GET", "/v1/sandboxes/sb-aaaaaaaaaaaaaaaaaaaa%00")
+    assert st in (400, 404)
