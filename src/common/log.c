@@ -86,3 +86,21 @@ bool log_take_error(char *buf, size_t size)
 		buf[size - 1] = 0;
 	return true;
 }
+
+bool log_ratelimit(struct log_ratelimit *r, uint64_t now_ns, uint64_t *dropped)
+{
+	*dropped = 0;
+	if (!r->window_start_ns ||
+	    now_ns - r->window_start_ns >= LOG_RATELIMIT_WINDOW_S * 1000000000ULL) {
+		r->window_start_ns = now_ns ? now_ns : 1;
+		r->lines = 0;
+		*dropped = r->dropped;
+		r->dropped = 0;
+	}
+	if (r->lines >= LOG_RATELIMIT_BURST) {
+		r->dropped++;
+		return false;
+	}
+	r->lines++;
+	return true;
+}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define __printf(a, b) __attribute__((format(printf, a, b)))
 #define __must_check   __attribute__((warn_unused_result))
@@ -39,5 +40,20 @@ void log_error_clear(void);
 const char *log_last_error(void);
 /* Copy the last error into buf; false (buf untouched) when there is none. */
 bool log_take_error(char *buf, size_t size);
+
+/* A limit for messages a guest can cause (a hostile one would flood the
+ * log): at most LOG_RATELIMIT_BURST lines per LOG_RATELIMIT_WINDOW_S
+ * seconds through one limiter. log_ratelimit() says whether this line may
+ * go out; the first line of a new window also says how many were
+ * dropped (through *dropped, reset to 0). Not thread-safe: callers hold
+ * their device's lock. */
+#define LOG_RATELIMIT_BURST    10
+#define LOG_RATELIMIT_WINDOW_S 60
+struct log_ratelimit {
+	uint64_t window_start_ns;
+	unsigned lines;
+	uint64_t dropped;
+};
+bool log_ratelimit(struct log_ratelimit *r, uint64_t now_ns, uint64_t *dropped);
 
 #endif

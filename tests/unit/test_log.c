@@ -69,12 +69,33 @@ static void test_long(void **state)
 	assert_int_equal(strlen(log_last_error()), LOG_ERROR_MAX - 1);
 }
 
+/* A guest-driven flood: at most the burst per window, the rest counted
+ * and reported with the next window's first line. */
+static void test_ratelimit(void **state)
+{
+	struct log_ratelimit r = {0};
+	const uint64_t s = 1000000000ULL, t0 = 5 * s;
+	uint64_t dropped, passed = 0;
+
+	(void)state;
+	for (int i = 0; i < 200000; i++) {
+		passed += log_ratelimit(&r, t0 + (uint64_t)i, &dropped);
+		assert_int_equal(dropped, 0);
+	}
+	assert_int_equal(passed, LOG_RATELIMIT_BURST);
+	assert_true(log_ratelimit(&r, t0 + LOG_RATELIMIT_WINDOW_S * s, &dropped));
+	assert_int_equal(dropped, 200000 - LOG_RATELIMIT_BURST);
+	assert_true(log_ratelimit(&r, t0 + LOG_RATELIMIT_WINDOW_S * s + 1, &dropped));
+	assert_int_equal(dropped, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_channel),
 	    cmocka_unit_test(test_per_thread),
 	    cmocka_unit_test(test_long),
+	    cmocka_unit_test(test_ratelimit),
 	};
 
 	log_set_level(LOG_ERR);

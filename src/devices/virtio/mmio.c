@@ -62,8 +62,16 @@ void virtio_notify_used(struct virtio_dev *vdev, unsigned q)
 
 void virtio_fail(struct virtio_dev *vdev, const char *what)
 {
+	uint64_t dropped;
+
 	vdev->errors++;
-	log_warn("%s: %s; device needs reset", vdev->ops->name, what);
+	if (log_ratelimit(&vdev->fail_log, now_ns(), &dropped)) {
+		if (dropped)
+			log_warn("%s: %llu more failures not logged (at most %d lines per %d s)",
+				 vdev->ops->name, (unsigned long long)dropped, LOG_RATELIMIT_BURST,
+				 LOG_RATELIMIT_WINDOW_S);
+		log_warn("%s: %s; device needs reset", vdev->ops->name, what);
+	}
 	if (vdev->status & VIRTIO_STATUS_NEEDS_RESET)
 		return;
 	vdev->status |= VIRTIO_STATUS_NEEDS_RESET;

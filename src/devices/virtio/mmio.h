@@ -102,7 +102,8 @@ struct virtio_dev {
 	uint32_t interrupt_status;
 	uint32_t config_generation;
 	struct virtq queues[VIRTIO_MAX_QUEUES];
-	uint64_t errors; /* malformed requests seen */
+	uint64_t errors;	       /* malformed requests seen */
+	struct log_ratelimit fail_log; /* virtio_fail()'s lines: the guest causes them */
 };
 
 /* Claim a virtio-mmio slot (MMIO range + IRQ, announced to the guest) and
