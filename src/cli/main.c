@@ -12,7 +12,10 @@
 
 static const struct cli_command commands[] = {
     {"vm", "boot and run one virtual machine (forkd vm run --help)", cmd_vm},
-    {"snapshot", "boot a VM, wait until it is warm, write a snapshot", cmd_snapshot},
+    {"snapshot",
+     "write a snapshot (boot until warm, or branch a running sandbox); "
+     "snapshot ls|info|rm|compact",
+     cmd_snapshot},
     {"fork", "start N children from a snapshot (copy-on-write memory)", cmd_fork},
     {"netns", "make, list, remove per-child network namespaces", cmd_netns},
     {"doctor", "check this host for everything forkd needs", cmd_doctor},
@@ -35,7 +38,8 @@ static void usage(FILE *f)
 		   "commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\nRun 'forkd <command> --help' for a command's options.\n");
+	fprintf(f, "\nRun 'forkd <command> --help' (or 'forkd help <command>') for a command's "
+		   "options.\n");
 }
 
 void cli_usage_error(const char *verb, const char *fmt, ...)
@@ -83,6 +87,20 @@ int main(int argc, char **argv)
 	if (i == argc) {
 		usage(stderr);
 		return 2;
+	}
+	if (!strcmp(argv[i], "help")) {
+		/* forkd help [VERB]: the same as forkd VERB --help */
+		if (i + 1 < argc) {
+			for (size_t c = 0; c < ARRAY_SIZE(commands); c++)
+				if (!strcmp(argv[i + 1], commands[c].name))
+					return commands[c].run(
+					    2, (char *[]){argv[i + 1], "--help", NULL});
+			fprintf(stderr, "forkd help: error: unknown command '%s'\n", argv[i + 1]);
+			usage(stderr);
+			return 2;
+		}
+		usage(stdout);
+		return 0;
 	}
 	for (size_t c = 0; c < ARRAY_SIZE(commands); c++)
 		if (!strcmp(argv[i], commands[c].name))

@@ -29,6 +29,15 @@ def test_help(daemon):
     for verb in ("serve", "spawn", "ls", "kill", "ping", "exec", "eval"):
         r = cli(daemon, verb, "--help")
         assert r.returncode == 0 and r.stdout.startswith("usage: forkd " + verb), verb
+        # forkd help VERB is the same text
+        assert cli(daemon, "help", verb).stdout == r.stdout, verb
+    for sub in ("ls", "info", "rm", "compact"):
+        r = cli(daemon, "snapshot", sub, "--help")
+        assert r.returncode == 0 and r.stdout.startswith("usage:") and "forkd snapshot " + sub in r.stdout, sub
+    r = cli(daemon, "help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: forkd")
+    r = cli(daemon, "help", "nope")
+    assert r.returncode == 2 and "unknown command 'nope'" in r.stderr
 
 
 def test_spawn_ls_ping_kill(daemon):
