@@ -39,6 +39,9 @@ static void serve_usage(FILE *f)
 		"  --agent-timeout-secs S  wait at most S for a spawn's agents to answer\n"
 		"                        and run its after_fork steps (1 to 3600; default\n"
 		"                        %u: the guest kernel may be emulated)\n"
+		"  --allow-host NAME     also serve requests whose Host is NAME (a reverse\n"
+		"                        proxy's public name) on a loopback bind; others\n"
+		"                        are refused (421) against DNS rebinding\n"
 		"  --no-seccomp          do not jail the sandboxes' VMMs (no seccomp filter,\n"
 		"                        capabilities kept): UNSAFE, for debugging only\n"
 		"  -h, --help            this text\n"
@@ -58,6 +61,7 @@ int cmd_serve(int argc, char **argv)
 		O_RUN,
 		O_AUDIT,
 		O_GUESTS,
+		O_ALLOW_HOST,
 		O_SPAWN_TO,
 		O_AGENT_TO,
 		O_NOSECCOMP
@@ -65,6 +69,7 @@ int cmd_serve(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"bind", required_argument, NULL, O_BIND},
 	    {"token-file", required_argument, NULL, O_TOKEN},
+	    {"allow-host", required_argument, NULL, O_ALLOW_HOST},
 	    {"state-dir", required_argument, NULL, O_STATE},
 	    {"run-root", required_argument, NULL, O_RUN},
 	    {"audit-log", required_argument, NULL, O_AUDIT},
@@ -99,6 +104,12 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case O_GUESTS:
 			cfg.guest_dir = optarg;
+			break;
+		case O_ALLOW_HOST:
+			if (!*optarg || strlen(optarg) > 253 || strpbrk(optarg, " /\\@"))
+				cli_usage_error("serve", "--allow-host wants a host name, got '%s'",
+						optarg);
+			cfg.allow_host = optarg;
 			break;
 		case O_SPAWN_TO:
 			if (parse_u64(optarg, &v) || v < 1 || v > 3600)

@@ -45,6 +45,7 @@ struct daemon_config {
 	unsigned spawn_timeout_secs;
 	unsigned agent_timeout_secs; /* after_fork per spawn (0: DAEMON_AGENT_TIMEOUT_SECS) */
 	bool no_jail;		     /* children without the VMM jail (debugging only) */
+	const char *allow_host;	     /* a Host besides loopback names (a reverse proxy's) */
 };
 
 struct daemon {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -289,6 +290,80 @@ static enum MHD_Result finish(struct daemon *d, struct MHD_Connection *conn, str
 	return ret;
 }
 
+/* Does the host part of HOST[:PORT] (or [V6]:PORT) name the loopback? */
+static bool host_is_loopback(const char *h, size_t n)
+{
+	if (n && h[0] == '[')
+		return n >= 5 && !strncmp(h, "[::1]", 5);
+	for (size_t i = 0; i < n; i++)
+		if (h[i] == ':') {
+			n = i;
+			break;
+		}
+	return (n == 9 && !strncasecmp(h, "localhost", 9)) || (n >= 4 && !strncmp(h, "127.", 4));
+}
+
+/* What a web page could make a browser send, refused before anything else
+ * (docs/SECURITY.md, "The daemon and web pages"):
+ *   - any Origin header: browsers add it to cross-site requests, and no
+ *     program of ours sends one (403);
+ *   - with the daemon on loopback, a Host that is not a loopback name: a
+ *     page whose DNS name was rebound to 127.0.0.1 (421);
+ *   - a body that is not what the endpoint takes: JSON endpoints want
+ *     Content-Type application/json, file uploads anything but the types
+ *     a cross-site form may send without asking (415).
+ * 0, or the status with msg filled in. */
+static int check_browser(struct daemon *d, struct MHD_Connection *conn, const struct route *rt,
+			 char *msg, size_t size)
+{
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+	const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+	const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+	bool body = (cl && strtoull(cl, NULL, 10) > 0) || te;
+	size_t tlen;
+
+	if (origin) {
+		snprintf(msg, size,
+			 "a request with an Origin header (%.100s) comes from a web page: refused",
+			 origin);
+		return 403;
+	}
+	if (host && d->cfg.bind && host_is_loopback(d->cfg.bind, strlen(d->cfg.bind)) &&
+	    !host_is_loopback(host, strlen(host)) &&
+	    !(d->cfg.allow_host &&
+	      !strncasecmp(host, d->cfg.allow_host, strlen(d->cfg.allow_host)) &&
+	      (host[strlen(d->cfg.allow_host)] == 0 || host[strlen(d->cfg.allow_host)] == ':'))) {
+		snprintf(msg, size,
+			 "Host '%.100s' does not name this daemon, which listens on loopback only "
+			 "(a DNS name rebound to 127.0.0.1?); use 127.0.0.1 or localhost, or start "
+			 "it with --allow-host NAME",
+			 host);
+		return 421;
+	}
+	if (!rt || !body)
+		return 0;
+	tlen = ctype ? strcspn(ctype, "; \t") : 0;
+	if (rt->max_body == DAEMON_MAX_JSON &&
+	    !(ctype && tlen == 16 && !strncasecmp(ctype, "application/json", 16))) {
+		snprintf(msg, size, "%s %s takes a JSON body: send Content-Type: application/json",
+			 rt->method, rt->pattern);
+		return 415;
+	}
+	if (ctype &&
+	    ((tlen == 10 && !strncasecmp(ctype, "text/plain", 10)) ||
+	     (tlen == 33 && !strncasecmp(ctype, "application/x-www-form-urlencoded", 33)) ||
+	     (tlen == 19 && !strncasecmp(ctype, "multipart/form-data", 19)))) {
+		snprintf(msg, size,
+			 "Content-Type %.60s is what web forms send: send the file as "
+			 "application/octet-stream",
+			 ctype);
+		return 415;
+	}
+	return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -307,7 +382,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		__atomic_add_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
 		r->auth = "open";
 		route_request(r, method, url);
-		if (r->route && !r->route->open && d->token_len) {
+		{
+			char msg[sizeof(r->early_msg)];
+			int st = check_browser(d, conn, r->route, msg, sizeof(msg));
+
+			/* before the route's own 404/405: a web page learns nothing */
+			if (st) {
+				r->early_status = st;
+				snprintf(r->early_msg, sizeof(r->early_msg), "%s", msg);
+			}
+		}
+		if (!r->early_status && r->route && !r->route->open && d->token_len) {
 			r->auth = auth_check(
 			    d->token, d->token_len,
 			    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));

@@ -137,8 +137,9 @@ def test_huge_bodies(daemon):
     assert st == 413 and "limit" in error_of(data)
     # The same without Content-Length up front: chunked upload.
     s = socket.create_connection(("127.0.0.1", daemon.port))
-    s.sendall(b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-              + daemon.token.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    s.sendall(b"POST /v1/sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+              + daemon.token.encode() + b"\r\nContent-Type: application/json\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n")
     chunk = b"y" * (1 << 20)
     for _ in range(9):
         s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
@@ -750,3 +751,42 @@ def test_nul_in_path_is_not_cut(daemon):
     assert st == 200 and o["state"] == "ready"
     st, _, _ = daemon.request("GET", "/v1/sandboxes/sb-aaaaaaaaaaaaaaaaaaaa%00")
     assert st in (400, 404)
+
+
+def test_web_pages_are_refused(daemon):
+    """What a web page can make a browser send never acts: a cross-site POST
+    (Origin, text/plain) starts no snapshot job, a rebound DNS name (foreign Host)
+    is not served, and bodies must be of the endpoint's type."""
+    before = daemon.json("GET", "/v1/snapshots")[1]
+    body = json.dumps({"tag": "csrf", "kind": "test-guest", "guest": "agent_stub"})
+    st, _, data = daemon.request("POST", "/v1/snapshots", raw=body.encode(),
+                                 headers={"Origin": "https://evil.example",
+                                          "Content-Type": "text/plain"})
+    assert st == 403 and "Origin" in error_of(data)
+    st, _, data = daemon.request("POST", "/v1/snapshots", raw=body.encode(),
+                                 headers={"Content-Type": "text/plain"})
+    assert st == 415 and "application/json" in error_of(data)
+    st, _, data = daemon.request("GET", "/v1/sandboxes", headers={"Host": "evil.example:8889"})
+    assert st == 421 and "evil.example" in error_of(data)
+    st, _, data = daemon.request("GET", "/healthz", token=False,
+                                 headers={"Origin": "https://evil.example"})
+    assert st == 403
+    for host in ("localhost:1", "127.0.0.1", "LOCALHOST"):
+        assert daemon.request("GET", "/v1/sandboxes", headers={"Host": host})[0] == 200, host
+    st, _, data = daemon.request("PUT", "/v1/sandboxes/sb-aaaaaaaaaaaaaaaaaaaa/files?path=/x",
+                                 raw=b"data", headers={"Content-Type": "multipart/form-data"})
+    assert st == 415
+    assert daemon.json("GET", "/v1/snapshots")[1] == before
+    assert daemon.json("GET", "/v1/snapshots/csrf")[0] == 404
+
+
+def test_allow_host(env):
+    """--allow-host NAME serves that Host too (a reverse proxy's), and only it."""
+    d = harness.Daemon(env, extra=["--allow-host", "forkd.example"]).start()
+    try:
+        assert d.request("GET", "/v1/sandboxes", headers={"Host": "forkd.example"})[0] == 200
+        assert d.request("GET", "/v1/sandboxes", headers={"Host": "forkd.example:443"})[0] == 200
+        assert d.request("GET", "/v1/sandboxes", headers={"Host": "forkd.example.evil"})[0] == 421
+        assert d.request("GET", "/v1/sandboxes", headers={"Host": "other.example"})[0] == 421
+    finally:
+        assert d.stop() == 0

@@ -63,7 +63,7 @@ def test_sigterm_is_graceful(env, daemon):
     # A request in flight: headers sent, body not yet.
     s = socket.create_connection(("127.0.0.1", d.port))
     body = b'{"snapshot_tag": "nope"}'
-    s.sendall(b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+    s.sendall(b"POST /v1/sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
               + d.token.encode() + b"\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
     time.sleep(0.3)
