@@ -8,6 +8,7 @@
 #include "common/util.h"
 
 static enum log_level max_level = LOG_INFO;
+static uint64_t byte_limit, bytes_out; /* log_set_byte_limit() */
 /* The calling thread's last error message (log_last_error()). */
 static __thread char last_error[LOG_ERROR_MAX];
 
@@ -42,8 +43,27 @@ static void log_vmsg(enum log_level level, const char *suffix, const char *fmt, 
 	}
 	if (!log_enabled(level))
 		return;
+	if (byte_limit) {
+		uint64_t len = 16 + (uint64_t)strlen(line) + (suffix ? strlen(suffix) : 0);
+		uint64_t total = __atomic_add_fetch(&bytes_out, len, __ATOMIC_RELAXED);
+
+		if (total > byte_limit) {
+			if (total - len <= byte_limit)
+				fprintf(stderr,
+					"forkd: warning: this log reached its limit of %llu "
+					"bytes: nothing more is written to it\n",
+					(unsigned long long)byte_limit);
+			return;
+		}
+	}
 	/* One write per line, so lines from several threads never interleave. */
 	fprintf(stderr, "forkd: %s%s%s\n", prefix[level], line, suffix ? suffix : "");
+}
+
+void log_set_byte_limit(uint64_t bytes)
+{
+	__atomic_store_n(&bytes_out, 0, __ATOMIC_RELAXED);
+	byte_limit = bytes;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -19,6 +19,12 @@ bool log_enabled(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __printf(2, 3);
 
+/* Write at most about `bytes` of log lines from now on (0: no limit), then
+ * one line saying the limit was reached and nothing more: for a child's
+ * VMM, whose log file (vmm.log on a tmpfs) a guest could otherwise fill.
+ * The error channel below is kept either way. */
+void log_set_byte_limit(uint64_t bytes);
+
 #define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

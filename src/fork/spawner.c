@@ -40,6 +40,8 @@ static int copy_memory(int src, struct guest_mem *mem)
 	}
 }
 
+#define CHILD_LOG_MAX_BYTES (4 * MIB)
+
 static struct vm *child_vm;
 
 static void child_on_signal(int sig)
@@ -89,6 +91,9 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	bool forbidden = test_forbidden(o);
 	struct vm *vm;
 
+	/* Its log (vmm.log, console of the batch) must not grow with what the
+	 * guest does: a few MiB of lines, then one saying so. */
+	log_set_byte_limit(CHILD_LOG_MAX_BYTES);
 	if (o->cgroup_leaf && (err = cgroup_leaf_join(o->cgroup_leaf)))
 		return err;
 	if (o->netns && (err = netns_enter(o->netns_index)))

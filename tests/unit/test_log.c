@@ -1,6 +1,7 @@
 /* common/log.c's error channel: an error's message is kept per thread
  * (errno text included), a warning never replaces it, a clear empties it,
- * and another thread's errors never reach this one. */
+ * and another thread's errors never reach this one; the rate limiter and
+ * the byte limit for logs a guest can drive. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -8,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -89,13 +92,46 @@ static void test_ratelimit(void **state)
 	assert_int_equal(dropped, 0);
 }
 
+/* A log with a byte limit stops after about that much, saying so once;
+ * the error channel still works. */
+static void test_byte_limit(void **state)
+{
+	char path[] = "/tmp/forkd-test-log.XXXXXX", buf[8192];
+	int fd = mkstemp(path), saved = dup(2);
+	ssize_t n;
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+	log_set_level(LOG_INFO); /* main() keeps the other tests quiet */
+	log_set_byte_limit(1000);
+	for (int i = 0; i < 500; i++)
+		log_warn("guest-driven line %d", i);
+	log_error_clear();
+	log_err("still kept");
+	fflush(stderr);
+	log_set_byte_limit(0);
+	log_set_level(LOG_ERR);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	assert_true(n > 0);
+	buf[n] = 0;
+	assert_true(n < 1000 + 200);
+	assert_non_null(strstr(buf, "reached its limit of 1000 bytes"));
+	assert_null(strstr(buf, "guest-driven line 499"));
+	assert_string_equal(log_last_error(), "still kept");
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_channel),
-	    cmocka_unit_test(test_per_thread),
-	    cmocka_unit_test(test_long),
-	    cmocka_unit_test(test_ratelimit),
+	    cmocka_unit_test(test_channel),    cmocka_unit_test(test_per_thread),
+	    cmocka_unit_test(test_long),       cmocka_unit_test(test_ratelimit),
+	    cmocka_unit_test(test_byte_limit),
 	};
 
 	log_set_level(LOG_ERR);
