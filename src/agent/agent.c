@@ -128,6 +128,33 @@ static bool handshake_port(const char *line, size_t len, unsigned *port)
 	return true;
 }
 
+/* How many JSON values the text may hold, counted without parsing: the
+ * separators and openers outside strings. jansson takes ~20 bytes per
+ * value, so `[0,0,...]` of 16 MiB would cost the daemon over 300 MiB;
+ * an agent's answer is an object of a few fields, however long its
+ * strings. */
+static size_t json_values(const char *p, size_t n)
+{
+	size_t count = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = false;
+		} else if (ch == '"') {
+			in_str = true;
+		} else if (ch == ',' || ch == '[' || ch == '{') {
+			count++;
+		}
+	}
+	return count;
+}
+
 int agent_connect(struct agent_conn *c, const char *vsock_path, int timeout_ms, char *err,
 		  size_t errlen)
 {
@@ -226,6 +253,13 @@ int agent_request(struct agent_conn *c, json_t *req, json_t **resp, int timeout_
 	if (n < 0) {
 		rc = (int)n;
 		goto io_fail;
+	}
+	if (json_values(c->buf, (size_t)n) > AGENT_MAX_VALUES) {
+		take_line(c, (size_t)n);
+		return errbuf_fail(err, errlen, -EPROTO,
+				   "the agent's response holds over %d JSON values; an answer is a "
+				   "few fields (a hostile guest's, not parsed)",
+				   AGENT_MAX_VALUES);
 	}
 	r = json_loadb(c->buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
 	take_line(c, (size_t)n);

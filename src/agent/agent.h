@@ -21,7 +21,10 @@
 
 #define AGENT_VSOCK_PORT   8888
 #define AGENT_MAX_RESPONSE (96u << 20) /* 64 MiB of data grows by escaping */
-#define AGENT_ERR_LEN	   512
+/* Values (counted by separators outside strings) an answer may hold before
+ * it is refused unparsed: answers are small objects with long strings. */
+#define AGENT_MAX_VALUES 4096
+#define AGENT_ERR_LEN	 512
 
 struct agent_conn {
 	int fd;

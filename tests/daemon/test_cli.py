@@ -141,3 +141,32 @@ def test_snapshot_from_sandbox(daemon):
     assert cli(daemon, "kill", sid).returncode == 0
     st, _ = daemon.json("DELETE", "/v1/snapshots/" + tag)
     assert st == 200
+
+
+def test_hostile_agent_answer_is_not_parsed(tmp_path):
+    """An answer of a million tiny JSON values (a hostile guest's: jansson would
+    take hundreds of MiB for it) is refused unparsed, with the reason."""
+    import socket
+    import threading
+    path = str(tmp_path / "vsock.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def serve():
+        c, _ = srv.accept()
+        f = c.makefile("rb")
+        assert f.readline().startswith(b"CONNECT ")
+        c.sendall(b"OK 1234\n")
+        req = json.loads(f.readline())
+        c.sendall(b'{"id":%d,"ok":true,"pong":true,"x":[' % req["id"]
+                  + b"0," * 1000000 + b'0]}\n')
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = subprocess.run([harness.forkd_bin(), "ping", "--vsock", path], capture_output=True,
+                       text=True, timeout=60)
+    t.join(10)
+    srv.close()
+    assert r.returncode == 1 and "over 4096 JSON values" in r.stderr, r.stderr
