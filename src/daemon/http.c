@@ -408,6 +408,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		if (r->route && !r->early_status)
 			check_param(r);
+		/* A body for a sandbox that does not exist is not worth reading:
+		 * say so now, and drop the body unbuffered. */
+		if (r->route && !r->early_status && r->route->param == P_ID && r->route->max_body) {
+			struct child_rec cr;
+
+			if (store_sandbox_get(&d->store, r->param, &cr) == -ENOENT) {
+				r->early_status = 404;
+				snprintf(r->early_msg, sizeof(r->early_msg), "no sandbox %s",
+					 r->param);
+			}
+		}
 		r->limit = r->route ? r->route->max_body : 0;
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		if (cl && strtoull(cl, NULL, 10) > r->limit)

@@ -790,3 +790,20 @@ def test_allow_host(env):
         assert d.request("GET", "/v1/sandboxes", headers={"Host": "other.example"})[0] == 421
     finally:
         assert d.stop() == 0
+
+
+def test_body_for_missing_sandbox_not_buffered(daemon):
+    """A 30 MiB upload to a sandbox that does not exist is answered 404 without
+    the daemon holding the body: its peak memory grows by less than 16 MiB."""
+    def hwm_kib():
+        with open("/proc/%d/status" % daemon.proc.pid) as f:
+            return int(next(ln for ln in f if ln.startswith("VmHWM:")).split()[1])
+
+    before = hwm_kib()
+    for i in range(4):
+        sid = "sb-" + chr(ord("a") + i) * 20
+        st, _, data = daemon.request("PUT", "/v1/sandboxes/%s/files?path=/x" % sid,
+                                     raw=b"z" * (30 << 20),
+                                     headers={"Content-Type": "application/octet-stream"})
+        assert st == 404 and error_of(data) == "no sandbox " + sid
+    assert hwm_kib() - before < 16 << 10, (before, hwm_kib())
