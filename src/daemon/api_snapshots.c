@@ -10,6 +10,7 @@
  * Kinds: "test-guest" boots GUEST.elf from --guest-dir (warm: its doorbell);
  * "image" boots a guest image from `forkd image build` (`forkd snapshot
  * --image`: warm when its agent answers ping with warm=true). */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -358,6 +359,64 @@ void api_snapshot_delete(struct api_req *rq, struct api_resp *rs)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* Kernel parameters an API caller may add to a snapshot's boot: the
+ * snapshot boot's VMM runs as root without the jail, so nothing that
+ * chooses what runs (init=, rdinit=, modules, root=...) or weakens the
+ * guest beyond its image's own choices. */
+static const char *const cmdline_names[] = {
+    "quiet",
+    "loglevel",
+    "console",
+    "earlyprintk",
+    "ignore_loglevel",
+    "printk.time",
+    "panic",
+    "nokaslr",
+    "mitigations",
+    "tsc",
+    "clocksource",
+    "nowatchdog",
+    "audit",
+    "ipv6.disable",
+    "transparent_hugepage",
+    "numa_balancing",
+    "random.trust_cpu",
+};
+#define CMDLINE_ALLOWED_TEXT                                                                       \
+	"quiet loglevel console earlyprintk ignore_loglevel printk.time panic nokaslr "            \
+	"mitigations tsc clocksource nowatchdog audit ipv6.disable transparent_hugepage "          \
+	"numa_balancing random.trust_cpu"
+
+/* Every space-separated word of cmdline is NAME or NAME=VALUE with NAME in
+ * the list and VALUE of [A-Za-z0-9._,:-]; else false, the word in bad. */
+static bool cmdline_allowed(const char *cmdline, char *bad, size_t size)
+{
+	const char *p = cmdline;
+
+	while (*p) {
+		size_t len = strcspn(p, " \t"), name_len = strcspn(p, "=");
+		bool ok = false;
+
+		if (!len) {
+			p++;
+			continue;
+		}
+		if (name_len > len)
+			name_len = len;
+		for (size_t i = 0; i < ARRAY_SIZE(cmdline_names) && !ok; i++)
+			ok = strlen(cmdline_names[i]) == name_len &&
+			     !strncmp(p, cmdline_names[i], name_len);
+		for (size_t i = name_len + 1; ok && i < len; i++)
+			ok = isalnum((unsigned char)p[i]) || strchr("._,:-", p[i]);
+		if (!ok) {
+			snprintf(bad, size, "%.*s", (int)MIN(len, (size_t)64), p);
+			return false;
+		}
+		p += len;
+	}
+	return true;
+}
+
 static bool name_valid(const char *s)
 {
 	return s && snapshot_tag_valid(s);
@@ -440,6 +499,7 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 	struct daemon *d = rq->d;
 	json_t *body = api_body_object(rq, rs, allowed), *argv = NULL, *req, *reply = NULL;
 	const char *tag, *kind, *cmdline;
+	char bad[80];
 	char snapdir[PATH_MAX], num[2][24], why[8];
 	char vsock[PATH_MAX + 16], console[PATH_MAX + 16];
 	json_int_t mem, vcpus;
@@ -483,6 +543,14 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 	if (json_object_get(body, "cmdline") &&
 	    (!cmdline || strlen(cmdline) > 1024 || strpbrk(cmdline, "\n\r"))) {
 		api_error(rs, 400, "\"cmdline\" must be a one-line string of at most 1024 bytes");
+		goto out;
+	}
+	if (cmdline && !cmdline_allowed(cmdline, bad, sizeof(bad))) {
+		api_error(
+		    rs, 400,
+		    "\"cmdline\": kernel parameter '%s' is not allowed from the API (allowed: "
+		    "%s; each NAME or NAME=VALUE of letters, digits and ._,:-)",
+		    bad, CMDLINE_ALLOWED_TEXT);
 		goto out;
 	}
 	snprintf(num[0], sizeof(num[0]), "%lld", (long long)mem);

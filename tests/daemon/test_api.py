@@ -807,3 +807,16 @@ def test_body_for_missing_sandbox_not_buffered(daemon):
                                      headers={"Content-Type": "application/octet-stream"})
         assert st == 404 and error_of(data) == "no sandbox " + sid
     assert hwm_kib() - before < 16 << 10, (before, hwm_kib())
+
+
+def test_snapshot_cmdline_allow_list(daemon):
+    """POST /v1/snapshots may add only listed kernel parameters to the boot of an
+    unjailed root VMM: init= and friends are refused, naming the word."""
+    for cmd, bad in (("init=/bin/sh", "init=/bin/sh"), ("quiet rdinit=/x", "rdinit=/x"),
+                     ("console=ttyS0 modprobe.blacklist=a", "modprobe.blacklist=a"),
+                     ("loglevel=$(id)", "loglevel=$(id)"), ("root=/dev/vdb", "root=/dev/vdb")):
+        st, _, data = daemon.request("POST", "/v1/snapshots",
+                                     body={"tag": "cl", "kind": "test-guest",
+                                           "guest": "agent_stub", "cmdline": cmd})
+        assert st == 400 and "'%s' is not allowed" % bad in error_of(data), (cmd, data)
+    assert daemon.json("GET", "/v1/snapshots/cl")[0] == 404
