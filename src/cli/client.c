@@ -1,9 +1,11 @@
 #include "cli/client.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "cli/cli.h"
@@ -112,6 +114,41 @@ bool client_opt(struct client *c, int opt)
 	return false;
 }
 
+/* The token a daemon on this host made for itself (`forkd serve` without
+ * --token-file: <its default state dir>/token, the same rule as the
+ * daemon's: /var/lib/forkd as root, else $XDG_STATE_HOME/forkd or
+ * ~/.local/state/forkd), for a daemon URL on loopback only: a local
+ * secret never goes to another host. NULL when there is none to read. */
+static const char *default_token(const char *url)
+{
+	static char buf[4097];
+	const char *host = strstr(url, "://"), *v;
+	char path[PATH_MAX];
+	FILE *f;
+	size_t n;
+
+	host = host ? host + 3 : url;
+	if (strncmp(host, "127.", 4) && strncmp(host, "localhost", 9) && strncmp(host, "[::1]", 5))
+		return NULL;
+	if (geteuid() == 0)
+		snprintf(path, sizeof(path), "/var/lib/forkd/token");
+	else if ((v = getenv("XDG_STATE_HOME")) && v[0] == '/')
+		snprintf(path, sizeof(path), "%s/forkd/token", v);
+	else if ((v = getenv("HOME")) && v[0] == '/')
+		snprintf(path, sizeof(path), "%s/.local/state/forkd/token", v);
+	else
+		return NULL;
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = 0;
+	return n ? buf : NULL;
+}
+
 /* One request to the daemon. Returns the HTTP status (its body parsed into
  * *out when JSON), or prints why it failed and returns -1. */
 int client_call(const struct client *c, const char *method, const char *path, json_t *body,
@@ -119,10 +156,11 @@ int client_call(const struct client *c, const char *method, const char *path, js
 {
 	struct http_resp r;
 	char err[512], *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	const char *token = c->token && *c->token ? c->token : default_token(c->url);
 	int e;
 
 	*out = NULL;
-	e = http_request(c->url, c->token, method, path, "application/json", text,
+	e = http_request(c->url, token, method, path, "application/json", text,
 			 text ? strlen(text) : 0, timeout_ms, &r, err, sizeof(err));
 	free(text);
 	if (e == -ECONNREFUSED && c->daemon_soft && c->url_default) {

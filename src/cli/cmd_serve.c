@@ -22,10 +22,13 @@ static void serve_usage(FILE *f)
 		"\n"
 		"options:\n"
 		"  --bind HOST:PORT      listen address (default %s; port 0: any free\n"
-		"                        port, printed at start). A non-loopback address\n"
-		"                        needs --token-file\n"
+		"                        port, printed at start)\n"
 		"  --token-file PATH     bearer token (16-4096 printable bytes, mode 600);\n"
-		"                        without it, requests are not authenticated\n"
+		"                        default STATE_DIR/token, made on the first start\n"
+		"                        (the CLI and the SDK on this host read it there\n"
+		"                        for a daemon on loopback)\n"
+		"  --no-auth             no authentication: any local process may call the\n"
+		"                        API (loopback only; UNSAFE on a shared host)\n"
 		"  --state-dir DIR       SQLite state and snapshot job logs (default\n"
 		"                        /var/lib/forkd as root, else $XDG_STATE_HOME/forkd\n"
 		"                        or ~/.local/state/forkd)\n"
@@ -62,6 +65,7 @@ int cmd_serve(int argc, char **argv)
 		O_AUDIT,
 		O_GUESTS,
 		O_ALLOW_HOST,
+		O_NO_AUTH,
 		O_SPAWN_TO,
 		O_AGENT_TO,
 		O_NOSECCOMP
@@ -70,6 +74,7 @@ int cmd_serve(int argc, char **argv)
 	    {"bind", required_argument, NULL, O_BIND},
 	    {"token-file", required_argument, NULL, O_TOKEN},
 	    {"allow-host", required_argument, NULL, O_ALLOW_HOST},
+	    {"no-auth", no_argument, NULL, O_NO_AUTH},
 	    {"state-dir", required_argument, NULL, O_STATE},
 	    {"run-root", required_argument, NULL, O_RUN},
 	    {"audit-log", required_argument, NULL, O_AUDIT},
@@ -105,6 +110,9 @@ int cmd_serve(int argc, char **argv)
 		case O_GUESTS:
 			cfg.guest_dir = optarg;
 			break;
+		case O_NO_AUTH:
+			cfg.no_auth = true;
+			break;
 		case O_ALLOW_HOST:
 			if (!*optarg || strlen(optarg) > 253 || strpbrk(optarg, " /\\@"))
 				cli_usage_error("serve", "--allow-host wants a host name, got '%s'",
@@ -137,6 +145,12 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (optind != argc)
 		cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+	if (cfg.no_auth && cfg.token_file)
+		cli_usage_error("serve", "--no-auth and --token-file contradict each other");
+	if (cfg.no_auth)
+		log_warn(
+		    "--no-auth: requests are NOT authenticated; any process on this host may "
+		    "start, drive and delete sandboxes (as root). Leave it out to use a token");
 	if (cfg.no_jail)
 		log_warn("--no-seccomp: sandboxes run WITHOUT the VMM jail (no seccomp filter, "
 			 "capabilities kept); a guest that breaks out of its VMM gets the "

@@ -2,10 +2,44 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "common/util.h"
+
+int auth_make_token(const char *path)
+{
+	uint8_t raw[32];
+	char hex[2 * sizeof(raw) + 2];
+	int fd, err = 0;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : log_errno("create token file %s", path);
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		err = log_errno("getrandom for the token");
+	} else {
+		for (size_t i = 0; i < sizeof(raw); i++)
+			snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+		hex[2 * sizeof(raw)] = '\n';
+		err = write_full(fd, hex, 2 * sizeof(raw) + 1);
+		if (err)
+			log_err("write token file %s: %s", path, strerror(-err));
+	}
+	if (!err && fsync(fd) < 0)
+		err = log_errno("sync token file %s", path);
+	close(fd);
+	if (err)
+		unlink(path);
+	else
+		log_info("made a bearer token in %s (clients on this host read it there)", path);
+	return err;
+}
 
 int auth_load_token(const char *path, char *buf, size_t size, size_t *len)
 {

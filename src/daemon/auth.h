@@ -15,6 +15,10 @@
 #define AUTH_TOKEN_MIN 16
 #define AUTH_TOKEN_MAX 4096
 
+/* Make a token file at path (0600, 32 random bytes as 64 hex digits)
+ * unless one is there; never follows a link. 0 or -errno, logged. */
+int auth_make_token(const char *path) __must_check;
+
 /* One error line naming the cause and the fix on failure. */
 int auth_load_token(const char *path, char *buf, size_t size, size_t *len) __must_check;
 

@@ -98,11 +98,8 @@ static int setup(struct daemon *d, const struct daemon_config *cfg, struct socka
 			cfg->bind);
 		return -EINVAL;
 	}
-	if (cfg->token_file &&
-	    auth_load_token(cfg->token_file, d->token, sizeof(d->token), &d->token_len))
-		return -EINVAL;
-	if (!loopback && !d->token_len) {
-		log_err("refusing to listen on %s without authentication: pass --token-file, or "
+	if (!loopback && cfg->no_auth) {
+		log_err("refusing to listen on %s without authentication: drop --no-auth, or "
 			"bind a loopback address (127.0.0.1)",
 			cfg->bind);
 		return -EPERM;
@@ -111,6 +108,20 @@ static int setup(struct daemon *d, const struct daemon_config *cfg, struct socka
 			"XDG_STATE_HOME", ".local/state/forkd", "--state-dir") ||
 	    default_dir(d->run_root, sizeof(d->run_root), cfg->run_root, "/run/forkd",
 			"XDG_RUNTIME_DIR", NULL, "--run-root"))
+		return -EINVAL;
+	if (make_dirs(d->state_dir, 0700))
+		return -EIO;
+	if (cfg->token_file) {
+		snprintf(d->token_path, sizeof(d->token_path), "%s", cfg->token_file);
+	} else if (!cfg->no_auth) {
+		/* Authentication by default: a token of our own, made once. */
+		snprintf(d->token_path, sizeof(d->token_path), "%.*s/" DAEMON_TOKEN_NAME,
+			 PATH_MAX - 16, d->state_dir);
+		if (auth_make_token(d->token_path))
+			return -EIO;
+	}
+	if (d->token_path[0] &&
+	    auth_load_token(d->token_path, d->token, sizeof(d->token), &d->token_len))
 		return -EINVAL;
 	if (cfg->guest_dir && !realpath(cfg->guest_dir, d->guest_dir)) {
 		log_errno("--guest-dir %s", cfg->guest_dir);
@@ -186,12 +197,14 @@ int daemon_run(const struct daemon_config *cfg)
 		else
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
 				  sizeof(host));
-		printf("forkd serve: listening on http://%s%s%s:%u (auth %s, state %s, runs in "
+		printf("forkd serve: listening on http://%s%s%s:%u (auth %s%s, state %s, runs in "
 		       "%s)\n",
 		       ss.ss_family == AF_INET6 ? "[" : "", host,
 		       ss.ss_family == AF_INET6 ? "]" : "", port,
-		       d->token_len ? "bearer token" : "off (loopback only)", d->state_dir,
-		       d->run_root);
+		       d->token_len ? "bearer token in "
+				    : "OFF (--no-auth: any local process and "
+				      "web page's fetch may call it)",
+		       d->token_len ? d->token_path : "", d->state_dir, d->run_root);
 		fflush(stdout);
 	}
 	for (;;) {

@@ -30,6 +30,7 @@
 #endif
 
 #define DAEMON_DEFAULT_BIND	  "127.0.0.1:8889"
+#define DAEMON_TOKEN_NAME	  "token" /* in the state directory, made on first start */
 #define DAEMON_MAX_CHILDREN	  1000
 #define DAEMON_MAX_JSON		  (8u << 20)  /* request bodies other than files */
 #define DAEMON_MAX_FILE		  (32u << 20) /* PUT .../files bodies */
@@ -37,7 +38,8 @@
 
 struct daemon_config {
 	const char *bind;	/* HOST:PORT */
-	const char *token_file; /* NULL: no authentication (loopback only) */
+	const char *token_file; /* NULL: <state_dir>/token, made on first start */
+	bool no_auth;		/* no authentication at all (loopback only) */
 	const char *state_dir;	/* SQLite database, snapshot job logs */
 	const char *run_root;	/* sandbox run directories: <run_root>/<id>/ */
 	const char *audit_log;	/* "-" for stderr */
@@ -56,6 +58,7 @@ struct daemon {
 	char jobs_dir[PATH_MAX];
 	char exe[PATH_MAX]; /* this forkd binary, for snapshot jobs */
 	char token[4097];
+	char token_path[PATH_MAX];
 	size_t token_len; /* 0: authentication off */
 	struct store store;
 	struct spawnsvc spawner;

@@ -101,6 +101,8 @@ class Daemon:
                      "--run-root", env.run]
         if token:
             self.args += ["--token-file", env.token_file]
+        elif "--token-file" not in extra:
+            self.args += ["--no-auth"]  # the default is a token of its own
         if guests:
             self.args += ["--guest-dir", os.path.join(build_dir(), "guests")]
         self.args += list(extra)

@@ -820,3 +820,31 @@ def test_snapshot_cmdline_allow_list(daemon):
                                            "guest": "agent_stub", "cmdline": cmd})
         assert st == 400 and "'%s' is not allowed" % bad in error_of(data), (cmd, data)
     assert daemon.json("GET", "/v1/snapshots/cl")[0] == 404
+
+
+def test_token_by_default(env):
+    """With neither --token-file nor --no-auth the daemon makes a token of its own
+    (0600, in its state directory), requires it, and keeps it across restarts."""
+    st_dir = env.top + "/st-default-token"
+    d = harness.Daemon(env, token=False, extra=["--state-dir", st_dir,
+                                                "--run-root", env.top + "/run-default-token"])
+    d.args.remove("--no-auth")
+    d.start()
+    path = os.path.join(st_dir, "token")
+    try:
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+        with open(path) as f:
+            tok = f.read().strip()
+        assert re.match(r"^[0-9a-f]{64}$", tok), tok
+        assert d.request("GET", "/v1/sandboxes", token=False)[0] == 401
+        assert d.request("GET", "/v1/sandboxes", token="Bearer " + tok)[0] == 200
+        assert d.request("GET", "/healthz", token=False)[0] == 200
+    finally:
+        assert d.stop() == 0
+    d.start()
+    try:
+        with open(path) as f:
+            assert f.read().strip() == tok
+        assert d.request("GET", "/v1/sandboxes", token="Bearer " + tok)[0] == 200
+    finally:
+        assert d.stop() == 0

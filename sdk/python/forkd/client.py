@@ -14,17 +14,18 @@ class Controller:
     """A client of one forkd daemon.
 
     base_url: "http://HOST:PORT" (default $FORKD_URL, else http://127.0.0.1:8889).
-    token: bearer token (default $FORKD_TOKEN; None for a daemon without --token-file).
+    token: bearer token (default $FORKD_TOKEN, else, for a daemon on loopback, the
+        token `forkd serve` made in its default state directory, when readable).
     timeout: seconds for requests that have no timeout of their own.
     """
 
     def __init__(self, base_url=None, token=None, timeout=60.0):
         base_url = base_url or os.environ.get("FORKD_URL") or DEFAULT_URL
-        if token is None:
-            token = os.environ.get("FORKD_TOKEN") or None
         u = urllib.parse.urlsplit(base_url)
         if u.scheme != "http" or not u.hostname or u.path not in ("", "/"):
             raise ValueError("base_url must be http://HOST:PORT, got %r" % base_url)
+        if token is None:
+            token = os.environ.get("FORKD_TOKEN") or _default_token(u.hostname)
         self.base_url = base_url.rstrip("/")
         self._host = u.hostname
         self._port = u.port or 80
@@ -201,6 +202,24 @@ class Controller:
     def read_file(self, sandbox_id, path):
         return self.request("GET", "/v1/sandboxes/%s/files" % _seg(sandbox_id),
                             query={"path": path}, expect_json=False)
+
+
+def _default_token(host):
+    """The token a daemon on this host made for itself (`forkd serve` without
+    --token-file), for a loopback URL only: /var/lib/forkd/token as root, else
+    $XDG_STATE_HOME/forkd/token or ~/.local/state/forkd/token. None if unreadable."""
+    if not (host.startswith("127.") or host in ("localhost", "::1")):
+        return None
+    if os.geteuid() == 0:
+        path = "/var/lib/forkd/token"
+    else:
+        base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+        path = os.path.join(base, "forkd", "token")
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def _seg(s):
