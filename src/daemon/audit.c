@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +17,9 @@
 
 int audit_open(struct audit *a, const char *path)
 {
+	const char *v;
+	uint64_t max;
+
 	pthread_mutex_init(&a->lock, NULL);
 	if (!strcmp(path, "-")) {
 		a->fd = dup(STDERR_FILENO);
@@ -21,10 +27,40 @@ int audit_open(struct audit *a, const char *path)
 			return log_errno("dup(stderr) for the audit log");
 		return 0;
 	}
-	a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (a->fd < 0)
 		return log_errno("open audit log %s", path);
+	a->path = strdup(path);
+	a->max_bytes = AUDIT_MAX_BYTES;
+	/* Test hook: rotate sooner (tests/daemon/test_api.py). */
+	if ((v = getenv("FORKD_TEST_AUDIT_MAX_BYTES")) && !parse_u64(v, &max) && max >= 1024)
+		a->max_bytes = max;
 	return 0;
+}
+
+/* Over max_bytes: the file becomes <path>.1 (the one before is dropped)
+ * and a new one starts. Called with the lock held; on failure the old
+ * file goes on growing and the failure is logged once per attempt. */
+static void rotate(struct audit *a)
+{
+	char old[PATH_MAX + 8];
+	struct stat st;
+	int fd;
+
+	if (!a->path || fstat(a->fd, &st) < 0 || (uint64_t)st.st_size < a->max_bytes)
+		return;
+	snprintf(old, sizeof(old), "%s.1", a->path);
+	if (rename(a->path, old) < 0) {
+		log_errno("rotate audit log %s", a->path);
+		return;
+	}
+	fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		log_errno("open audit log %s", a->path);
+		return;
+	}
+	close(a->fd);
+	a->fd = fd;
 }
 
 static void set_str(json_t *o, const char *key, const char *v)
@@ -71,6 +107,7 @@ void audit_write(struct audit *a, const struct audit_entry *e)
 	n = strlen(line);
 	line[n] = '\n'; /* replaces the terminator: written by length */
 	pthread_mutex_lock(&a->lock);
+	rotate(a);
 	if (write_full(a->fd, line, n + 1))
 		log_errno("write audit log");
 	pthread_mutex_unlock(&a->lock);
@@ -82,4 +119,6 @@ void audit_close(struct audit *a)
 	if (a->fd >= 0)
 		close(a->fd);
 	a->fd = -1;
+	free(a->path);
+	a->path = NULL;
 }

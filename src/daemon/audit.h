@@ -10,9 +10,15 @@
 
 #include "common/log.h"
 
+/* A log file over this is renamed to <path>.1 (replacing the one before)
+ * and a new one begun: at most twice this on disk. */
+#define AUDIT_MAX_BYTES (64ULL << 20)
+
 struct audit {
 	int fd; /* O_APPEND; -1: off */
 	pthread_mutex_t lock;
+	char *path;		      /* NULL for stderr: never rotated */
+	unsigned long long max_bytes; /* AUDIT_MAX_BYTES ($FORKD_TEST_AUDIT_MAX_BYTES) */
 };
 
 struct audit_entry {

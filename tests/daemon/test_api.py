@@ -848,3 +848,25 @@ def test_token_by_default(env):
         assert d.request("GET", "/v1/sandboxes", token="Bearer " + tok)[0] == 200
     finally:
         assert d.stop() == 0
+
+
+def test_audit_log_rotates(env, monkeypatch):
+    """An audit log over its limit becomes audit.log.1 and a new one starts: at
+    most twice the limit on disk however many requests come."""
+    monkeypatch.setenv("FORKD_TEST_AUDIT_MAX_BYTES", "4096")
+    st_dir = env.top + "/st-rotate"
+    d = harness.Daemon(env, extra=["--state-dir", st_dir, "--run-root", env.top + "/run-rot"])
+    d.start()
+    try:
+        for _ in range(200):
+            assert d.request("GET", "/v1/sandboxes")[0] == 200
+    finally:
+        assert d.stop() == 0
+    log, old = os.path.join(st_dir, "audit.log"), os.path.join(st_dir, "audit.log.1")
+    assert os.path.exists(old), os.listdir(st_dir)
+    for p in (log, old):
+        size = os.path.getsize(p)
+        assert 0 < size < 4096 + 1024, (p, size)
+        with open(p) as f:
+            for line in f:
+                assert json.loads(line)["path"] == "/v1/sandboxes"
