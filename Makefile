@@ -15,6 +15,15 @@ LDFLAGS += -fsanitize=address,undefined
 BUILD   := build-san
 endif
 
+# Fuzzing (make fuzz-check, make fuzz FUZZ_SECS=N): the library built by
+# clang with libFuzzer's coverage, ASan and UBSan; harnesses in fuzz/.
+ifeq ($(FUZZ),1)
+CC      := clang
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all -Wno-error
+BUILD   := build-fuzz
+endif
+
 LIB_SRCS := $(wildcard src/common/*.c src/vmm/*.c src/devices/*.c src/devices/virtio/*.c \
                        src/snapshot/*.c src/fork/*.c src/isolate/*.c src/daemon/*.c src/agent/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
@@ -55,6 +64,26 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libforkd.a
 
 guests:
 	$(MAKE) -C tests/guests BUILD=$(abspath $(BUILD))/guests
+
+FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/fuzz/%)
+FUZZ_SECS ?= 60
+build-fuzz/fuzz/%: fuzz/%.c build-fuzz/libforkd.a
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ $<"
+	@$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< build-fuzz/libforkd.a $(LDLIBS)
+
+# Every harness on its seed corpus and then a fixed number of generated
+# inputs from a fixed seed: the same run every time, for `make check`.
+fuzz-check:
+	@$(MAKE) -s FUZZ=1 fuzz-bins
+	@fuzz/run.sh check $(FUZZ_BINS)
+# Each harness for FUZZ_SECS seconds (new inputs go to build-fuzz/corpus/).
+fuzz:
+	@$(MAKE) -s FUZZ=1 fuzz-bins
+	@fuzz/run.sh time $(FUZZ_SECS) $(FUZZ_BINS)
+fuzz-bins: $(FUZZ_BINS)
+.PHONY: fuzz fuzz-check fuzz-bins
 
 unit-bins: $(UNIT_BINS)
 

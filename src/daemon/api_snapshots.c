@@ -385,7 +385,7 @@ static const char *const cmdline_names[] = {
 #define CMDLINE_ALLOWED_TEXT                                                                       \
 	"quiet loglevel console earlyprintk ignore_loglevel printk.time panic nokaslr "            \
 	"mitigations tsc clocksource nowatchdog audit ipv6.disable transparent_hugepage "          \
-	"numa_balancing random.trust_cpu"
+	"numa_balancing random.trust_cpu forkd.*"
 
 /* Every space-separated word of cmdline is NAME or NAME=VALUE with NAME in
  * the list and VALUE of [A-Za-z0-9._,:-]; else false, the word in bad. */
@@ -403,6 +403,9 @@ static bool cmdline_allowed(const char *cmdline, char *bad, size_t size)
 		}
 		if (name_len > len)
 			name_len = len;
+		/* forkd.*: the guest's own namespace, read by nothing that
+		 * chooses what runs */
+		ok = name_len > 6 && !strncmp(p, "forkd.", 6);
 		for (size_t i = 0; i < ARRAY_SIZE(cmdline_names) && !ok; i++)
 			ok = strlen(cmdline_names[i]) == name_len &&
 			     !strncmp(p, cmdline_names[i], name_len);

@@ -401,8 +401,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				snprintf(r->early_msg, sizeof(r->early_msg), "%s",
 					 !strcmp(r->auth, "missing")
 					     ? "authentication required: send 'Authorization: "
-					       "Bearer <token>' with the token from the daemon's "
-					       "--token-file"
+					       "Bearer <token>' with the daemon's token (its "
+					       "--token-file, else STATE_DIR/token, which the "
+					       "forkd CLI and SDK on its host read themselves)"
 					     : "invalid bearer token");
 			}
 		}

@@ -160,30 +160,17 @@ static int check_runs(const char *path, const struct memdiff *d)
 	return 0;
 }
 
-int memdiff_load(const char *dir, uint64_t mem_bytes, struct memdiff *d)
+int memdiff_parse_map(const char *path, const uint8_t *buf, size_t len, uint64_t mem_bytes,
+		      struct memdiff *d)
 {
-	char path[PATH_MAX + 16];
-	char *cbuf = NULL;
-	uint8_t *buf;
-	size_t len;
 	uint32_t version, crc;
-	struct stat st;
-	int err = -EINVAL;
+	int err;
 
 	memset(d, 0, sizeof(*d));
 	d->data_fd = -1;
-	snprintf(path, sizeof(path), "%s/memory.map", dir);
-	err = file_read(path, (size_t)HDR_BYTES + (size_t)MEMDIFF_MAX_RUNS * RUN_BYTES + 4, &cbuf,
-			&len);
-	if (err) {
-		log_err("%s: %s", path, strerror(-err));
-		return err;
-	}
-	buf = (uint8_t *)cbuf;
-	err = -EINVAL;
 	if (len < HDR_BYTES + 4 || memcmp(buf, MEMDIFF_MAGIC, 8)) {
 		log_err("%s: not a forkd memory map", path);
-		goto out;
+		return -EINVAL;
 	}
 	memcpy(&version, buf + 8, 4);
 	memcpy(&d->nr_runs, buf + 12, 4);
@@ -193,31 +180,53 @@ int memdiff_load(const char *dir, uint64_t mem_bytes, struct memdiff *d)
 	if (version != MEMDIFF_VERSION) {
 		log_err("%s: version %u; this forkd reads version %d", path, version,
 			MEMDIFF_VERSION);
-		err = -EPROTO;
-		goto out;
+		return -EPROTO;
 	}
 	if (d->nr_runs > MEMDIFF_MAX_RUNS ||
 	    len != HDR_BYTES + (size_t)d->nr_runs * RUN_BYTES + 4 ||
 	    crc != (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf, (uInt)(len - 4))) {
 		log_err("%s: damaged (length or checksum wrong)", path);
-		goto out;
+		return -EINVAL;
 	}
 	if (d->mem_bytes != mem_bytes) {
 		log_err("%s: a diff of %llu bytes of RAM; the snapshot's guest has %llu", path,
 			(unsigned long long)d->mem_bytes, (unsigned long long)mem_bytes);
-		goto out;
+		return -EINVAL;
 	}
 	d->runs = calloc(d->nr_runs ? d->nr_runs : 1, sizeof(*d->runs));
-	if (!d->runs) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!d->runs)
+		return -ENOMEM;
 	for (uint32_t i = 0; i < d->nr_runs; i++) {
 		memcpy(&d->runs[i].first, buf + HDR_BYTES + (size_t)i * RUN_BYTES, 8);
 		memcpy(&d->runs[i].count, buf + HDR_BYTES + (size_t)i * RUN_BYTES + 8, 8);
 	}
-	if ((err = check_runs(path, d)))
-		goto out;
+	err = check_runs(path, d);
+	if (err)
+		memdiff_free(d);
+	return err;
+}
+
+int memdiff_load(const char *dir, uint64_t mem_bytes, struct memdiff *d)
+{
+	char path[PATH_MAX + 16];
+	char *buf = NULL;
+	size_t len;
+	struct stat st;
+	int err;
+
+	memset(d, 0, sizeof(*d));
+	d->data_fd = -1;
+	snprintf(path, sizeof(path), "%s/memory.map", dir);
+	err = file_read(path, (size_t)HDR_BYTES + (size_t)MEMDIFF_MAX_RUNS * RUN_BYTES + 4, &buf,
+			&len);
+	if (err) {
+		log_err("%s: %s", path, strerror(-err));
+		return err;
+	}
+	err = memdiff_parse_map(path, (const uint8_t *)buf, len, mem_bytes, d);
+	free(buf);
+	if (err)
+		return err;
 	snprintf(path, sizeof(path), "%s/memory.diff", dir);
 	d->data_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (d->data_fd < 0) {
@@ -229,11 +238,8 @@ int memdiff_load(const char *dir, uint64_t mem_bytes, struct memdiff *d)
 		log_err("%s: not a regular file of %llu bytes", path,
 			(unsigned long long)mem_bytes);
 		err = -EINVAL;
-		goto out;
 	}
-	err = 0;
 out:
-	free(buf);
 	if (err)
 		memdiff_free(d);
 	return err;

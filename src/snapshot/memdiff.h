@@ -23,6 +23,7 @@
 #ifndef FORKD_SNAPSHOT_MEMDIFF_H
 #define FORKD_SNAPSHOT_MEMDIFF_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/log.h"
@@ -57,6 +58,12 @@ int memdiff_scan(const struct guest_mem *mem, int pagemap_fd, struct memdiff_run
  * the VMM jail. 0 or -errno. */
 int memdiff_write(const struct guest_mem *mem, const struct memdiff_run *runs, uint32_t nr_runs,
 		  uint64_t pages, int data_fd, int map_fd) __must_check;
+
+/* Check a memory.map image (path names it in messages): header, CRC, runs
+ * sorted, apart, non-empty, inside mem_bytes of RAM and adding up. On
+ * success d->runs is allocated (d->data_fd is -1). One error line. */
+int memdiff_parse_map(const char *path, const uint8_t *buf, size_t len, uint64_t mem_bytes,
+		      struct memdiff *d) __must_check;
 
 /* Read and check <dir>/memory.map and open <dir>/memory.diff for a guest
  * of mem_bytes. One error line on failure. */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/util.h"
 #include "snapshot/vmstate.h"
 #include "vmm/vm.h"
@@ -193,7 +194,25 @@ static int read_devices(const char *path, json_t *d, struct snapshot_meta *m)
 
 int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], *text = NULL;
+	size_t len;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/snapshot.json", dir);
+	memset(m, 0, sizeof(*m));
+	err = file_read(path, SNAPSHOT_META_MAX, &text, &len);
+	if (err) {
+		log_err("%s: %s", path,
+			err == -EFBIG ? "over 64 KiB: not a snapshot.json" : strerror(-err));
+		return err;
+	}
+	err = snapshot_meta_parse(path, text, len, m);
+	free(text);
+	return err;
+}
+
+int snapshot_meta_parse(const char *path, const char *text, size_t len, struct snapshot_meta *m)
+{
 	const char *tag, *created, *kernel, *initrd, *cmdline, *parent = NULL;
 	const char *memory = "full", *parent_created = "";
 	json_t *jparent = NULL;
@@ -202,12 +221,9 @@ int snapshot_meta_read(const char *dir, struct snapshot_meta *m)
 	json_t *o;
 	int err = -EINVAL;
 
-	snprintf(path, sizeof(path), "%s/snapshot.json", dir);
 	memset(m, 0, sizeof(*m));
-	o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!o) {
-		if (access(path, F_OK) < 0)
-			return log_errno("%s", path);
 		log_err("%s: line %d: %s", path, jerr.line, jerr.text);
 		return -EINVAL;
 	}

@@ -77,8 +77,13 @@ struct snapshot_meta {
 /* Set created (now, UTC) and format_version, as every new snapshot has. */
 void snapshot_meta_stamp(struct snapshot_meta *m, time_t now);
 int snapshot_meta_write(const char *dir, const struct snapshot_meta *m) __must_check;
-/* Reads and validates snapshot.json (types, ranges, tag, version). */
+/* Reads and validates snapshot.json (types, ranges, tag, version); at most
+ * SNAPSHOT_META_MAX bytes, a regular file. */
+#define SNAPSHOT_META_MAX (64 * 1024)
 int snapshot_meta_read(const char *dir, struct snapshot_meta *m) __must_check;
+/* The same checks on text already read (path names it in messages). */
+int snapshot_meta_parse(const char *path, const char *text, size_t len,
+			struct snapshot_meta *m) __must_check;
 
 /* Write guest RAM to <dir>/memory.bin densely, leaving all-zero pages as
  * holes; fsync'ed, written through a temporary name. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# POST /v1/snapshots kind "image" on a real `forkd serve` (loopback, no
-# token, private state): the job runs `forkd snapshot --image`, here with a
+# POST /v1/snapshots kind "image" on a real `forkd serve` (loopback, --no-auth:
+# no token, private state): the job runs `forkd snapshot --image`, here with a
 # fake image in a private FORKD_CACHE whose vmlinuz is tests/guests/
 # agent_stub (the real Linux image takes minutes: tests/e2e).
 #   - no "image", a bad tag, "guest" with kind image, "image" with kind
@@ -43,7 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$FORKD" serve --bind 127.0.0.1:0 --state-dir "$top/st" --run-root "$top/run" \
+"$FORKD" serve --bind 127.0.0.1:0 --no-auth --state-dir "$top/st" --run-root "$top/run" \
 	--guest-dir "$guests" --audit-log "$WORK/audit.log" >"$WORK/serve.out" 2>"$WORK/serve.err" &
 serve_pid=$!
 port=""
