@@ -20,7 +20,7 @@ endif
 ifeq ($(FUZZ),1)
 CC      := clang
 CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
-           -fno-sanitize-recover=all -Wno-error
+           -fno-sanitize-recover=all -Wno-error -Wno-gnu-variable-sized-type-not-at-end
 BUILD   := build-fuzz
 endif
 
@@ -133,13 +133,13 @@ test-e2e: $(BUILD)/forkd
 test-e2e-image: $(BUILD)/forkd
 	@tests/e2e/image_fork.sh $(abspath $(BUILD))
 
-FORMAT_SRCS = $(shell find src tests -name '*.[ch]' -not -path '*/build*')
+FORMAT_SRCS = $(shell find src tests fuzz -name '*.[ch]' -not -path '*/build*')
 format:
 	clang-format -i $(FORMAT_SRCS)
 format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRCS) && echo "format-check: ok"
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

@@ -2,7 +2,7 @@
 # Run the fuzz harnesses (fuzz/fuzz_*.c, built by `make fuzz-bins`).
 #
 #   fuzz/run.sh check BIN...       each on its seed corpus, then FUZZ_RUNS
-#                                  (default 20000) inputs from seed 1: the
+#                                  (default 300000) inputs from seed 1: the
 #                                  same run every time (make check)
 #   fuzz/run.sh time SECS BIN...   each for SECS seconds; new inputs are kept
 #                                  in build-fuzz/corpus/NAME (make fuzz)
@@ -28,7 +28,7 @@ for bin in "$@"; do
 	work=$out/corpus/$name
 	mkdir -p "$work"
 	if [[ $mode == check ]]; then
-		args=(-seed=1 -runs="${FUZZ_RUNS:-20000}" "$work" "$seeds")
+		args=(-seed=1 -runs="${FUZZ_RUNS:-300000}" "$work" "$seeds")
 		rm -rf "${work:?}"/*
 	else
 		args=(-max_total_time="$secs" "$work" "$seeds")

@@ -5,8 +5,8 @@
 set -euo pipefail
 
 PACKAGES=(
-	# build
-	build-essential pkg-config clang-format
+	# build; clang for the fuzz harnesses (libFuzzer, fuzz/)
+	build-essential pkg-config clang-format clang
 	# libraries
 	libzstd-dev zlib1g-dev liblz4-dev libcmocka-dev
 	libjansson-dev libmicrohttpd-dev libsqlite3-dev libseccomp-dev libmnl-dev libnftnl-dev

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (`make check`):
 #   1. format check, build (forkd, test guests, unit tests; plain and ASan/UBSan)
-#   2. unit tests (cmocka, no KVM), the KVM lab itself (scripts/kvm-lab,
+#   2. unit tests (cmocka, no KVM), the fuzz harnesses (fuzz/, fixed inputs),
+#      the KVM lab itself (scripts/kvm-lab,
 #      booted for real whether or not this host has KVM) and the agent
 #      suite (host only)
 #   3. VMM tests: freestanding test guests on real KVM
@@ -95,6 +96,9 @@ kvm_suite() {
 run_suite format make -s format-check
 run_suite build make -s all guests unit-bins
 run_suite unit make -s test-unit
+# The parsers of untrusted files under libFuzzer (fuzz/): the same fixed
+# inputs every run, so a change that makes one crash fails here.
+run_suite fuzz make -s fuzz-check
 run_suite lab make -s test-lab
 run_suite agent make -s test-agent
 if ((lab)); then
