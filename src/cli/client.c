@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/http_client.h"
 #include "cli/kept_cli.h"
+#include "common/util.h"
 #include "fork/child.h"
 #include "fork/kept.h"
 
@@ -115,29 +116,25 @@ bool client_opt(struct client *c, int opt)
 }
 
 /* The token a daemon on this host made for itself (`forkd serve` without
- * --token-file: <its default state dir>/token, the same rule as the
- * daemon's: /var/lib/forkd as root, else $XDG_STATE_HOME/forkd or
- * ~/.local/state/forkd), for a daemon URL on loopback only: a local
- * secret never goes to another host. NULL when there is none to read. */
+ * --token-file: <its default state dir>/token), for a daemon URL on
+ * loopback only: a local secret never goes to another host. NULL when
+ * there is none to read. */
 static const char *default_token(const char *url)
 {
 	static char buf[4097];
-	const char *host = strstr(url, "://"), *v;
-	char path[PATH_MAX];
+	const char *host = strstr(url, "://");
+	char dir[PATH_MAX], path[PATH_MAX + 8];
 	FILE *f;
 	size_t n;
 
 	host = host ? host + 3 : url;
 	if (strncmp(host, "127.", 4) && strncmp(host, "localhost", 9) && strncmp(host, "[::1]", 5))
 		return NULL;
-	if (geteuid() == 0)
-		snprintf(path, sizeof(path), "/var/lib/forkd/token");
-	else if ((v = getenv("XDG_STATE_HOME")) && v[0] == '/')
-		snprintf(path, sizeof(path), "%s/forkd/token", v);
-	else if ((v = getenv("HOME")) && v[0] == '/')
-		snprintf(path, sizeof(path), "%s/.local/state/forkd/token", v);
-	else
+	/* The daemon's own rule for its state directory (daemon.c). */
+	if (util_default_dir(dir, sizeof(dir), NULL, "/var/lib/forkd", "XDG_STATE_HOME",
+			     ".local/state/forkd", NULL))
 		return NULL;
+	snprintf(path, sizeof(path), "%s/token", dir);
 	f = fopen(path, "re");
 	if (!f)
 		return NULL;

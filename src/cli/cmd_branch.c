@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/kept_cli.h"
 #include "common/util.h"
 #include "fork/branch.h"
 #include "fork/child.h"
@@ -55,21 +56,10 @@ static int branch_kept(const struct client *c, const char *id, enum branch_mode 
 	struct branch_result res;
 	struct child_rec r;
 	char why[600];
-	int err = kept_read(id, &r);
+	int err;
 
-	if (err) {
-		fprintf(stderr, "forkd snapshot: error: %s\n",
-			err == -ENOENT ? "no such kept child (see 'forkd ls')"
-				       : "unreadable registry entry");
+	if (kept_cli_live("snapshot", id, &r))
 		return 1;
-	}
-	if (!child_alive(r.pid, r.start_time)) {
-		fprintf(stderr,
-			"forkd snapshot: error: kept child %s has exited (pid %d is gone); "
-			"nothing to branch\n",
-			id, (int)r.pid);
-		return 1;
-	}
 	log_error_clear();
 	err = branch_take(r.run_dir, r.tag, tag, mode, &res);
 	if (err) {

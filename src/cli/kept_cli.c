@@ -113,10 +113,9 @@ int kept_cli_kill(const char *verb, const char *id, bool json)
 	return 0;
 }
 
-int kept_cli_run_dir(const char *verb, const char *id, char *buf, size_t size)
+int kept_cli_live(const char *verb, const char *id, struct child_rec *r)
 {
-	struct child_rec r;
-	int err = kept_read(id, &r);
+	int err = kept_read(id, r);
 
 	if (err) {
 		fprintf(stderr, "forkd %s: error: %s\n", verb,
@@ -124,13 +123,22 @@ int kept_cli_run_dir(const char *verb, const char *id, char *buf, size_t size)
 				       : "unreadable registry entry");
 		return 1;
 	}
-	if (!child_alive(r.pid, r.start_time)) {
+	if (!child_alive(r->pid, r->start_time)) {
 		fprintf(stderr,
 			"forkd %s: error: kept child %s has exited (pid %d is gone); remove its "
 			"entry with 'forkd kill %s'\n",
-			verb, id, (int)r.pid, id);
+			verb, id, (int)r->pid, id);
 		return 1;
 	}
+	return 0;
+}
+
+int kept_cli_run_dir(const char *verb, const char *id, char *buf, size_t size)
+{
+	struct child_rec r;
+
+	if (kept_cli_live(verb, id, &r))
+		return 1;
 	if ((size_t)snprintf(buf, size, "%s", r.run_dir) >= size)
 		return 1;
 	return 0;

@@ -26,6 +26,10 @@ void kept_cli_print(json_t *arr);
  * did not stop). */
 int kept_cli_kill(const char *verb, const char *id, bool json);
 
+/* Kept child id's registry entry, when it is alive; 0, or 1 after printing
+ * why not (no such child, unreadable entry, exited). */
+int kept_cli_live(const char *verb, const char *id, struct child_rec *r);
+
 /* id's run directory, for a live kept child; 0, or 1 after printing why. */
 int kept_cli_run_dir(const char *verb, const char *id, char *buf, size_t size);
 

@@ -132,3 +132,21 @@ int make_dirs(const char *path, mode_t mode)
 		return log_errno("mkdir %s", buf);
 	return 0;
 }
+
+int util_default_dir(char *buf, size_t size, const char *given, const char *root_default,
+		     const char *xdg, const char *home_rel, const char *what)
+{
+	const char *v;
+
+	if (given)
+		return (size_t)snprintf(buf, size, "%s", given) < size ? 0 : -ENAMETOOLONG;
+	if (geteuid() == 0)
+		return (size_t)snprintf(buf, size, "%s", root_default) < size ? 0 : -ENAMETOOLONG;
+	if ((v = getenv(xdg)) && v[0] == '/')
+		return (size_t)snprintf(buf, size, "%s/forkd", v) < size ? 0 : -ENAMETOOLONG;
+	if (home_rel && (v = getenv("HOME")) && v[0] == '/')
+		return (size_t)snprintf(buf, size, "%s/%s", v, home_rel) < size ? 0 : -ENAMETOOLONG;
+	if (what)
+		log_err("no %s: pass it explicitly (or set $%s)", what, xdg);
+	return -EINVAL;
+}

@@ -29,6 +29,15 @@ static inline uint64_t now_ns(void)
 
 /* read(2)/write(2)/pread/pwrite until done: 0 on success, -errno on error,
  * -EIO on an unexpected end of file. */
+/* Unix time in milliseconds (records, job start times). */
+static inline int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int read_full(int fd, void *buf, size_t len);
 int write_full(int fd, const void *buf, size_t len);
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
@@ -41,6 +50,13 @@ int parse_u64(const char *s, uint64_t *out);
 /* mkdir -p: every missing directory of path; the last one gets mode, those
  * above it 0755. 0, or -errno (reported; -ENAMETOOLONG unreported). */
 int make_dirs(const char *path, mode_t mode);
+
+/* A directory forkd keeps by default: `given` if set, else root_default
+ * for root, else $xdg/forkd, else $HOME/home_rel (NULL: none). When there
+ * is none, -EINVAL and one error line naming `what` (NULL: no line). The daemon's state and run
+ * directories, and where its clients look for its token. */
+int util_default_dir(char *buf, size_t size, const char *given, const char *root_default,
+		     const char *xdg, const char *home_rel, const char *what);
 
 /* For functions that report into a caller's buffer: format the message
  * into err (when given) and return code. */

@@ -45,14 +45,6 @@ struct writing {
 static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
 static struct writing wtable[MAX_WRITING];
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct writing *find(const char *tag)
 {
 	for (size_t i = 0; i < MAX_WRITING; i++)
@@ -182,7 +174,7 @@ static void start_async(struct api_resp *rs, const struct child_rec *r, const ch
 	w->used = true;
 	w->d = d;
 	w->mode = mode;
-	w->started_ms = now_ms();
+	w->started_ms = wall_ms();
 	snprintf(w->tag, sizeof(w->tag), "%s", tag);
 	snprintf(w->parent, sizeof(w->parent), "%s", r->tag);
 	snprintf(w->sandbox, sizeof(w->sandbox), "%s", r->id);

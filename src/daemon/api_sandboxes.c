@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,14 +13,6 @@
 #include "daemon/sandbox.h"
 #include "isolate/cgroup.h"
 #include "isolate/netns.h"
-
-static int64_t now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static json_t *iso_time(int64_t ms)
 {
@@ -230,7 +221,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 	struct child_rec *recs = calloc(n, sizeof(*recs));
 	json_t *req, *kids = NULL, *reply = NULL, *out;
 	char first_err[600] = "";
-	int64_t created = now_ms();
+	int64_t created = wall_ms();
 	unsigned agent_secs =
 	    d->cfg.agent_timeout_secs ? d->cfg.agent_timeout_secs : DAEMON_AGENT_TIMEOUT_SECS;
 	uint32_t *nsidx = NULL;

@@ -507,7 +507,6 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 	char vsock[PATH_MAX + 16], console[PATH_MAX + 16];
 	json_int_t mem, vcpus;
 	struct job_rec j = {0};
-	struct timespec ts;
 	struct stat st;
 	bool image;
 	json_t *v;
@@ -614,8 +613,7 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 	snprintf(j.kind, sizeof(j.kind), "%s", kind);
 	j.pid = json_integer_value(json_object_get(reply, "pid"));
 	j.start_time = (uint64_t)json_integer_value(json_object_get(reply, "start_time"));
-	clock_gettime(CLOCK_REALTIME, &ts);
-	j.started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	j.started_ms = wall_ms();
 	if (store_job_put(&d->store, &j)) {
 		api_error(rs, 500, "cannot record the snapshot job");
 		goto unlock;

@@ -65,23 +65,6 @@ static int parse_bind(const char *s, struct sockaddr_storage *ss, bool *loopback
 	return -EINVAL;
 }
 
-static int default_dir(char *buf, size_t size, const char *given, const char *root_default,
-		       const char *xdg, const char *home_rel, const char *what)
-{
-	const char *v;
-
-	if (given)
-		return (size_t)snprintf(buf, size, "%s", given) < size ? 0 : -ENAMETOOLONG;
-	if (geteuid() == 0)
-		return (size_t)snprintf(buf, size, "%s", root_default) < size ? 0 : -ENAMETOOLONG;
-	if ((v = getenv(xdg)) && v[0] == '/')
-		return (size_t)snprintf(buf, size, "%s/forkd", v) < size ? 0 : -ENAMETOOLONG;
-	if (home_rel && (v = getenv("HOME")) && v[0] == '/')
-		return (size_t)snprintf(buf, size, "%s/%s", v, home_rel) < size ? 0 : -ENAMETOOLONG;
-	log_err("no %s: pass it explicitly (or set $%s)", what, xdg);
-	return -EINVAL;
-}
-
 static int setup(struct daemon *d, const struct daemon_config *cfg, struct sockaddr_storage *ss)
 {
 	bool loopback = false;
@@ -104,10 +87,10 @@ static int setup(struct daemon *d, const struct daemon_config *cfg, struct socka
 			cfg->bind);
 		return -EPERM;
 	}
-	if (default_dir(d->state_dir, sizeof(d->state_dir), cfg->state_dir, "/var/lib/forkd",
-			"XDG_STATE_HOME", ".local/state/forkd", "--state-dir") ||
-	    default_dir(d->run_root, sizeof(d->run_root), cfg->run_root, "/run/forkd",
-			"XDG_RUNTIME_DIR", NULL, "--run-root"))
+	if (util_default_dir(d->state_dir, sizeof(d->state_dir), cfg->state_dir, "/var/lib/forkd",
+			     "XDG_STATE_HOME", ".local/state/forkd", "--state-dir") ||
+	    util_default_dir(d->run_root, sizeof(d->run_root), cfg->run_root, "/run/forkd",
+			     "XDG_RUNTIME_DIR", NULL, "--run-root"))
 		return -EINVAL;
 	if (make_dirs(d->state_dir, 0700))
 		return -EIO;

@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
+
+#include "common/util.h"
 
 #define SANDBOX_COLS                                                                               \
 	"id, snapshot_tag, child_index, pid, start_time, run_dir, live_fork, hugepages, "          \
@@ -38,14 +39,6 @@ static const struct {
     {"memory_limit_mib", "INTEGER NOT NULL DEFAULT 0"},
     {"cgroup", "TEXT NOT NULL DEFAULT ''"},
 };
-
-static int64_t now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static int db_err(struct store *s, const char *what)
 {
@@ -283,7 +276,7 @@ int store_snapshot_seen(struct store *s, const char *tag)
 	if (!st)
 		return -EIO;
 	sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_ms());
+	sqlite3_bind_int64(st, 2, wall_ms());
 	return step_done(s, st, "record snapshot");
 }
 

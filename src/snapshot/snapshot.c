@@ -357,6 +357,19 @@ int snapshot_check_memory(const char *dir, uint64_t bytes)
 	return 0;
 }
 
+/* vm's state into an open writer, committed; abandoned on failure. */
+static int save_state(struct vm *vm, struct vmstate_writer *w)
+{
+	struct vm_section_sink sink = vmstate_sink(w);
+	int err = vm_persist_save(vm, &sink);
+
+	if (err) {
+		vmstate_writer_abort(w);
+		return err;
+	}
+	return vmstate_writer_commit(w);
+}
+
 void snapshot_meta_stamp(struct snapshot_meta *m, time_t now)
 {
 	struct tm tm;
@@ -368,7 +381,6 @@ void snapshot_meta_stamp(struct snapshot_meta *m, time_t now)
 int snapshot_create(struct vm *vm, const char *dir, struct snapshot_meta *meta)
 {
 	struct vmstate_writer w;
-	struct vm_section_sink sink;
 	char path[PATH_MAX + 64];
 	time_t now = time(NULL);
 	uint64_t t0 = now_ns(), t_state, t_mem;
@@ -376,16 +388,7 @@ int snapshot_create(struct vm *vm, const char *dir, struct snapshot_meta *meta)
 
 	snprintf(path, sizeof(path), "%s/vmstate", dir);
 	err = vmstate_writer_open(&w, path);
-	if (err)
-		return err;
-	sink = vmstate_sink(&w);
-	err = vm_persist_save(vm, &sink);
-	if (err) {
-		vmstate_writer_abort(&w);
-		return err;
-	}
-	err = vmstate_writer_commit(&w);
-	if (err)
+	if (err || (err = save_state(vm, &w)))
 		return err;
 	t_state = now_ns();
 	err = snapshot_write_memory(dir, &vm->mem);
@@ -404,18 +407,9 @@ int snapshot_create(struct vm *vm, const char *dir, struct snapshot_meta *meta)
 int snapshot_save_state_fd(struct vm *vm, int fd)
 {
 	struct vmstate_writer w;
-	struct vm_section_sink sink;
 	int err = vmstate_writer_open_fd(&w, fd, "vmstate");
 
-	if (err)
-		return err;
-	sink = vmstate_sink(&w);
-	err = vm_persist_save(vm, &sink);
-	if (err) {
-		vmstate_writer_abort(&w);
-		return err;
-	}
-	return vmstate_writer_commit(&w);
+	return err ?: save_state(vm, &w);
 }
 
 uint32_t snapshot_devices_count(const struct snapshot_devices *d)
