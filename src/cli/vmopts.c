@@ -23,6 +23,7 @@ enum {
 	O_VSOCK,
 	O_VSOCK_CID,
 	O_NO_RNG,
+	O_NO_VMGENID,
 };
 
 const struct option vmopts_long[] = {
@@ -41,6 +42,7 @@ const struct option vmopts_long[] = {
     {"vsock", required_argument, NULL, O_VSOCK},
     {"vsock-cid", required_argument, NULL, O_VSOCK_CID},
     {"no-rng", no_argument, NULL, O_NO_RNG},
+    {"no-vmgenid", no_argument, NULL, O_NO_VMGENID},
     {0},
 };
 
@@ -62,6 +64,8 @@ void vmopts_help(FILE *f)
 		   "                         connections to port P reach PATH_P)\n"
 		   "  --vsock-cid N          guest CID (default 3)\n"
 		   "  --no-rng               no virtio-rng device\n"
+		   "  --no-vmgenid           no VM generation ID (ACPI; children of a snapshot\n"
+		   "                         made without it do not get a new one either)\n"
 		   "  --console PATH|-       serial console output (default -, stdout)\n"
 		   "  --console-max-mib N    stop writing the console after N MiB (default 16)\n"
 		   "  --timeout-secs N       give up after N seconds (default: none)\n"
@@ -171,6 +175,9 @@ bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg)
 		break;
 	case O_NO_RNG:
 		s->dev.rng = false;
+		break;
+	case O_NO_VMGENID:
+		s->dev.vmgenid = false;
 		break;
 	default:
 		return false;

@@ -11,6 +11,7 @@
 #include "devices/virtio/rng.h"
 #include "devices/virtio/vsock.h"
 #include "devices/vmctl.h"
+#include "devices/vmgenid.h"
 
 void machine_spec_init(struct machine_spec *s)
 {
@@ -22,6 +23,7 @@ void machine_spec_init(struct machine_spec *s)
 	memcpy(s->mac, mac, 6);
 	s->dev.vsock_cid = 3;
 	s->dev.rng = true;
+	s->dev.vmgenid = true;
 	s->console_fd = -1;
 	s->console_max_bytes = 16 * MIB;
 	s->warm_fd = -1;
@@ -55,7 +57,8 @@ int machine_build(struct vm *vm, const struct machine_spec *s, struct vmctl **vm
 		return err;
 	/* The order below is part of the snapshot format: see machine.h. */
 	if ((err = serial_create(vm, &so)) || (err = i8042_create(vm)) ||
-	    (err = acpi_sleep_create(vm)) || (err = vmctl_create(vm, s->warm_fd, vmctl)))
+	    (err = acpi_sleep_create(vm)) || (err = vmctl_create(vm, s->warm_fd, vmctl)) ||
+	    (s->dev.vmgenid && (err = vmgenid_create(vm))))
 		goto fail;
 	for (uint32_t i = 0; i < s->dev.nr_disks; i++) {
 		struct virtio_blk_opts bo = {.path = s->dev.disks[i].path,

@@ -5,8 +5,8 @@
  * or restored, is built here:
  *   serial (COM1), i8042, vmctl, virtio-blk per disk, virtio-net,
  *   virtio-vsock, virtio-rng.
- * (The ACPI sleep register is created between i8042 and vmctl; it has no
- * state and is not in the device list.) */
+ * (The ACPI sleep register is created between i8042 and vmctl, and the VM
+ * generation ID after vmctl; neither has state nor is in the device list.) */
 #ifndef FORKD_FORK_MACHINE_H
 #define FORKD_FORK_MACHINE_H
 

@@ -13,6 +13,7 @@
 
 #include "common/util.h"
 #include "devices/vmctl.h"
+#include "devices/vmgenid.h"
 #include "fork/ctl.h"
 #include "fork/machine.h"
 #include "isolate/cgroup.h"
@@ -156,7 +157,7 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	in = vmstate_source(&img->vs);
 	if ((err = vm_persist_check_cpuid(vm, &img->machine)) ||
 	    (err = vm_persist_restore(vm, &in, &img->machine)) ||
-	    (err = vmctl_set_identity(vmctl, o->index)))
+	    (err = vmctl_set_identity(vmctl, o->index)) || (err = vmgenid_new_generation(vm)))
 		goto out;
 	if ((err = ctl_open(&ctl, vm, dir)))
 		goto out;

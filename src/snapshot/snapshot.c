@@ -126,9 +126,9 @@ int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
 	for (uint32_t i = 0; disks && i < m->dev.nr_disks; i++)
 		json_array_append_new(disks, json_pack("{s:s, s:b}", "path", m->dev.disks[i].path,
 						       "read_only", m->dev.disks[i].read_only));
-	devices =
-	    json_pack("{s:b, s:o, s:b, s:b, s:I}", "rng", m->dev.rng, "disks", disks, "net",
-		      m->dev.net, "vsock", m->dev.vsock, "vsock_cid", (json_int_t)m->dev.vsock_cid);
+	devices = json_pack("{s:b, s:o, s:b, s:b, s:I, s:b}", "rng", m->dev.rng, "disks", disks,
+			    "net", m->dev.net, "vsock", m->dev.vsock, "vsock_cid",
+			    (json_int_t)m->dev.vsock_cid, "vmgenid", m->dev.vmgenid);
 	if (!devices || json_object_set_new(o, "devices", devices) ||
 	    (m->mem_diff &&
 	     (json_object_set_new(o, "memory", json_string("diff")) ||
@@ -161,16 +161,16 @@ static int read_devices(const char *path, json_t *d, struct snapshot_meta *m)
 {
 	json_t *disks, *disk;
 	json_int_t cid = 0;
-	int rng, net, vsock;
+	int rng, net, vsock, vmgenid = 0; /* absent before the device existed */
 	size_t i;
 
 	if (!d ||
-	    json_unpack(d, "{s:b, s:o, s:b, s:b, s:I}", "rng", &rng, "disks", &disks, "net", &net,
-			"vsock", &vsock, "vsock_cid", &cid) ||
+	    json_unpack(d, "{s:b, s:o, s:b, s:b, s:I, s?b}", "rng", &rng, "disks", &disks, "net",
+			&net, "vsock", &vsock, "vsock_cid", &cid, "vmgenid", &vmgenid) ||
 	    !json_is_array(disks) || json_array_size(disks) > SNAPSHOT_MAX_DISKS ||
 	    (vsock && (cid < 3 || cid > 0xfffffffeLL))) {
-		log_err("%s: 'devices' must be {rng, disks[<=%d], net, vsock, vsock_cid}", path,
-			SNAPSHOT_MAX_DISKS);
+		log_err("%s: 'devices' must be {rng, disks[<=%d], net, vsock, vsock_cid, vmgenid?}",
+			path, SNAPSHOT_MAX_DISKS);
 		return -EINVAL;
 	}
 	json_array_foreach(disks, i, disk)
@@ -189,6 +189,7 @@ static int read_devices(const char *path, json_t *d, struct snapshot_meta *m)
 	m->dev.net = net;
 	m->dev.vsock = vsock;
 	m->dev.vsock_cid = (uint64_t)cid;
+	m->dev.vmgenid = vmgenid;
 	return 0;
 }
 

@@ -42,6 +42,8 @@ struct snapshot_devices {
 	bool vsock;
 	uint64_t vsock_cid;
 	bool rng;
+	/* The VM generation ID (devices/vmgenid.h); stateless, not counted. */
+	bool vmgenid;
 };
 
 /* Devices every machine has before the set: serial, i8042, vmctl (the

@@ -195,6 +195,48 @@ static const uint8_t aml_com1[] = {
     0x79, 0x00,						  /* End tag */
 };
 
+/* Device(VGEN): the VM generation ID (devices/vmgenid.h). ADDR is a
+ * Package {low 32 bits, high 32 bits} of the ID's guest-physical address,
+ * which Linux's vmgenid driver reads when it binds. */
+static const char aml_vgen[] = "VGEN" /* Device(VGEN) */
+			       "\x08_HID\x0d"
+			       "VMGENCTR\0" /* Name(_HID, "VMGENCTR") */
+			       "\x08"
+			       "ADDR\x12\x08\x02"     /* Name(ADDR, Package(2) { */
+			       "\x0c\x00\xf0\x0f\x00" /* DWordConst 0xFF000, */
+			       "\x00";		      /* Zero }) */
+_Static_assert(ACPI_VMGENID_ADDR == 0xFF000, "aml_vgen spells the address out");
+_Static_assert(sizeof(aml_vgen) - 1 == 33, "aml_vgen's Package length");
+
+/* Device(GED0): a Generic Event Device (ACPI0013) whose one edge-triggered
+ * interrupt runs _EVT, which tells VGEN's driver the ID changed (Notify
+ * 0x80). */
+static const char aml_ged[] = "GED0" /* Device(GED0) */
+			      "\x08_HID\x0d"
+			      "ACPI0013\0"		    /* Name(_HID, "ACPI0013") */
+			      "\x08_UID\x00"		    /* Name(_UID, Zero) */
+			      "\x08_CRS\x11\x0e\x0a\x0b"    /* Name(_CRS, Buffer(11) { */
+			      "\x89\x06\x00\x03\x01"	    /* Interrupt(consumer, edge, high) */
+			      "\x10\x00\x00\x00"	    /* { 16 } */
+			      "\x79\x00"		    /* End tag }) */
+			      "\x14\x13_EVT\x01"	    /* Method(_EVT, 1) { */
+			      "\x86\\\x2e_SB_VGEN\x0a\x80"; /* Notify(\_SB.VGEN, 0x80) } */
+_Static_assert(ACPI_VMGENID_GSI == 16, "aml_ged spells the GSI out");
+_Static_assert(sizeof(aml_ged) - 1 == 65, "aml_ged's Buffer and Method lengths");
+
+static size_t aml_fixed_device_size(size_t len)
+{
+	return 2 + aml_pkglen_size(len) + len; /* ExtOpPrefix DeviceOp PkgLength */
+}
+
+static void aml_fixed_device(struct aml *a, const uint8_t *dev, size_t len)
+{
+	aml_byte(a, 0x5b); /* ExtOpPrefix */
+	aml_byte(a, 0x82); /* DeviceOp */
+	aml_pkglen(a, len);
+	aml_bytes(a, dev, len);
+}
+
 static void aml_dsdt_body(struct aml *a, struct vm *vm)
 {
 	/* Name(\_S5, Package(2) {5, 0}) */
@@ -207,7 +249,10 @@ static void aml_dsdt_body(struct aml *a, struct vm *vm)
 	aml_byte(a, 0x12); /* PackageOp */
 	aml_pkglen(a, sizeof(s5_elems));
 	aml_bytes(a, s5_elems, sizeof(s5_elems));
-	scope_body += 2 + aml_pkglen_size(sizeof(aml_com1)) + sizeof(aml_com1);
+	scope_body += aml_fixed_device_size(sizeof(aml_com1));
+	if (vm->vmgenid)
+		scope_body += aml_fixed_device_size(sizeof(aml_vgen) - 1) +
+			      aml_fixed_device_size(sizeof(aml_ged) - 1);
 	for (i = 0; i < vm->nr_virtio; i++) {
 		uint64_t base;
 		unsigned irq;
@@ -221,10 +266,11 @@ static void aml_dsdt_body(struct aml *a, struct vm *vm)
 	aml_byte(a, 0x10); /* ScopeOp */
 	aml_pkglen(a, scope_body);
 	aml_bytes(a, "\\_SB_", 5);
-	aml_byte(a, 0x5b); /* ExtOpPrefix */
-	aml_byte(a, 0x82); /* DeviceOp */
-	aml_pkglen(a, sizeof(aml_com1));
-	aml_bytes(a, aml_com1, sizeof(aml_com1));
+	aml_fixed_device(a, aml_com1, sizeof(aml_com1));
+	if (vm->vmgenid) {
+		aml_fixed_device(a, (const uint8_t *)aml_vgen, sizeof(aml_vgen) - 1);
+		aml_fixed_device(a, (const uint8_t *)aml_ged, sizeof(aml_ged) - 1);
+	}
 	for (i = 0; i < vm->nr_virtio; i++) {
 		char name[5];
 		uint64_t base;
@@ -286,7 +332,8 @@ static size_t madt_write(uint8_t *p, size_t room, struct vm *vm)
 
 int acpi_write_tables(struct vm *vm)
 {
-	const uint64_t area = ACPI_AREA_END - ACPI_RSDP_ADDR;
+	/* The tables end where the generation ID's page begins. */
+	const uint64_t area = ACPI_VMGENID_ADDR - ACPI_RSDP_ADDR;
 	uint8_t *base = guest_ptr(&vm->mem, ACPI_RSDP_ADDR, area);
 	uint64_t off, xsdt_off, fadt_off, madt_off, dsdt_off;
 	struct acpi_rsdp *rsdp;

@@ -9,8 +9,11 @@
  * MADT: one Local APIC per vCPU, the IOAPIC (GSI 0..23), LINT1 = NMI. ISA
  * IRQs map 1:1 to GSIs, as KVM's default routing has them.
  * DSDT: \_SB.Vnnn devices (_HID "LNRO0005", virtio-mmio) with their MMIO
- * window and interrupt, and \_S5 so the guest can power off.
- * All tables live in the reserved area below 1 MiB. */
+ * window and interrupt, and \_S5 so the guest can power off; with
+ * vm->vmgenid, \_SB.VGEN (the VM generation ID) and \_SB.GED0 (the
+ * Generic Event Device that notifies it, devices/vmgenid.h).
+ * All tables live in the reserved area below 1 MiB, below the generation
+ * ID's page. */
 #ifndef FORKD_VMM_ACPI_H
 #define FORKD_VMM_ACPI_H
 
@@ -20,6 +23,10 @@
 
 #define ACPI_RSDP_ADDR 0xE0000ULL
 #define ACPI_AREA_END  0x100000ULL
+/* The VM generation ID's 16 bytes (the last page of the area; the tables
+ * end before it) and the GSI of the event that announces a new one. */
+#define ACPI_VMGENID_ADDR 0xFF000ULL
+#define ACPI_VMGENID_GSI  16
 
 /* I/O ports of the hardware-reduced sleep registers (devices/acpi_sleep.c). */
 #define ACPI_SLEEP_CONTROL_PORT 0x600

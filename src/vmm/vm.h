@@ -108,6 +108,7 @@ struct vm {
 	int kvm_fd, vm_fd;
 	bool pvm;	/* host is KVM-PVM: guest CPL0 is emulated (platform.md) */
 	bool restoring; /* built from a snapshot's CPUID policy: state comes next */
+	bool vmgenid;	/* has the VM generation ID (devices/vmgenid.h) */
 	int run_size;
 	struct guest_mem mem;
 	struct kvm_cpuid2 *cpuid; /* the guest's CPUID policy, all vCPUs */

@@ -1,7 +1,10 @@
 /* ACPI tables as written into guest memory: every checksum valid, the
  * pointer chain RSDP -> XSDT -> FADT -> DSDT and XSDT -> MADT intact, one
- * virtio-mmio device per slot in the DSDT, one LAPIC per vCPU in the MADT. */
+ * virtio-mmio device per slot in the DSDT, one LAPIC per vCPU in the MADT;
+ * with the VM generation ID, its device and the GED that notifies it in the
+ * DSDT, every table below its page, and the page itself left alone. */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,19 +49,26 @@ static unsigned count(const uint8_t *p, size_t n, const char *needle)
 	return c;
 }
 
-static void check_tables(int nr_vcpus, unsigned nr_virtio)
+static void check_tables(int nr_vcpus, unsigned nr_virtio, bool vmgenid)
 {
 	static struct vm vm;
 	struct mem_opts mo = {.backing = MEM_ANON};
 	const uint8_t *rsdp, *xsdt, *fadt, *dsdt, *madt;
 	uint64_t xsdt_addr, e[2];
 	uint32_t dsdt_addr, len;
+	uint8_t *id;
 
 	memset(&vm, 0, sizeof(vm));
 	assert_int_equal(guest_mem_map(&vm.mem, 32 * MIB, &mo), 0);
 	vm.nr_vcpus = nr_vcpus;
 	vm.nr_virtio = nr_virtio;
+	vm.vmgenid = vmgenid;
+	id = guest_ptr(&vm.mem, ACPI_VMGENID_ADDR, 16);
+	assert_non_null(id);
+	memset(id, 0xa5, 16);
 	assert_int_equal(acpi_write_tables(&vm), 0);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(id[i], 0xa5);
 
 	rsdp = guest_ptr(&vm.mem, ACPI_RSDP_ADDR, 36);
 	assert_memory_equal(rsdp, "RSD PTR ", 8);
@@ -75,6 +85,11 @@ static void check_tables(int nr_vcpus, unsigned nr_virtio)
 	memcpy(&len, dsdt + 4, 4);
 	assert_int_equal(count(dsdt, len, "LNRO0005"), nr_virtio);
 	assert_int_equal(count(dsdt, len, "_S5_"), 1);
+	assert_int_equal(count(dsdt, len, "VMGENCTR"), vmgenid);
+	assert_int_equal(count(dsdt, len, "ACPI0013"), vmgenid);
+	assert_int_equal(count(dsdt, len, "_EVT"), vmgenid);
+	assert_true(dsdt_addr + len <= ACPI_VMGENID_ADDR);
+	assert_true(e[1] + 44 + 8 * nr_vcpus + 12 + 6 <= ACPI_VMGENID_ADDR);
 	memcpy(&len, madt + 4, 4);
 	/* header 44, 8 per LAPIC, 12 IOAPIC, 6 LAPIC NMI */
 	assert_int_equal(len, 44 + 8 * nr_vcpus + 12 + 6);
@@ -83,17 +98,22 @@ static void check_tables(int nr_vcpus, unsigned nr_virtio)
 
 static void test_no_devices(void **state)
 {
-	check_tables(1, 0);
+	check_tables(1, 0, false);
 }
 
 static void test_devices_and_smp(void **state)
 {
-	check_tables(2, 3);
+	check_tables(2, 3, false);
 }
 
 static void test_all_slots_many_vcpus(void **state)
 {
-	check_tables(64, 8);
+	check_tables(64, 8, true);
+}
+
+static void test_vmgenid(void **state)
+{
+	check_tables(2, 4, true);
 }
 
 int main(void)
@@ -102,6 +122,7 @@ int main(void)
 	    cmocka_unit_test(test_no_devices),
 	    cmocka_unit_test(test_devices_and_smp),
 	    cmocka_unit_test(test_all_slots_many_vcpus),
+	    cmocka_unit_test(test_vmgenid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
