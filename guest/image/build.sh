@@ -4,9 +4,10 @@
 # Usage: guest/image/build.sh [--tag TAG] [--extra PKG]... [--force] [--free-mib N]
 #
 # Writes ${XDG_CACHE_HOME:-~/.cache}/forkd/images/<TAG>/ (TAG default "py"):
-#   vmlinuz      Debian's linux-image-cloud-amd64 bzImage (guest/kernel/fetch-kernel.sh)
+#   vmlinuz      Debian's linux-image-amd64 bzImage (guest/kernel/fetch-kernel.sh; it has
+#                the VM generation ID driver)
 #   vmlinux      its uncompressed ELF (when fetch-kernel.sh could cut it out)
-#   initrd.img   uncompressed newc cpio: forkd-init as /init, the virtio modules
+#   initrd.img   uncompressed newc cpio: forkd-init as /init, the virtio and ext4 modules
 #   rootfs.ext4  ext4 (mkfs.ext4 -d) with python3, python3-numpy, busybox, the
 #                agent, forkd-init as /sbin/init, and the --extra packages
 #   cmdline      the kernel command line this image expects
@@ -31,7 +32,10 @@ BASE_PACKAGES=(python3 python3-numpy busybox-static)
 # image never does (dpkg-deb -x runs no maintainer scripts); busybox has tar.
 DROP_PACKAGES=(dpkg tar)
 # The initramfs loads these (and their dependencies) before mounting /.
-WANTED_MODULES=(virtio_mmio virtio_blk virtio_net vmw_vsock_virtio_transport virtio_rng)
+# ext4 (and the crc32c its metadata checksums ask the crypto API for) is a
+# module in the generic kernel, built in in the cloud one (then skipped).
+WANTED_MODULES=(virtio_mmio virtio_blk virtio_net vmw_vsock_virtio_transport virtio_rng
+    crc32c_generic ext4)
 CMDLINE="console=ttyS0 root=/dev/vda rw rootfstype=ext4 quiet reboot=t panic=-1 nokaslr"
 CMDLINE+=" tsc=reliable i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 # Boot-time work a forkd guest does not need (guest/kernel/fast-boot.md).
@@ -42,7 +46,7 @@ extras=()
 force=0
 free_mib=256
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "image build: error: $*" >&2; exit 1; }
 log() { echo "image build: $*" >&2; }
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Fetch Debian 12's cloud kernel (linux-image-cloud-amd64 → the versioned
-# linux-image-6.1.0-*-cloud-amd64 package) into the forkd cache.
+# Fetch Debian 12's kernel into the forkd cache: by default the generic one
+# (linux-image-amd64 → the versioned linux-image-6.1.0-*-amd64 package),
+# which has the VM generation ID driver (CONFIG_VMGENID) that children need
+# to reseed their random number generator at once; --flavour cloud takes
+# linux-image-cloud-amd64 instead (no VMGENID, EXT4 built in).
 #
 # Layout under ${FORKD_CACHE:-$HOME/.cache/forkd}/kernel/:
 #   <release>_<debian-version>/
@@ -11,31 +14,43 @@
 #       modules       /lib/modules/<release> of the package (symlink)
 #       release       the kernel release (uname -r)
 #       package       package name and version
-#   current -> <release>_<debian-version>
+#   current -> <release>_<debian-version>   (of the flavour asked for)
 #
 # Idempotent: when "current" is complete, nothing is downloaded.  Pass
 # --refresh to ask apt for the newest candidate (and switch "current" to it).
 #
-# Usage: guest/kernel/fetch-kernel.sh [--refresh] [--quiet]
+# Usage: guest/kernel/fetch-kernel.sh [--flavour generic|cloud] [--refresh] [--quiet]
+#   FORKD_KERNEL_FLAVOUR sets the flavour's default (generic).
 #   stdout: vmlinuz=… vmlinux=… config=… modules=… dir=… lines
 #   stderr: progress
 set -euo pipefail
 
-META_PKG=linux-image-cloud-amd64
+flavour=${FORKD_KERNEL_FLAVOUR:-generic}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${FORKD_CACHE:-$HOME/.cache/forkd}
 KROOT=$CACHE/kernel
 
 refresh=0
 quiet=0
-for arg in "$@"; do
-    case $arg in
+while (($#)); do
+    case $1 in
         --refresh) refresh=1 ;;
         --quiet) quiet=1 ;;
-        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "fetch-kernel: unknown argument: $arg" >&2; exit 2 ;;
+        --flavour)
+            (($# >= 2)) || { echo "fetch-kernel: --flavour needs generic or cloud" >&2; exit 2; }
+            flavour=$2
+            shift
+            ;;
+        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "fetch-kernel: unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
+    shift
 done
+case $flavour in
+    generic) META_PKG=linux-image-amd64 ;;
+    cloud) META_PKG=linux-image-cloud-amd64 ;;
+    *) echo "fetch-kernel: unknown flavour '$flavour': use generic or cloud" >&2; exit 2 ;;
+esac
 
 log() { [[ $quiet == 1 ]] || echo "fetch-kernel: $*" >&2; }
 die() { echo "fetch-kernel: error: $*" >&2; exit 1; }
@@ -96,6 +111,17 @@ apt_download() {
 }
 
 dir_complete() { [[ -f $1/.complete ]]; }
+
+# Is the kernel in $1 of the flavour asked for? (Releases: 6.1.0-N-amd64,
+# 6.1.0-N-cloud-amd64.)
+flavour_matches() {
+    local rel
+    rel=$(cat "$1/release" 2>/dev/null) || return 1
+    case $flavour in
+        cloud) [[ $rel == *-cloud-amd64 ]] ;;
+        generic) [[ $rel == *-amd64 && $rel != *-cloud-amd64 ]] ;;
+    esac
+}
 
 # Cut the compressed payload out of a bzImage and decompress it to an ELF.
 extract_vmlinux() {
@@ -169,7 +195,7 @@ fetch_image() {
     mv -T "$KROOT/current.new" "$KROOT/current"
 }
 
-if [[ $refresh == 1 ]] || ! dir_complete "$KROOT/current"; then
+if [[ $refresh == 1 ]] || ! dir_complete "$KROOT/current" || ! flavour_matches "$KROOT/current"; then
     fetch_image
 else
     log "cache hit: $(readlink "$KROOT/current")"

@@ -228,6 +228,30 @@ dup_check "random.random distinct" "${prnd[@]}"
 dup_check "numpy random distinct" "${nrnd[@]}"
 ((clock_ok)) && report "guest clock" ok "within 2 s: $clock_detail" ||
     report "guest clock" FAIL "$clock_detail"
+# The VM generation ID (devices/vmgenid.h): the kernel's vmgenid driver is
+# bound, each child's ID (16 bytes at 0xFF000, read through /dev/mem: the
+# page is reserved and below 1 MiB) is its own, and the Generic Event
+# Device's interrupt came and the kernel says it reseeded for it.
+gens=() gen_ok=1 gen_detail=""
+for i in $(seq 0 $((N - 1))); do
+    out=$(get fx "$(child "$i")" -- python3 -c '
+import os, subprocess
+bound = os.path.exists("/sys/bus/acpi/drivers/vmgenid/VMGENCTR:00")
+with open("/dev/mem", "rb") as f:
+    f.seek(0xFF000)
+    gid = f.read(16).hex()
+ged = sum(int(w) for l in open("/proc/interrupts") if "ACPI:Ged" in l
+          for w in l.split()[1:] if w.isdigit())
+log = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+print(int(bound), gid, ged, log.count("crng reseeded due to virtual machine fork"))')
+    read -r bound gid ged reseeded <<<"$out"
+    gens+=("$gid")
+    [[ $bound == 1 && $gid =~ ^[0-9a-f]{32}$ && $gid != 00000000000000000000000000000000 && $ged =~ ^[0-9]+$ ]] &&
+        ((ged >= 1)) && [[ $reseeded =~ ^[1-9] ]] || gen_ok=0
+    gen_detail+="child-$i: bound $bound id $gid ged irqs $ged reseeds $reseeded; "
+done
+((gen_ok)) && report "vmgenid" ok "$gen_detail" || report "vmgenid" FAIL "$gen_detail"
+dup_check "vmgenid distinct" "${gens[@]}"
 stage checks "$t"
 
 # Networks: each child's agent answers TCP on 10.42.0.2:8888 inside its own

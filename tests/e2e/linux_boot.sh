@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# forkd end-to-end test: boot Debian 12's cloud kernel with a test initramfs
+# forkd end-to-end test: boot Debian 12's kernel with a test initramfs
 # under build/forkd and check console, virtio-blk (with copy-on-write),
 # virtio-net (tap), virtio-vsock (both directions), virtio-rng and a clean
 # power-off.  See tests/e2e/README.md.
