@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
+#include "daemon/http.h"
 
 static void serve_usage(FILE *f)
 {
@@ -45,6 +46,11 @@ static void serve_usage(FILE *f)
 		"  --allow-host NAME     also serve requests whose Host is NAME (a reverse\n"
 		"                        proxy's public name) on a loopback bind; others\n"
 		"                        are refused (421) against DNS rebinding\n"
+		"  --idle-timeout-secs S close a connection idle for S seconds, also one that\n"
+		"                        has not finished its request headers (1 to 3600;\n"
+		"                        default %u; a request being handled is not idle)\n"
+		"  --max-client-conns N  connections one client address may hold (1 to %u;\n"
+		"                        default %u; beyond it new ones are refused)\n"
 		"  --no-seccomp          do not jail the sandboxes' VMMs (no seccomp filter,\n"
 		"                        capabilities kept): UNSAFE, for debugging only\n"
 		"  -h, --help            this text\n"
@@ -52,7 +58,8 @@ static void serve_usage(FILE *f)
 		"Each sandbox's VMM is jailed before its vCPUs run: no new privileges, no\n"
 		"capabilities, and a seccomp allow-list (see docs/SECURITY.md).\n"
 		"Snapshots are read from $FORKD_HOME/snapshots (see 'forkd snapshot').\n",
-		DAEMON_DEFAULT_BIND, DAEMON_AGENT_TIMEOUT_SECS);
+		DAEMON_DEFAULT_BIND, DAEMON_AGENT_TIMEOUT_SECS, HTTP_IDLE_SECS,
+		HTTP_MAX_CONNECTIONS, HTTP_MAX_PER_CLIENT);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -68,7 +75,9 @@ int cmd_serve(int argc, char **argv)
 		O_NO_AUTH,
 		O_SPAWN_TO,
 		O_AGENT_TO,
-		O_NOSECCOMP
+		O_NOSECCOMP,
+		O_IDLE,
+		O_CLIENT_CONNS
 	};
 	static const struct option opts[] = {
 	    {"bind", required_argument, NULL, O_BIND},
@@ -82,6 +91,8 @@ int cmd_serve(int argc, char **argv)
 	    {"spawn-timeout-secs", required_argument, NULL, O_SPAWN_TO},
 	    {"agent-timeout-secs", required_argument, NULL, O_AGENT_TO},
 	    {"no-seccomp", no_argument, NULL, O_NOSECCOMP},
+	    {"idle-timeout-secs", required_argument, NULL, O_IDLE},
+	    {"max-client-conns", required_argument, NULL, O_CLIENT_CONNS},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -135,6 +146,20 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case O_NOSECCOMP:
 			cfg.no_jail = true;
+			break;
+		case O_IDLE:
+			if (parse_u64(optarg, &v) || v < 1 || v > 3600)
+				cli_usage_error("serve",
+						"--idle-timeout-secs wants 1 to 3600, got '%s'",
+						optarg);
+			cfg.idle_secs = (unsigned)v;
+			break;
+		case O_CLIENT_CONNS:
+			if (parse_u64(optarg, &v) || v < 1 || v > HTTP_MAX_CONNECTIONS)
+				cli_usage_error("serve",
+						"--max-client-conns wants 1 to %u, got '%s'",
+						HTTP_MAX_CONNECTIONS, optarg);
+			cfg.max_client_conns = (unsigned)v;
 			break;
 		case 'h':
 			serve_usage(stdout);

@@ -56,7 +56,10 @@ static json_t *sandbox_json(const struct child_rec *r)
 	json_object_set_new(o, "id", json_string(r->id));
 	json_object_set_new(o, "snapshot_tag", json_string(r->tag));
 	json_object_set_new(o, "index", json_integer(r->index));
-	json_object_set_new(o, "state", json_string(alive ? "running" : "exited"));
+	json_object_set_new(o, "state",
+			    json_string(r->pid <= 0 ? "starting"
+					: alive	    ? "running"
+						    : "exited"));
 	json_object_set_new(o, "oom_killed", json_boolean(!alive && oom_killed(r)));
 	json_object_set_new(o, "pid", json_integer(r->pid));
 	if (r->netns_index >= 0) {
@@ -213,9 +216,13 @@ static bool parse_spawn(json_t *body, struct spawn_req *s, struct api_resp *rs)
 	return true;
 }
 
-/* Under d->lock: run directories and rows first (so a crash leaves
- * something `forkd cleanup` or the next start can find), then the fork. */
-static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api_resp *rs)
+/* Run directories and rows first (so a crash leaves something `forkd
+ * cleanup` or the next start can find), then the fork. d->lock is held
+ * while the rows are chosen and written (namespace indices must not be
+ * handed out twice), not across the spawn, which may take minutes: other
+ * requests, a DELETE of another sandbox included, go on meanwhile. A row
+ * with no pid yet is a sandbox still starting: DELETE refuses it (409). */
+static void spawn(struct daemon *d, const struct spawn_req *s, struct api_resp *rs)
 {
 	size_t n = (size_t)s->n, failed = 0;
 	struct child_rec *recs = calloc(n, sizeof(*recs));
@@ -231,6 +238,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 		api_error(rs, 500, "out of memory");
 		return;
 	}
+	pthread_mutex_lock(&d->lock);
 	if (s->netns) {
 		struct child_rec *all = NULL;
 		size_t n_all = 0;
@@ -250,6 +258,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 			else
 				api_error(rs, 500, "cannot choose network namespaces: %s",
 					  strerror(-r));
+			pthread_mutex_unlock(&d->lock);
 			free(recs);
 			free(nsidx);
 			return;
@@ -265,7 +274,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 			api_error(rs, 500, "cannot create a run directory in %s: %s", d->run_root,
 				  strerror(errno));
 			discard(d, recs, i);
-			goto out;
+			goto out_locked;
 		}
 		snprintf(rec->tag, sizeof(rec->tag), "%s", s->tag);
 		rec->index = (uint32_t)i;
@@ -277,7 +286,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 		if (store_sandbox_put(&d->store, rec)) {
 			api_error(rs, 500, "cannot record the sandbox in the state database");
 			discard(d, recs, i + 1);
-			goto out;
+			goto out_locked;
 		}
 		json_array_append_new(kids, json_pack("{s:I,s:s,s:s}", "index", (json_int_t)i,
 						      "dir", rec->run_dir, "id", rec->id));
@@ -290,6 +299,7 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 			(json_int_t)d->cfg.spawn_timeout_secs * 1000, "jail", !d->cfg.no_jail,
 			"memory_limit_mib", s->memory_limit_mib, "per_child_netns", s->netns,
 			"agent_timeout_ms", (json_int_t)agent_secs * 1000, "children", kids);
+	pthread_mutex_unlock(&d->lock);
 	r = spawnsvc_call(&d->spawner, req, &reply,
 			  (int)((d->cfg.spawn_timeout_secs + agent_secs) * 1000 + 30000 + 20 * n));
 	json_decref(req);
@@ -354,6 +364,9 @@ static void spawn_locked(struct daemon *d, const struct spawn_req *s, struct api
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(out, sandbox_json(&recs[i]));
 	api_json(rs, 201, out);
+	goto out;
+out_locked:
+	pthread_mutex_unlock(&d->lock);
 out:
 	json_decref(kids);
 	json_decref(reply);
@@ -389,9 +402,7 @@ void api_sandboxes_create(struct api_req *rq, struct api_resp *rs)
 		api_error(rs, 409, "snapshot '%s' is still being created", s.tag);
 		goto out;
 	}
-	pthread_mutex_lock(&d->lock);
-	spawn_locked(d, &s, rs);
-	pthread_mutex_unlock(&d->lock);
+	spawn(d, &s, rs);
 out:
 	json_decref(body);
 }
@@ -448,7 +459,14 @@ void api_sandbox_delete(struct api_req *rq, struct api_resp *rs)
 			api_error(rs, 500, "cannot read the state database");
 		return;
 	}
-	alive = r.pid > 0 && child_alive((pid_t)r.pid, r.start_time);
+	if (r.pid <= 0) {
+		pthread_mutex_unlock(&d->lock);
+		api_error(rs, 409,
+			  "sandbox %s is still starting; delete it once its create has answered",
+			  r.id);
+		return;
+	}
+	alive = child_alive((pid_t)r.pid, r.start_time);
 	e = alive ? child_stop((pid_t)r.pid, r.start_time, 3000) : 0;
 	if (e) {
 		pthread_mutex_unlock(&d->lock);

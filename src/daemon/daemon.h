@@ -48,6 +48,8 @@ struct daemon_config {
 	unsigned agent_timeout_secs; /* after_fork per spawn (0: DAEMON_AGENT_TIMEOUT_SECS) */
 	bool no_jail;		     /* children without the VMM jail (debugging only) */
 	const char *allow_host;	     /* a Host besides loopback names (a reverse proxy's) */
+	unsigned idle_secs;	     /* close a connection idle this long (0: default) */
+	unsigned max_client_conns;   /* connections per client address (0: default) */
 };
 
 struct daemon {

@@ -364,13 +364,53 @@ static int check_browser(struct daemon *d, struct MHD_Connection *conn, const st
 	return 0;
 }
 
+/* The answer once the request is complete, or decided without its body. */
+static enum MHD_Result answer(struct daemon *d, struct MHD_Connection *conn, struct request *r,
+			      const char *method, const char *url)
+{
+	struct api_resp rs = {0};
+
+	if (r->early_status) {
+		api_error(&rs, r->early_status, "%s", r->early_msg);
+	} else if (r->too_big) {
+		api_error(&rs, 413, "request body over the %zu-byte limit for %s %s", r->limit,
+			  method, r->route->pattern);
+	} else {
+		struct api_req rq = {
+		    .d = d,
+		    .conn = conn,
+		    .method = method,
+		    .param = r->param,
+		    .body = r->body ? r->body : "",
+		    .body_len = r->len,
+		};
+
+		if (r->body)
+			r->body[r->len] = 0;
+		if (r->route->param == P_ID)
+			rs.audit_sandbox = r->param;
+		else if (r->route->param == P_TAG)
+			rs.audit_tag = r->param;
+		r->route->fn(&rq, &rs);
+	}
+	return finish(d, conn, r, method, url, &rs);
+}
+
+/* Did the client announce a body and wait for a go-ahead before sending
+ * it (RFC 9110 §10.1.1)? Then a refusal is best sent before any of it. */
+static bool expects_continue(struct MHD_Connection *conn)
+{
+	const char *e = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+
+	return e && !strcasecmp(e, "100-continue");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
 {
 	struct daemon *d = cls;
 	struct request *r = *con_cls;
-	struct api_resp rs = {0};
 
 	if (!r) {
 		const char *cl;
@@ -425,6 +465,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (cl && strtoull(cl, NULL, 10) > r->limit)
 			r->too_big = true;
 		*con_cls = r;
+		/* Decided before any of the body (401, 403, 404, 413...): a
+		 * client waiting on "Expect: 100-continue" gets the answer now
+		 * and never sends the body (libmicrohttpd then closes the
+		 * connection rather than read on). Others have sent it already
+		 * or are sending it: it is read and dropped, never buffered. */
+		if ((r->early_status || r->too_big) && expects_continue(conn))
+			return answer(d, conn, r, method, url);
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -453,30 +500,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 
-	if (r->early_status) {
-		api_error(&rs, r->early_status, "%s", r->early_msg);
-	} else if (r->too_big) {
-		api_error(&rs, 413, "request body over the %zu-byte limit for %s %s", r->limit,
-			  method, r->route->pattern);
-	} else {
-		struct api_req rq = {
-		    .d = d,
-		    .conn = conn,
-		    .method = method,
-		    .param = r->param,
-		    .body = r->body ? r->body : "",
-		    .body_len = r->len,
-		};
-
-		if (r->body)
-			r->body[r->len] = 0;
-		if (r->route->param == P_ID)
-			rs.audit_sandbox = r->param;
-		else if (r->route->param == P_TAG)
-			rs.audit_tag = r->param;
-		r->route->fn(&rq, &rs);
-	}
-	return finish(d, conn, r, method, url, &rs);
+	return answer(d, conn, r, method, url);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -515,12 +539,15 @@ int http_start(struct daemon *d, const struct sockaddr *sa, struct MHD_Daemon **
 
 	if (sa->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	m = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR, sa,
-			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-			     MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256,
-			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+	m = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR, sa,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)(d->cfg.max_client_conns ? d->cfg.max_client_conns : HTTP_MAX_PER_CLIENT),
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)(d->cfg.idle_secs ? d->cfg.idle_secs : HTTP_IDLE_SECS),
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+	    NULL, MHD_OPTION_END);
 	if (!m) {
 		log_err("cannot listen on %s (in use, or not an address of this host?)",
 			d->cfg.bind);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/util.h"
 
 static const char hex[] = "0123456789abcdef";
@@ -125,22 +126,17 @@ static bool get_str(json_t *o, const char *k, char *buf, size_t size)
 	return s && strlen(s) < size && snprintf(buf, size, "%s", s) >= 0;
 }
 
-int kept_read(const char *id, struct child_rec *r)
+int kept_parse(const char *path, const char *text, size_t len, const char *id, struct child_rec *r)
 {
-	char path[PATH_MAX], created[32];
+	char created[32];
 	json_error_t jerr;
 	json_int_t idx, pid, st, sup;
 	json_t *o;
 	bool good;
-	int err = kept_path(id, path, sizeof(path));
 
-	if (err)
-		return err;
 	memset(r, 0, sizeof(*r));
-	o = json_load_file(path, 0, &jerr);
+	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!o) {
-		if (access(path, F_OK) < 0 && errno == ENOENT)
-			return -ENOENT;
 		log_err("%s: %s", path, jerr.text);
 		return -EINVAL;
 	}
@@ -162,6 +158,28 @@ int kept_read(const char *id, struct child_rec *r)
 	r->start_time = (uint64_t)st;
 	r->supervisor_pid = (pid_t)sup;
 	return 0;
+}
+
+int kept_read(const char *id, struct child_rec *r)
+{
+	char path[PATH_MAX], *text = NULL;
+	size_t len;
+	int err = kept_path(id, path, sizeof(path));
+
+	if (err)
+		return err;
+	memset(r, 0, sizeof(*r));
+	err = file_read(path, KEPT_ENTRY_MAX, &text, &len);
+	if (err == -ENOENT)
+		return err;
+	if (err) {
+		log_err("%s: %s", path,
+			err == -EFBIG ? "over the size of any kept child entry" : strerror(-err));
+		return -EINVAL;
+	}
+	err = kept_parse(path, text, len, id, r);
+	free(text);
+	return err;
 }
 
 int kept_remove(const char *id)

@@ -46,6 +46,11 @@ int kept_write(struct child_rec *r) __must_check;
 /* Read and check one entry. -ENOENT when there is none, -EINVAL (one
  * error line) when it is not a valid entry for that id. */
 int kept_read(const char *id, struct child_rec *r) __must_check;
+/* The same checks on an entry's text (path names it in messages); an entry
+ * is at most KEPT_ENTRY_MAX bytes. */
+#define KEPT_ENTRY_MAX (16 * 1024)
+int kept_parse(const char *path, const char *text, size_t len, const char *id,
+	       struct child_rec *r) __must_check;
 /* Remove id's entry; 0 also when there was none. */
 int kept_remove(const char *id) __must_check;
 
