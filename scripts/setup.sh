@@ -12,8 +12,8 @@ PACKAGES=(
 	libjansson-dev libmicrohttpd-dev libsqlite3-dev libseccomp-dev libmnl-dev libnftnl-dev
 	# guest images and end-to-end tests
 	busybox-static cpio e2fsprogs iproute2 iputils-ping nftables python3 socat
-	# guest image build and the agent tests; the SDK's pip install test
-	python3-numpy python3-pytest python3-pip python3-setuptools
+	# guest image build and the agent tests; the SDK's pip install test and type check
+	python3-numpy python3-pytest python3-pip python3-setuptools python3-mypy
 	# the KVM lab (scripts/kvm-lab) for hosts without a usable /dev/kvm
 	qemu-system-x86 kmod
 	ca-certificates

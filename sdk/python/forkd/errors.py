@@ -1,23 +1,28 @@
 """Exceptions raised by the forkd SDK. Each carries the API's error message."""
 
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
 
 class ForkdError(Exception):
     """Base class: `message` is the daemon's {"error": ...} text, `status` the HTTP status."""
 
-    def __init__(self, message, status=None, body=None):
+    def __init__(self, message: str, status: Optional[int] = None,
+                 body: Optional[Dict[str, Any]] = None):
         super().__init__(message)
         self.message = message
         self.status = status
         self.body = body or {}
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.status:
             return "%s (HTTP %d)" % (self.message, self.status)
         return self.message
 
 
 class ConnectionFailed(ForkdError):
-    """The daemon could not be reached (not running, wrong URL)."""
+    """The daemon could not be reached (not running, wrong URL) or did not answer in time."""
 
 
 class BadRequest(ForkdError):
@@ -40,7 +45,7 @@ class AgentError(ForkdError):
     """422: the guest agent refused or failed; `traceback` is set for eval errors."""
 
     @property
-    def traceback(self):
+    def traceback(self) -> Optional[str]:
         return self.body.get("traceback")
 
 
@@ -56,7 +61,7 @@ class ServerError(ForkdError):
     """Any other 5xx."""
 
 
-def error_for(status, message, body=None):
+def error_for(status: int, message: str, body: Optional[Dict[str, Any]] = None) -> ForkdError:
     cls = {
         400: BadRequest,
         413: BadRequest,

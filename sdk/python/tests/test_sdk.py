@@ -43,7 +43,7 @@ def test_controller_from_environment(target, monkeypatch):
     assert Controller().healthz()["status"] == "ok"
     assert isinstance(Controller().sandboxes(), list)
     with pytest.raises(ValueError):
-        Controller("https://example.com")
+        Controller("ftp://example.com")
 
 
 def test_snapshots(ctl, target):
@@ -109,8 +109,12 @@ def test_create_many_and_attach(ctl, target, spawn_args):
     try:
         assert len({s.id for s in sbs}) == 3
         assert sorted(s.ping()["index"] for s in sbs) == [0, 1, 2]
-        again = Sandbox.attach(sbs[1].id, controller=ctl)
+        again = Sandbox.connect(sbs[1].id, controller=ctl)
         assert again.info["index"] == 1 and again.ping()["pong"] is True
+        assert Sandbox.attach(sbs[2].id, controller=ctl).id == sbs[2].id  # older name
+        listed = {s.id: s for s in Sandbox.list(target[2], controller=ctl)}
+        assert {s.id for s in sbs} <= set(listed)
+        assert all(listed[s.id].info["state"] == "running" for s in sbs)
     finally:
         for s in sbs:
             s.kill()
@@ -249,14 +253,17 @@ def test_pip_install(tmp_path):
                         "--no-deps", "--no-index", "--target", str(target), str(src)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    code = ("import forkd, json; print(json.dumps([forkd.__file__, forkd.Controller.__name__, "
-            "forkd.Sandbox.__name__, forkd.CommandResult._fields]))")
+    code = ("import forkd, json, os; print(json.dumps([forkd.__file__, forkd.Controller.__name__, "
+            "forkd.Sandbox.__name__, forkd.CommandResult._fields, forkd.AsyncSandbox.__name__, "
+            "os.path.exists(os.path.join(os.path.dirname(forkd.__file__), 'py.typed'))]))")
     r = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, %r); %s"
                         % (str(target), code)], capture_output=True, text=True, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    where, ctl, sb, fields = json.loads(r.stdout)
+    where, ctl, sb, fields, asb, typed = json.loads(r.stdout)
     assert where.startswith(str(target)) and ctl == "Controller" and sb == "Sandbox", where
-    assert fields == ["stdout", "stderr", "exit_code"]
+    assert fields == ["stdout", "stderr", "exit_code", "timed_out", "stdout_truncated",
+                      "stderr_truncated"]
+    assert asb == "AsyncSandbox" and typed is True  # py.typed is installed with it
 
 
 def test_branch(ctl, target, spawn_args):
