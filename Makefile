@@ -7,7 +7,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wmissing-prototypes -Wstrict-prototypes -fno-strict-aliasing \
            -D_GNU_SOURCE -Isrc -MMD -MP
-LDLIBS  += -lpthread -lzstd -lz -llz4 -ljansson -lseccomp -lmnl -lnftnl -lmicrohttpd -lsqlite3
+LDLIBS  += -lpthread -lzstd -lz -llz4 -ljansson -lseccomp -lmnl -lnftnl -lmicrohttpd -lsqlite3 -lcurl
 
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -17,8 +17,9 @@
 
 const char client_common_help[] =
     "daemon options:\n"
-    "  --daemon-url URL       forkd serve's address (default $FORKD_URL, else\n"
-    "                         " CLIENT_DEFAULT_URL ")\n"
+    "  --daemon-url URL       forkd serve's address, http[s]://HOST[:PORT][/PREFIX]\n"
+    "                         (default $FORKD_URL, else " CLIENT_DEFAULT_URL ");\n"
+    "                         $FORKD_CA_CERT: a PEM certificate to trust for https\n"
     "  --daemon-token TOKEN   bearer token (default $FORKD_TOKEN)\n"
     "  --daemon-token-file F  read the token from F instead\n";
 
@@ -125,10 +126,15 @@ static const char *default_token(const char *url)
 	const char *host = strstr(url, "://");
 	char dir[PATH_MAX], path[PATH_MAX + 8];
 	FILE *f;
-	size_t n;
+	size_t n, hlen;
 
 	host = host ? host + 3 : url;
-	if (strncmp(host, "127.", 4) && strncmp(host, "localhost", 9) && strncmp(host, "[::1]", 5))
+	hlen = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":/");
+	/* The whole host name: "localhost.example.com" or "127.0.0.1.nip.io"
+	 * are other hosts. */
+	if (!((hlen == 9 && !strncmp(host, "localhost", 9)) ||
+	      (hlen == 5 && !strncmp(host, "[::1]", 5)) ||
+	      (hlen >= 7 && !strncmp(host, "127.", 4) && strspn(host, "0123456789.") == hlen)))
 		return NULL;
 	/* The daemon's own rule for its state directory (daemon.c). */
 	if (util_default_dir(dir, sizeof(dir), NULL, "/var/lib/forkd", "XDG_STATE_HOME",

@@ -580,25 +580,22 @@ static void check_image(struct report *r, const char *tag)
 
 static void check_daemon(struct report *r)
 {
-	const char *url = getenv("FORKD_URL"), *slash;
+	const char *url = getenv("FORKD_URL");
 	char base[512], path[512], err[512];
 	struct http_resp resp;
 	int e;
 
 	if (!url || !*url)
 		url = DEFAULT_URL;
-	/* http://HOST[:PORT][/PREFIX]: the daemon may sit under a prefix. */
-	slash = strncmp(url, "http://", 7) ? NULL : strchr(url + 7, '/');
-	snprintf(base, sizeof(base), "%.*s", slash ? (int)(slash - url) : (int)strlen(url), url);
-	snprintf(path, sizeof(path), "%s", slash ? slash : "");
-	while (path[0] && path[strlen(path) - 1] == '/')
-		path[strlen(path) - 1] = 0;
-	strncat(path, "/healthz", sizeof(path) - strlen(path) - 1);
+	/* http[s]://HOST[:PORT][/PREFIX]: the client keeps a prefix. */
+	snprintf(base, sizeof(base), "%s", url);
+	snprintf(path, sizeof(path), "/healthz");
 	e = http_request(base, NULL, "GET", path, NULL, NULL, 0, HTTP_TIMEOUT, &resp, err,
 			 sizeof(err));
 	if (e == -EINVAL) {
-		add(r, "daemon", FAIL, "set FORKD_URL to http://HOST:PORT (e.g. " DEFAULT_URL ")",
-		    "FORKD_URL '%s' is not an http://HOST[:PORT][/PATH] address", url);
+		add(r, "daemon", FAIL,
+		    "set FORKD_URL to http[s]://HOST:PORT (e.g. " DEFAULT_URL ")",
+		    "FORKD_URL '%s' is not an http[s]://HOST[:PORT][/PREFIX] address", url);
 		return;
 	}
 	if (!e) {

@@ -51,6 +51,8 @@ static void serve_usage(FILE *f)
 		"                        default %u; a request being handled is not idle)\n"
 		"  --max-client-conns N  connections one client address may hold (1 to %u;\n"
 		"                        default %u; beyond it new ones are refused)\n"
+		"  --tls-cert PEM        serve https with this certificate (chain) ...\n"
+		"  --tls-key PEM         ... and its private key (mode 600; both or neither)\n"
 		"  --no-seccomp          do not jail the sandboxes' VMMs (no seccomp filter,\n"
 		"                        capabilities kept): UNSAFE, for debugging only\n"
 		"  -h, --help            this text\n"
@@ -77,7 +79,9 @@ int cmd_serve(int argc, char **argv)
 		O_AGENT_TO,
 		O_NOSECCOMP,
 		O_IDLE,
-		O_CLIENT_CONNS
+		O_CLIENT_CONNS,
+		O_TLS_CERT,
+		O_TLS_KEY
 	};
 	static const struct option opts[] = {
 	    {"bind", required_argument, NULL, O_BIND},
@@ -93,6 +97,8 @@ int cmd_serve(int argc, char **argv)
 	    {"no-seccomp", no_argument, NULL, O_NOSECCOMP},
 	    {"idle-timeout-secs", required_argument, NULL, O_IDLE},
 	    {"max-client-conns", required_argument, NULL, O_CLIENT_CONNS},
+	    {"tls-cert", required_argument, NULL, O_TLS_CERT},
+	    {"tls-key", required_argument, NULL, O_TLS_KEY},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -146,6 +152,12 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case O_NOSECCOMP:
 			cfg.no_jail = true;
+			break;
+		case O_TLS_CERT:
+			cfg.tls_cert = optarg;
+			break;
+		case O_TLS_KEY:
+			cfg.tls_key = optarg;
 			break;
 		case O_IDLE:
 			if (parse_u64(optarg, &v) || v < 1 || v > 3600)

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/util.h"
 #include "daemon/api.h"
 #include "daemon/auth.h"
@@ -65,6 +66,43 @@ static int parse_bind(const char *s, struct sockaddr_storage *ss, bool *loopback
 	return -EINVAL;
 }
 
+/* A PEM file for TLS: a regular file holding `what` ("-----BEGIN ...what");
+ * a private key must not be readable by group or others. */
+static int load_pem(const char *path, const char *opt, const char *what, bool secret, char **out)
+{
+	struct stat st;
+	size_t len;
+	int fd, err;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return log_errno("%s %s", opt, path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		log_err("%s %s: not a regular file", opt, path);
+		return -EINVAL;
+	}
+	close(fd);
+	if (secret && (st.st_mode & 077)) {
+		log_err("%s %s: readable by others (mode %04o): chmod 600 it", opt, path,
+			(unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	err = file_read(path, 1 << 20, out, &len);
+	if (err) {
+		log_err("%s %s: %s", opt, path,
+			err == -EFBIG ? "over 1 MiB: not a PEM file" : strerror(-err));
+		return err;
+	}
+	if (!strstr(*out, "-----BEGIN ") || !strstr(*out, what)) {
+		log_err("%s %s: no PEM %s in it", opt, path, what);
+		free(*out);
+		*out = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int setup(struct daemon *d, const struct daemon_config *cfg, struct sockaddr_storage *ss)
 {
 	bool loopback = false;
@@ -105,6 +143,14 @@ static int setup(struct daemon *d, const struct daemon_config *cfg, struct socka
 	}
 	if (d->token_path[0] &&
 	    auth_load_token(d->token_path, d->token, sizeof(d->token), &d->token_len))
+		return -EINVAL;
+	if (!!cfg->tls_cert != !!cfg->tls_key) {
+		log_err("--tls-cert and --tls-key go together (a certificate and its key)");
+		return -EINVAL;
+	}
+	if (cfg->tls_cert &&
+	    (load_pem(cfg->tls_cert, "--tls-cert", "CERTIFICATE", false, &d->tls_cert_pem) ||
+	     load_pem(cfg->tls_key, "--tls-key", "PRIVATE KEY", true, &d->tls_key_pem)))
 		return -EINVAL;
 	if (cfg->guest_dir && !realpath(cfg->guest_dir, d->guest_dir)) {
 		log_errno("--guest-dir %s", cfg->guest_dir);
@@ -180,9 +226,9 @@ int daemon_run(const struct daemon_config *cfg)
 		else
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
 				  sizeof(host));
-		printf("forkd serve: listening on http://%s%s%s:%u (auth %s%s, state %s, runs in "
+		printf("forkd serve: listening on %s://%s%s%s:%u (auth %s%s, state %s, runs in "
 		       "%s)\n",
-		       ss.ss_family == AF_INET6 ? "[" : "", host,
+		       d->tls_key_pem ? "https" : "http", ss.ss_family == AF_INET6 ? "[" : "", host,
 		       ss.ss_family == AF_INET6 ? "]" : "", port,
 		       d->token_len ? "bearer token in "
 				    : "OFF (--no-auth: any local process and "
@@ -219,5 +265,9 @@ out_store:
 	store_close(&d->store);
 out_spawner:
 	spawnsvc_stop(&d->spawner);
+	if (d->tls_key_pem)
+		explicit_bzero(d->tls_key_pem, strlen(d->tls_key_pem));
+	free(d->tls_key_pem);
+	free(d->tls_cert_pem);
 	return ret;
 }

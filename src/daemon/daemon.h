@@ -50,6 +50,8 @@ struct daemon_config {
 	const char *allow_host;	     /* a Host besides loopback names (a reverse proxy's) */
 	unsigned idle_secs;	     /* close a connection idle this long (0: default) */
 	unsigned max_client_conns;   /* connections per client address (0: default) */
+	const char *tls_cert;	     /* PEM certificate (chain) file: serve https */
+	const char *tls_key;	     /* its PEM private key, mode 0600 or stricter */
 };
 
 struct daemon {
@@ -61,7 +63,8 @@ struct daemon {
 	char exe[PATH_MAX]; /* this forkd binary, for snapshot jobs */
 	char token[4097];
 	char token_path[PATH_MAX];
-	size_t token_len; /* 0: authentication off */
+	size_t token_len;		  /* 0: authentication off */
+	char *tls_cert_pem, *tls_key_pem; /* NULL: plain http */
 	struct store store;
 	struct spawnsvc spawner;
 	struct audit audit;

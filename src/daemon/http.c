@@ -539,8 +539,24 @@ int http_start(struct daemon *d, const struct sockaddr *sa, struct MHD_Daemon **
 
 	if (sa->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	struct MHD_OptionItem tls[] = {
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, d->tls_key_pem},
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, d->tls_cert_pem},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+
+	if (d->tls_key_pem) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			log_err("this libmicrohttpd was built without TLS: serve plain http behind "
+				"a TLS proxy instead of --tls-cert/--tls-key");
+			return -ENOTSUP;
+		}
+		flags |= MHD_USE_TLS;
+	} else {
+		tls[0].option = MHD_OPTION_END;
+	}
 	m = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR, sa,
+	    flags, 0, NULL, NULL, on_request, d, MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR, sa,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 	    (unsigned)(d->cfg.max_client_conns ? d->cfg.max_client_conns : HTTP_MAX_PER_CLIENT),

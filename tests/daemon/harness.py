@@ -121,7 +121,7 @@ class Daemon:
             line = self.proc.stdout.readline()
             if not line:
                 break
-            m = re.search(r"listening on http://[^ ]*:(\d+)", line)
+            m = re.search(r"listening on https?://[^ ]*:(\d+)", line)
             if m:
                 self.port = int(m.group(1))
                 return self
@@ -181,6 +181,13 @@ def wait_snapshot(d, tag, timeout=120):
             return o
         time.sleep(0.2)
     raise RuntimeError("snapshot %s still being created after %d s" % (tag, timeout))
+
+
+def own_dirs(env, name):
+    """--state-dir and --run-root of its own for a test's second daemon (the
+    session's daemon keeps env.state and env.run)."""
+    return ["--state-dir", os.path.join(env.top, "st-" + name),
+            "--run-root", os.path.join(env.top, "run-" + name)]
 
 
 def make_stub_snapshot(d, tag="stub", mem_mib=16):

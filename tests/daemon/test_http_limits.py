@@ -116,8 +116,8 @@ def closed_within(s, secs):
 
 def test_per_client_cap_and_idle_timeout(env):
     cap, idle = 8, 3
-    d = harness.Daemon(env, extra=("--max-client-conns", str(cap),
-                                   "--idle-timeout-secs", str(idle))).start()
+    d = harness.Daemon(env, extra=["--max-client-conns", str(cap), "--idle-timeout-secs",
+                                   str(idle)] + harness.own_dirs(env, "limits")).start()
     flood = []
     try:
         flood = [idle_socket("127.0.0.2", d.port) for _ in range(cap)]

@@ -5,6 +5,7 @@ sync one returns results, the async one awaitables of the same results."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import ssl
@@ -243,14 +244,15 @@ class Controller(_Api[JSON]):
     token: bearer token (default $FORKD_TOKEN, else, for a daemon on loopback, the
         token `forkd serve` made in its default state directory, when readable).
     timeout: seconds for calls that have no timeout of their own.
-    ssl_context: for https (default: the system's CA certificates).
+    ssl_context: for https (default: trust $FORKD_CA_CERT if set, else the system's
+        CA certificates).
     Safe to share between threads (calls take turns on the connection).
     """
 
     def __init__(self, base_url: Optional[str] = None, token: Optional[str] = None,
                  timeout: float = 60.0, ssl_context: Optional[ssl.SSLContext] = None):
         self._setup(base_url, token, timeout)
-        self._t = SyncTransport(self._ep, ssl_context)
+        self._t = SyncTransport(self._ep, _ssl_context(ssl_context))
 
     def _send(self, req: _Req) -> JSON:
         path, headers, data, timeout = self._prepare(req)
@@ -275,7 +277,7 @@ class AsyncController(_Api[Awaitable[JSON]]):
     def __init__(self, base_url: Optional[str] = None, token: Optional[str] = None,
                  timeout: float = 60.0, ssl_context: Optional[ssl.SSLContext] = None):
         self._setup(base_url, token, timeout)
-        self._t = AsyncTransport(self._ep, ssl_context)
+        self._t = AsyncTransport(self._ep, _ssl_context(ssl_context))
 
     async def _call(self, req: _Req) -> JSON:
         path, headers, data, timeout = self._prepare(req)
@@ -299,7 +301,7 @@ def _default_token(host: str) -> Optional[str]:
     """The token a daemon on this host made for itself (`forkd serve` without
     --token-file), for a loopback URL only: /var/lib/forkd/token as root, else
     $XDG_STATE_HOME/forkd/token or ~/.local/state/forkd/token. None if unreadable."""
-    if not (host.startswith("127.") or host in ("localhost", "::1")):
+    if not _is_loopback(host):
         return None
     if os.geteuid() == 0:
         path = "/var/lib/forkd/token"
@@ -311,6 +313,25 @@ def _default_token(host: str) -> Optional[str]:
             return f.read().strip() or None
     except OSError:
         return None
+
+
+def _is_loopback(host: str) -> bool:
+    """The whole host is a loopback name or address ("127.0.0.1.nip.io" is not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _ssl_context(ctx: Optional[ssl.SSLContext]) -> Optional[ssl.SSLContext]:
+    """The given context, else one trusting $FORKD_CA_CERT (a PEM file, e.g. a
+    daemon's self-signed certificate) when set, else None (the system's CAs)."""
+    if ctx is not None:
+        return ctx
+    ca = os.environ.get("FORKD_CA_CERT")
+    return ssl.create_default_context(cafile=ca) if ca else None
 
 
 def _seg(s: object) -> str:
