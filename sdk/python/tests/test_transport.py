@@ -178,3 +178,12 @@ def test_command_result_fields():
     # The three-field form of earlier versions still compares equal.
     assert _result({"stdout": "o", "stderr": "", "exit_code": 0}) == \
         forkd.CommandResult("o", "", 0)
+
+
+def test_token_found_here_stays_on_loopback():
+    from forkd.client import _is_loopback
+    for host in ("localhost", "127.0.0.1", "127.1.2.3", "::1"):
+        assert _is_loopback(host), host
+    for host in ("127.0.0.1.nip.io", "localhost.example.com", "10.0.0.1", "example.com",
+                 "::2"):
+        assert not _is_loopback(host), host
