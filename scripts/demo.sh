@@ -9,7 +9,7 @@
 #
 # On KVM-PVM hosts (guest kernel code emulated) booting the image to a warm
 # agent takes many minutes; the snapshot is kept under
-# ~/.local/share/forkd/snapshots/demo-py and reused by later runs.
+# $FORKD_HOME/snapshots/demo-py (`forkd where`) and reused by later runs.
 # Without a usable /dev/kvm (or with FORKD_LAB=1) the demo builds here what
 # needs a compiler or the network, then runs in forkd's KVM lab
 # (scripts/kvm-lab), where the snapshot lasts one run.
@@ -62,7 +62,7 @@ t0=$(date +%s)
 echo "== image: kernel + ext4 root with python3, numpy, init and agent (cached)"
 build/forkd image build --tag py
 
-snapdir=${FORKD_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/forkd}/snapshots/demo-py
+snapdir=$(build/forkd where --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"]["path"])')/demo-py
 if [[ -f $snapdir/snapshot.json ]]; then
 	echo "== snapshot: reusing $snapdir"
 else

@@ -44,5 +44,6 @@ int cmd_ping(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_where(int argc, char **argv);
 
 #endif

@@ -55,7 +55,7 @@ static void snapshot_usage(FILE *f)
 		"\n"
 		"Boot a VM, wait until the guest is warm, pause it at a clean\n"
 		"instruction boundary and write the snapshot to\n"
-		"$FORKD_HOME/snapshots/TAG/ (default ~/.local/share/forkd):\n"
+		"$FORKD_HOME/snapshots/TAG/ ('forkd where' prints it):\n"
 		"memory.bin, vmstate, snapshot.json. Then the VM is stopped.\n"
 		"\n"
 		"--image IMG boots the guest image 'forkd image build --tag IMG' made\n"

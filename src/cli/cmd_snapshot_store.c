@@ -29,7 +29,7 @@ static void store_usage(FILE *f)
 		   "       forkd snapshot info TAG [--json]\n"
 		   "       forkd snapshot rm TAG... [--cascade] [--json]\n"
 		   "\n"
-		   "The snapshots in $FORKD_HOME/snapshots (default ~/.local/share/forkd):\n"
+		   "The snapshots in $FORKD_HOME/snapshots ('forkd where' prints it):\n"
 		   "ls lists them, info shows one (its parent, memory kind and chain depth,\n"
 		   "size in RAM and on disk, the diff branches that need it, kept children\n"
 		   "running from it), rm deletes them. rm refuses a snapshot that kept\n"

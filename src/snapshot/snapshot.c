@@ -36,20 +36,18 @@ bool snapshot_tag_valid(const char *tag)
 
 int snapshot_home(char *buf, size_t size)
 {
-	const char *home = getenv("FORKD_HOME"), *xdg = getenv("XDG_DATA_HOME");
-	int n;
+	const char *home = getenv("FORKD_HOME");
+	int err;
 
-	if (home && *home)
-		n = snprintf(buf, size, "%s", home);
-	else if (xdg && *xdg)
-		n = snprintf(buf, size, "%s/forkd", xdg);
-	else if ((home = getenv("HOME")) && *home)
-		n = snprintf(buf, size, "%s/.local/share/forkd", home);
-	else {
+	/* Root shares the daemon's directory (its state dir as root), so
+	 * snapshots made with the CLI are the daemon's and the other way round. */
+	err = util_default_dir(buf, size, home && *home ? home : NULL, SNAPSHOT_ROOT_HOME,
+			       "XDG_DATA_HOME", ".local/share/forkd", NULL);
+	if (err == -EINVAL) {
 		log_err("no $FORKD_HOME, $XDG_DATA_HOME or $HOME: cannot place snapshots");
 		return -ENOENT;
 	}
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+	return err;
 }
 
 int snapshot_dir(const char *tag, char *buf, size_t size)

@@ -21,7 +21,10 @@
 
 bool snapshot_tag_valid(const char *tag);
 
-/* $FORKD_HOME, else $XDG_DATA_HOME/forkd, else $HOME/.local/share/forkd. */
+/* $FORKD_HOME, else for root SNAPSHOT_ROOT_HOME (where the daemon keeps its
+ * state too: one store for the CLI and the daemon), else
+ * $XDG_DATA_HOME/forkd, else $HOME/.local/share/forkd. */
+#define SNAPSHOT_ROOT_HOME "/var/lib/forkd"
 int snapshot_home(char *buf, size_t size) __must_check;
 
 /* <home>/snapshots/<tag> (the tag must be valid). */

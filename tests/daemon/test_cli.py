@@ -170,3 +170,37 @@ def test_hostile_agent_answer_is_not_parsed(tmp_path):
     t.join(10)
     srv.close()
     assert r.returncode == 1 and "over 4096 JSON values" in r.stderr, r.stderr
+
+
+def test_where(daemon, tmp_path):
+    """forkd where: root's snapshots are in the daemon's directory by default
+    (one store), FORKD_HOME moves them, and every entry says if it exists."""
+    def where(env_extra, user=None):
+        env = dict(os.environ)
+        for k in ("FORKD_HOME", "FORKD_CACHE", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+            env.pop(k, None)
+        env.update(env_extra)
+        argv = [harness.forkd_bin(), "where", "--json"]
+        if user:
+            argv = ["setpriv", "--reuid", user, "--regid", user, "--clear-groups"] + argv
+        r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    if os.geteuid() == 0:
+        w = where({})
+        assert w["home"]["path"] == "/var/lib/forkd" == w["state"]["path"], w
+        assert w["snapshots"]["path"] == "/var/lib/forkd/snapshots"
+        assert w["token"]["path"] == "/var/lib/forkd/token"
+        nobody = where({"HOME": "/nonexistent"}, user="65534")
+        assert nobody["home"]["path"] == "/nonexistent/.local/share/forkd", nobody
+        assert nobody["home"]["exists"] is False
+    (tmp_path / "snapshots").mkdir()
+    w = where({"FORKD_HOME": str(tmp_path), "FORKD_CACHE": str(tmp_path / "c")})
+    assert w["home"] == {"path": str(tmp_path), "exists": True}
+    assert w["snapshots"] == {"path": str(tmp_path / "snapshots"), "exists": True}
+    assert w["kept"] == {"path": str(tmp_path / "kept"), "exists": False}
+    assert w["images"]["path"] == str(tmp_path / "c" / "images")
+    assert w["daemon_url"] == "http://127.0.0.1:8889"
+    r = cli(daemon, "where")
+    assert r.returncode == 0 and r.stdout.splitlines()[0].startswith("home ")
