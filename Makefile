@@ -8,6 +8,9 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wmissing-prototypes -Wstrict-prototypes -fno-strict-aliasing \
            -D_GNU_SOURCE -Isrc -MMD -MP
 LDLIBS  += -lpthread -lzstd -lz -llz4 -ljansson -lseccomp -lmnl -lnftnl -lmicrohttpd -lsqlite3 -lcurl
+# The one definition of the version (the CLI, the daemon's /version, make install).
+VERSION := $(shell cat VERSION)
+CFLAGS  += -DFORKD_VERSION='"$(VERSION)"'
 
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -28,6 +31,8 @@ LIB_SRCS := $(wildcard src/common/*.c src/vmm/*.c src/devices/*.c src/devices/vi
                        src/snapshot/*.c src/fork/*.c src/isolate/*.c src/daemon/*.c src/agent/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# The version is compiled in where it is printed.
+$(BUILD)/src/cli/main.o $(BUILD)/src/daemon/api_misc.o: VERSION
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -124,6 +129,46 @@ test-agent: $(BUILD)/forkd
 .PHONY: test-daemon
 test-daemon: $(BUILD)/forkd guests
 	@tests/daemon/run.sh $(abspath $(BUILD))
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the binary, what `forkd
+# image build` needs at run time (guest/: image scripts, init sources, agent,
+# kernel fetch), the docs, a forkd(1) man page made from --help (help2man),
+# bash completion, the systemd unit (pointing at this PREFIX) and LICENSE.
+PREFIX  ?= /usr/local
+BINDIR  := $(PREFIX)/bin
+DATADIR := $(PREFIX)/share/forkd
+DOCDIR  := $(PREFIX)/share/doc/forkd
+.PHONY: install uninstall
+$(BUILD)/forkd.1: $(BUILD)/forkd packaging/man-verbs.sh
+	@packaging/man-verbs.sh $(BUILD)/forkd > $(BUILD)/forkd.h2m
+	@help2man --no-info --no-discard-stderr --name "fork warm Linux microVMs on /dev/kvm" \
+		--version-string "$(VERSION)" --include $(BUILD)/forkd.h2m -o $@ $(BUILD)/forkd
+install: $(BUILD)/forkd $(BUILD)/forkd.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0755 $(BUILD)/forkd $(DESTDIR)$(BINDIR)/forkd
+	cd guest && find image init agent kernel -type f \
+		\( -name '*.sh' -o -name '*.py' -o -name '*.c' -o -name '*.h' -o -name Makefile \
+		   -o -name '*.cmdline' -o -name '*.config' -o -name '*.md' \) | while read -r f; do \
+		mode=0644; [ -x "$$f" ] && mode=0755; \
+		install -D -m $$mode "$$f" "$(DESTDIR)$(DATADIR)/guest/$$f"; done
+	install -m 0644 README.md LICENSE docs/*.md docs/openapi.yaml $(DESTDIR)$(DOCDIR)/
+	gzip -9n < $(BUILD)/forkd.1 > $(DESTDIR)$(PREFIX)/share/man/man1/forkd.1.gz
+	install -m 0644 packaging/forkd.bash-completion \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/forkd
+	sed -e 's|/usr/local/bin/forkd|$(BINDIR)/forkd|' -e 's|/usr/share/doc/forkd|$(DOCDIR)|' \
+		packaging/forkd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/forkd.service
+# make install into a temporary DESTDIR, checked (tests/install/run.sh).
+.PHONY: test-install
+test-install: $(BUILD)/forkd
+	@tests/install/run.sh $(BUILD)
+uninstall:
+	rm -rf $(DESTDIR)$(BINDIR)/forkd $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(PREFIX)/share/man/man1/forkd.1.gz \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/forkd \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/forkd.service
 
 test-e2e: $(BUILD)/forkd
 	@tests/e2e/run.sh $(abspath $(BUILD))

@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
 	# build; clang for the fuzz harnesses (libFuzzer, fuzz/)
 	build-essential pkg-config clang-format clang
+	# make install: the man page from --help
+	help2man
 	# libraries
 	libzstd-dev zlib1g-dev liblz4-dev libcmocka-dev
 	libjansson-dev libmicrohttpd-dev libsqlite3-dev libseccomp-dev libmnl-dev libnftnl-dev

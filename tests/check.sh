@@ -101,6 +101,7 @@ run_suite unit make -s test-unit
 run_suite fuzz make -s fuzz-check
 run_suite lab make -s test-lab
 run_suite agent make -s test-agent
+run_suite install make -s test-install
 if ((lab)); then
 	# Everything that needs a compiler or the network, before the lab.
 	run_suite lab-prepare make -s lab-prepare

@@ -7,7 +7,7 @@
 #include "common/util.h"
 
 #ifndef FORKD_VERSION
-#define FORKD_VERSION "0.1.0"
+#error "FORKD_VERSION comes from the VERSION file (Makefile)"
 #endif
 
 static const struct cli_command commands[] = {

@@ -26,7 +26,7 @@
 #include "daemon/store.h"
 
 #ifndef FORKD_VERSION
-#define FORKD_VERSION "0.1.0"
+#error "FORKD_VERSION comes from the VERSION file (Makefile)"
 #endif
 
 #define DAEMON_DEFAULT_BIND	  "127.0.0.1:8889"
