@@ -16,6 +16,17 @@ struct cli_command {
 void cli_usage_error(const char *verb, const char *fmt, ...) __printf(2, 3)
     __attribute__((noreturn));
 
+/* `opt`'s value as a number from min to max, else a usage error naming
+ * the option, its range and what was given. */
+uint64_t cli_num(const char *verb, const char *opt, const char *arg, uint64_t min, uint64_t max);
+
+struct option;
+/* getopt_long() that never returns '?' or ':': an unknown option, or one
+ * missing its value, is a usage error naming it (one line, the verb's
+ * prefix). shortopts as getopt_long's, without a leading ':'. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	       const char *verb);
+
 struct vm;
 
 /* SIGINT/SIGTERM stop this VM (status VM_EXIT_SIGNAL). */

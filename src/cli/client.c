@@ -136,9 +136,8 @@ static const char *default_token(const char *url)
 	      (hlen == 5 && !strncmp(host, "[::1]", 5)) ||
 	      (hlen >= 7 && !strncmp(host, "127.", 4) && strspn(host, "0123456789.") == hlen)))
 		return NULL;
-	/* The daemon's own rule for its state directory (daemon.c). */
-	if (util_default_dir(dir, sizeof(dir), NULL, "/var/lib/forkd", "XDG_STATE_HOME",
-			     ".local/state/forkd", NULL))
+	/* The daemon's own rule for its state directory. */
+	if (util_state_dir(dir, sizeof(dir), NULL, NULL))
 		return NULL;
 	snprintf(path, sizeof(path), "%s/token", dir);
 	f = fopen(path, "re");

@@ -22,7 +22,7 @@ int cmd_ping(int argc, char **argv)
 
 	client_init(&c, "ping");
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "h", opts, "ping")) != -1) {
 		if (client_opt(&c, opt))
 			continue;
 		if (opt == 'h')
@@ -78,7 +78,7 @@ int cmd_exec(int argc, char **argv)
 	client_init(&c, "exec");
 	optind = 1;
 	/* '+': stop at the first non-option, so the command keeps its own. */
-	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "+h", opts, "exec")) != -1) {
 		if (client_opt(&c, opt))
 			continue;
 		if (opt == O_CWD) {
@@ -153,7 +153,7 @@ int cmd_eval(int argc, char **argv)
 
 	client_init(&c, "eval");
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "h", opts, "eval")) != -1) {
 		if (client_opt(&c, opt))
 			continue;
 		if (opt == 'h')

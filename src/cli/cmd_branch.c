@@ -131,7 +131,7 @@ int cmd_branch(int argc, char **argv)
 
 	client_init(&c, "snapshot");
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "h", opts, "snapshot")) != -1) {
 		if (client_opt(&c, opt))
 			continue;
 		if (opt == 'h') {
@@ -200,7 +200,7 @@ int cmd_snapshot_compact(int argc, char **argv)
 	int opt, err;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "h", opts, "snapshot compact")) != -1) {
 		if (opt == 'h') {
 			compact_usage(stdout);
 			return 0;

@@ -475,7 +475,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){.kinds = K_ALL, .min_age = 30, .tmpdir = "/tmp", .rundir = "/run/forkd"};
-	while ((c = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "yh", opts, "cleanup")) != -1) {
 		switch (c) {
 		case 'y':
 			o->yes = true;

@@ -691,7 +691,7 @@ int cmd_doctor(int argc, char **argv)
 	int c, count[3] = {0};
 	bool json = false;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "h", opts, "doctor")) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;

@@ -121,16 +121,6 @@ static void fork_usage(FILE *f)
 	    MAX_CHILDREN);
 }
 
-static uint64_t num(const char *opt, const char *arg, uint64_t min, uint64_t max)
-{
-	uint64_t v;
-
-	if (parse_u64(arg, &v) || v < min || v > max)
-		cli_usage_error("fork", "%s wants a number from %llu to %llu, got '%s'", opt,
-				(unsigned long long)min, (unsigned long long)max, arg);
-	return v;
-}
-
 static void parse(int argc, char **argv, struct fork_args *a)
 {
 	enum {
@@ -172,16 +162,16 @@ static void parse(int argc, char **argv, struct fork_args *a)
 
 	*a = (struct fork_args){.n = 1, .settle_secs = 2, .agent_timeout_secs = 120};
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "n:h", opts, "fork")) != -1) {
 		switch (c) {
 		case O_TAG:
 			a->tag = optarg;
 			break;
 		case 'n':
-			a->n = num("-n", optarg, 1, MAX_CHILDREN);
+			a->n = cli_num("fork", "-n", optarg, 1, MAX_CHILDREN);
 			break;
 		case O_SETTLE:
-			a->settle_secs = num("--settle-secs", optarg, 0, 86400);
+			a->settle_secs = cli_num("fork", "--settle-secs", optarg, 0, 86400);
 			a->settle_set = true;
 			break;
 		case O_KEEP:
@@ -203,10 +193,10 @@ static void parse(int argc, char **argv, struct fork_args *a)
 			a->netns = true;
 			break;
 		case O_AGENT_TO:
-			a->agent_timeout_secs = num("--agent-timeout-secs", optarg, 1, 3600);
+			a->agent_timeout_secs = cli_num("fork", "--agent-timeout-secs", optarg, 1, 3600);
 			break;
 		case O_MEMLIM:
-			a->memory_limit_mib = num("--memory-limit-mib", optarg, 16, 1 << 20);
+			a->memory_limit_mib = cli_num("fork", "--memory-limit-mib", optarg, 16, 1 << 20);
 			break;
 		case O_CGROOT:
 			a->cgroup_root = optarg;
@@ -218,7 +208,7 @@ static void parse(int argc, char **argv, struct fork_args *a)
 			a->wait_exit = true;
 			break;
 		case O_TIMEOUT:
-			a->timeout_secs = num("--timeout-secs", optarg, 1, 86400);
+			a->timeout_secs = cli_num("fork", "--timeout-secs", optarg, 1, 86400);
 			break;
 		case 'h':
 			fork_usage(stdout);

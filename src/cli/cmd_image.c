@@ -116,7 +116,7 @@ static int image_build(int argc, char **argv)
 	uint64_t v;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "h", opts, "image build")) != -1) {
 		switch (c) {
 		case O_TAG:
 			tag = optarg;

@@ -80,7 +80,7 @@ static int netns_setup(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "h", opts, "netns setup")) != -1) {
 		if (c == 'f')
 			first = parse_index_arg("--first", optarg, NETNS_MAX_CHILDREN - 1);
 		else if (c == 'h')
@@ -167,7 +167,7 @@ static int netns_teardown(int argc, char **argv)
 	int c, bad = 0, err;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "h", opts, "netns teardown")) != -1) {
 		if (c == 'a')
 			all = true;
 		else if (c == 'F')

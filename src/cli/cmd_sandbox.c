@@ -35,7 +35,7 @@ int cmd_spawn(int argc, char **argv)
 
 	client_init(&c, "spawn");
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "n:h", opts, "spawn")) != -1) {
 		if (client_opt(&c, opt))
 			continue;
 		switch (opt) {
@@ -43,8 +43,7 @@ int cmd_spawn(int argc, char **argv)
 			tag = optarg;
 			break;
 		case 'n':
-			if (parse_u64(optarg, &n) || n < 1 || n > 1000)
-				cli_usage_error("spawn", "-n wants 1 to 1000, got '%s'", optarg);
+			n = cli_num("spawn", "-n", optarg, 1, 1000);
 			break;
 		case O_LIVE:
 			json_object_set_new(body, "live_fork", json_true());
@@ -56,8 +55,7 @@ int cmd_spawn(int argc, char **argv)
 			json_object_set_new(body, "per_child_netns", json_true());
 			break;
 		case O_MEMLIM:
-			if (parse_u64(optarg, &mem))
-				cli_usage_error("spawn", "--memory-limit-mib wants a number");
+			mem = cli_num("spawn", "--memory-limit-mib", optarg, 16, 1 << 20);
 			json_object_set_new(body, "memory_limit_mib",
 					    json_integer((json_int_t)mem));
 			break;
@@ -129,7 +127,7 @@ int cmd_ls(int argc, char **argv)
 
 	client_init(&c, "ls");
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "h", opts, "ls")) != -1) {
 		if (client_opt(&c, opt))
 			continue;
 		if (opt == O_TAG) {
@@ -198,7 +196,9 @@ int cmd_ls(int argc, char **argv)
 	return ret;
 }
 
-static int kill_one(const struct client *c, const char *id)
+/* results: with --json, where each stopped child's object goes (the
+ * array is printed once at the end); else NULL, a line each. */
+static int kill_one(const struct client *c, const char *id, json_t *results)
 {
 	char path[96];
 	json_t *out;
@@ -213,8 +213,8 @@ static int kill_one(const struct client *c, const char *id)
 		json_decref(out);
 		return 1;
 	}
-	if (c->json)
-		client_print_json(out);
+	if (results)
+		json_array_append(results, out);
 	else
 		printf("killed %s (was %s)\n", id, client_str(out, "state_before"));
 	json_decref(out);
@@ -222,7 +222,7 @@ static int kill_one(const struct client *c, const char *id)
 }
 
 /* --all or --tag: the kept children, then the daemon's sandboxes. */
-static int kill_matching(struct client *c, const char *tag, bool no_daemon)
+static int kill_matching(struct client *c, const char *tag, bool no_daemon, json_t *results)
 {
 	json_t *kept = json_array(), *out = NULL, *o;
 	bool down = false;
@@ -233,7 +233,7 @@ static int kill_matching(struct client *c, const char *tag, bool no_daemon)
 	if (n < 0)
 		fails++;
 	json_array_foreach(kept, i, o) fails +=
-	    kept_cli_kill(c->verb, client_str(o, "id"), c->json);
+	    kept_cli_kill(c->verb, client_str(o, "id"), results);
 	n = (int)json_array_size(kept);
 	json_decref(kept);
 	if (!no_daemon) {
@@ -254,7 +254,7 @@ static int kill_matching(struct client *c, const char *tag, bool no_daemon)
 			json_decref(out);
 			return fails + 1;
 		}
-		json_array_foreach(out, i, o) fails += kill_one(c, client_str(o, "id"));
+		json_array_foreach(out, i, o) fails += kill_one(c, client_str(o, "id"), results);
 		n += (int)json_array_size(out);
 		json_decref(out);
 	}
@@ -274,12 +274,13 @@ int cmd_kill(int argc, char **argv)
 	};
 	const char *tag = NULL;
 	bool all = false, no_daemon = false;
+	json_t *results;
 	struct client c;
 	int opt, fails = 0;
 
 	client_init(&c, "kill");
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "h", opts, "kill")) != -1) {
 		if (client_opt(&c, opt))
 			continue;
 		if (opt == O_TAG) {
@@ -297,7 +298,8 @@ int cmd_kill(int argc, char **argv)
 			    "children (k-XXXXXXXX) and remove their registry entries: a kept\n"
 			    "child gets SIGTERM, then SIGKILL after 3 s, only while its pid\n"
 			    "still is the process that was started (start time checked).\n"
-			    "--all and --tag cover both. --json prints one object per child.\n\n"
+			    "--all and --tag cover both. --json prints an array: an object per\n"
+			    "child stopped ([] when none matched).\n\n"
 			    "%s\n%s",
 			    client_kept_help, client_common_help);
 			return 0;
@@ -307,6 +309,7 @@ int cmd_kill(int argc, char **argv)
 	}
 	if ((optind < argc) + all + !!tag != 1)
 		cli_usage_error("kill", "give sandbox ids, or --all, or --tag TAG (one of them)");
+	results = c.json ? json_array() : NULL;
 	for (int i = optind; i < argc; i++)
 		if (!child_id_valid(argv[i]) && !kept_id_valid(argv[i]))
 			cli_usage_error("kill",
@@ -316,16 +319,19 @@ int cmd_kill(int argc, char **argv)
 	if (optind < argc) {
 		for (int i = optind; i < argc; i++) {
 			if (kept_id_valid(argv[i]))
-				fails += kept_cli_kill("kill", argv[i], c.json);
+				fails += kept_cli_kill("kill", argv[i], results);
 			else if (no_daemon)
 				cli_usage_error("kill",
 						"%s is the daemon's, and --no-daemon was given",
 						argv[i]);
 			else
-				fails += kill_one(&c, argv[i]);
+				fails += kill_one(&c, argv[i], results);
 		}
 	} else {
-		fails = kill_matching(&c, tag, no_daemon);
+		fails = kill_matching(&c, tag, no_daemon, results);
 	}
+	if (results)
+		client_print_json(results);
+	json_decref(results);
 	return fails ? 1 : 0;
 }

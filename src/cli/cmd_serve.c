@@ -103,11 +103,10 @@ int cmd_serve(int argc, char **argv)
 	    {0},
 	};
 	struct daemon_config cfg = {.bind = DAEMON_DEFAULT_BIND, .spawn_timeout_secs = 60};
-	uint64_t v;
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "h", opts, "serve")) != -1) {
 		switch (c) {
 		case O_BIND:
 			cfg.bind = optarg;
@@ -137,18 +136,10 @@ int cmd_serve(int argc, char **argv)
 			cfg.allow_host = optarg;
 			break;
 		case O_SPAWN_TO:
-			if (parse_u64(optarg, &v) || v < 1 || v > 3600)
-				cli_usage_error("serve",
-						"--spawn-timeout-secs wants 1 to 3600, got '%s'",
-						optarg);
-			cfg.spawn_timeout_secs = (unsigned)v;
+			cfg.spawn_timeout_secs = (unsigned)cli_num("serve", "--spawn-timeout-secs", optarg, 1, 3600);
 			break;
 		case O_AGENT_TO:
-			if (parse_u64(optarg, &v) || v < 1 || v > 3600)
-				cli_usage_error("serve",
-						"--agent-timeout-secs wants 1 to 3600, got '%s'",
-						optarg);
-			cfg.agent_timeout_secs = (unsigned)v;
+			cfg.agent_timeout_secs = (unsigned)cli_num("serve", "--agent-timeout-secs", optarg, 1, 3600);
 			break;
 		case O_NOSECCOMP:
 			cfg.no_jail = true;
@@ -160,18 +151,10 @@ int cmd_serve(int argc, char **argv)
 			cfg.tls_key = optarg;
 			break;
 		case O_IDLE:
-			if (parse_u64(optarg, &v) || v < 1 || v > 3600)
-				cli_usage_error("serve",
-						"--idle-timeout-secs wants 1 to 3600, got '%s'",
-						optarg);
-			cfg.idle_secs = (unsigned)v;
+			cfg.idle_secs = (unsigned)cli_num("serve", "--idle-timeout-secs", optarg, 1, 3600);
 			break;
 		case O_CLIENT_CONNS:
-			if (parse_u64(optarg, &v) || v < 1 || v > HTTP_MAX_CONNECTIONS)
-				cli_usage_error("serve",
-						"--max-client-conns wants 1 to %u, got '%s'",
-						HTTP_MAX_CONNECTIONS, optarg);
-			cfg.max_client_conns = (unsigned)v;
+			cfg.max_client_conns = (unsigned)cli_num("serve", "--max-client-conns", optarg, 1, HTTP_MAX_CONNECTIONS);
 			break;
 		case 'h':
 			serve_usage(stdout);

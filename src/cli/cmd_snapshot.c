@@ -326,7 +326,7 @@ int cmd_snapshot(int argc, char **argv)
 	vmopts_init(&o);
 	s.t0 = now_ns();
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "h", opts, "snapshot")) != -1) {
 		if (c == 'h') {
 			snapshot_usage(stdout);
 			return 0;

@@ -261,12 +261,14 @@ int cmd_snapshot_store(int argc, char **argv)
 	    {0},
 	};
 	const char *verb = argv[0];
+	char full_verb[32];
 	bool json = false, cascade = false;
 	json_t *deleted;
 	int opt, rc = 0;
 
+	snprintf(full_verb, sizeof(full_verb), "snapshot %s", verb);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "h", opts, full_verb)) != -1) {
 		if (opt == 'h') {
 			store_usage(stdout);
 			return 0;
@@ -275,8 +277,7 @@ int cmd_snapshot_store(int argc, char **argv)
 		} else if (opt == 'c' && !strcmp(verb, "rm")) {
 			cascade = true;
 		} else {
-			cli_usage_error("snapshot", "unknown option for 'snapshot %s' (see --help)",
-					verb);
+			cli_usage_error(full_verb, "option --cascade is for 'snapshot rm'");
 		}
 	}
 	if (!strcmp(verb, "ls")) {

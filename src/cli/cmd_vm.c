@@ -71,7 +71,7 @@ static int vm_run_main(int argc, char **argv)
 	vmopts_table(opts, 32, NULL);
 	vmopts_init(&o);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "h", opts, "vm run")) != -1) {
 		if (c == 'h') {
 			vm_run_usage(stdout);
 			exit(0);

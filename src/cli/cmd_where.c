@@ -56,7 +56,7 @@ int cmd_where(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "h", opts, "where")) != -1) {
 		if (c == 'j') {
 			json = true;
 		} else if (c == 'h') {
@@ -71,10 +71,9 @@ int cmd_where(int argc, char **argv)
 		cli_usage_error("where", "unexpected argument '%s'", argv[optind]);
 	if (snapshot_home(home, sizeof(home)) || guest_image_root(images, sizeof(images)))
 		return 1;
-	if (util_default_dir(state, sizeof(state), NULL, "/var/lib/forkd", "XDG_STATE_HOME",
-			     ".local/state/forkd", NULL))
+	if (util_state_dir(state, sizeof(state), NULL, NULL))
 		snprintf(state, sizeof(state), "(none: set $XDG_STATE_HOME or pass --state-dir)");
-	if (util_default_dir(runs, sizeof(runs), NULL, "/run/forkd", "XDG_RUNTIME_DIR", NULL, NULL))
+	if (util_run_root(runs, sizeof(runs), NULL, NULL))
 		snprintf(runs, sizeof(runs), "(none: set $XDG_RUNTIME_DIR or pass --run-root)");
 	o = json_object();
 	json_object_set_new(o, "home", entry(home));

@@ -71,7 +71,7 @@ void kept_cli_print(json_t *arr)
 	}
 }
 
-int kept_cli_kill(const char *verb, const char *id, bool json)
+int kept_cli_kill(const char *verb, const char *id, json_t *results)
 {
 	struct child_rec r;
 	const char *before;
@@ -97,16 +97,11 @@ int kept_cli_kill(const char *verb, const char *id, bool json)
 	}
 	if (kept_remove(id))
 		return 1;
-	if (json) {
-		json_t *o =
-		    json_pack("{s:s, s:s, s:s, s:I, s:s}", "id", id, "kind", "kept", "state_before",
-			      before, "pid", (json_int_t)r.pid, "run_dir", r.run_dir);
-		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(o);
+	if (results) {
+		json_array_append_new(results, json_pack("{s:s, s:s, s:s, s:I, s:s}", "id", id,
+							 "kind", "kept", "state_before", before,
+							 "pid", (json_int_t)r.pid, "run_dir",
+							 r.run_dir));
 	} else {
 		printf("killed %s (was %s)\n", id, before);
 	}

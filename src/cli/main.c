@@ -1,3 +1,4 @@
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,44 @@ void cli_usage_error(const char *verb, const char *fmt, ...)
 	exit(2);
 }
 
+uint64_t cli_num(const char *verb, const char *opt, const char *arg, uint64_t min, uint64_t max)
+{
+	uint64_t v;
+
+	if (parse_u64(arg, &v) || v < min || v > max)
+		cli_usage_error(verb, "%s wants a number from %llu to %llu, got '%s'", opt,
+				(unsigned long long)min, (unsigned long long)max, arg);
+	return v;
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	       const char *verb)
+{
+	char spec[64];
+	const char *bad;
+	int c;
+
+	/* A leading ':' tells a missing value (':') from an unknown option. */
+	if (shortopts[0] == '+' || shortopts[0] == '-')
+		snprintf(spec, sizeof(spec), "%c:%s", shortopts[0], shortopts + 1);
+	else
+		snprintf(spec, sizeof(spec), ":%s", shortopts);
+	opterr = 0;
+	c = getopt_long(argc, argv, spec, longopts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	/* The argument getopt stopped at: argv[optind - 1] once it moved past
+	 * it (long options, a short one at the end of its word). */
+	bad = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+	if (c == ':')
+		cli_usage_error(verb, "option %s needs a value", bad);
+	if (!strncmp(bad, "--", 2) && optopt)
+		cli_usage_error(verb, "option %.*s takes no value", (int)strcspn(bad, "="), bad);
+	if (!strncmp(bad, "--", 2))
+		cli_usage_error(verb, "unknown option %.*s", (int)strcspn(bad, "="), bad);
+	cli_usage_error(verb, "unknown option -%c", optopt);
+}
+
 int cmd_version(int argc, char **argv)
 {
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -104,8 +143,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (size_t c = 0; c < ARRAY_SIZE(commands); c++)
-		if (!strcmp(argv[i], commands[c].name))
+		if (!strcmp(argv[i], commands[c].name)) {
+			log_set_name(commands[c].name);
 			return commands[c].run(argc - i, argv + i);
+		}
 	fprintf(stderr, "forkd: error: unknown command '%s'\n", argv[i]);
 	usage(stderr);
 	return 2;

@@ -91,16 +91,6 @@ void vmopts_init(struct vmopts *o)
 	o->console = "-";
 }
 
-static uint64_t num(const char *verb, const char *opt, const char *arg, uint64_t min, uint64_t max)
-{
-	uint64_t v;
-
-	if (parse_u64(arg, &v) || v < min || v > max)
-		cli_usage_error(verb, "%s wants a number from %llu to %llu, got '%s'", opt,
-				(unsigned long long)min, (unsigned long long)max, arg);
-	return v;
-}
-
 bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg)
 {
 	struct machine_spec *s = &o->spec;
@@ -116,23 +106,23 @@ bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg)
 		o->boot.cmdline = arg;
 		break;
 	case O_MEM:
-		s->mem_mib = num(verb, "--mem-mib", arg, 16, 1024 * 1024);
+		s->mem_mib = cli_num(verb, "--mem-mib", arg, 16, 1024 * 1024);
 		if (s->mem_mib % 2)
 			cli_usage_error(verb, "--mem-mib must be a multiple of 2");
 		o->mem_set = true;
 		break;
 	case O_VCPUS:
-		s->vcpus = (int)num(verb, "--vcpus", arg, 1, VM_MAX_VCPUS);
+		s->vcpus = (int)cli_num(verb, "--vcpus", arg, 1, VM_MAX_VCPUS);
 		o->vcpus_set = true;
 		break;
 	case O_CONSOLE:
 		o->console = arg;
 		break;
 	case O_CONSOLE_MAX:
-		s->console_max_bytes = num(verb, "--console-max-mib", arg, 0, 1 << 20) * MIB;
+		s->console_max_bytes = cli_num(verb, "--console-max-mib", arg, 0, 1 << 20) * MIB;
 		break;
 	case O_TIMEOUT:
-		o->timeout_secs = num(verb, "--timeout-secs", arg, 1, 1ULL << 32);
+		o->timeout_secs = cli_num(verb, "--timeout-secs", arg, 1, 1ULL << 32);
 		break;
 	case O_GUEST_DECOMP:
 		o->boot.guest_decompress = true;
@@ -171,7 +161,7 @@ bool vmopts_parse(struct vmopts *o, const char *verb, int c, char *arg)
 		s->dev.vsock = true;
 		break;
 	case O_VSOCK_CID:
-		s->dev.vsock_cid = num(verb, "--vsock-cid", arg, 3, 0xfffffffeULL);
+		s->dev.vsock_cid = cli_num(verb, "--vsock-cid", arg, 3, 0xfffffffeULL);
 		break;
 	case O_NO_RNG:
 		s->dev.rng = false;
@@ -189,6 +179,15 @@ int vmopts_finish(struct vmopts *o, const char *verb, int *console_fd)
 {
 	if (!o->boot.kernel)
 		cli_usage_error(verb, "--kernel is required");
+	/* The files named first, before /dev/kvm and the devices are tried:
+	 * a mistyped path is the mistake to report. */
+	if (access(o->boot.kernel, R_OK))
+		return log_errno("--kernel %s", o->boot.kernel);
+	if (o->boot.initrd && access(o->boot.initrd, R_OK))
+		return log_errno("--initrd %s", o->boot.initrd);
+	for (uint32_t i = 0; i < o->spec.dev.nr_disks; i++)
+		if (access(o->spec.dev.disks[i].path, R_OK))
+			return log_errno("--disk %s", o->spec.dev.disks[i].path);
 	*console_fd = STDOUT_FILENO;
 	if (strcmp(o->console, "-")) {
 		*console_fd = open(o->console, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);

@@ -13,28 +13,31 @@
 
 int file_read(const char *path, size_t max, char **out, size_t *len)
 {
-	size_t cap, n = 0;
-	struct stat st;
-	char *buf;
-	int fd, err = 0;
+	int fd, err;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
+	err = file_read_fd(fd, max, out, len);
+	close(fd);
+	return err;
+}
+
+int file_read_fd(int fd, size_t max, char **out, size_t *len)
+{
+	size_t cap, n = 0;
+	struct stat st;
+	char *buf;
+	int err = 0;
+
 	if (fstat(fd, &st) < 0)
-		err = -errno;
-	else if (!S_ISREG(st.st_mode))
-		err = -EINVAL;
-	if (err) {
-		close(fd);
-		return err;
-	}
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
 	if (max > SIZE_MAX - 2)
 		max = SIZE_MAX - 2;
-	if ((uint64_t)st.st_size > max) {
-		close(fd);
+	if ((uint64_t)st.st_size > max)
 		return -EFBIG;
-	}
 	/* Room for one byte more than max, to see a file that grew past it. */
 	cap = st.st_size > 0 ? (size_t)st.st_size + 2 : (max < 4096 ? max + 2 : 4096);
 	buf = malloc(cap);
@@ -67,7 +70,6 @@ int file_read(const char *path, size_t max, char **out, size_t *len)
 			cap = ncap;
 		}
 	}
-	close(fd);
 	if (!buf)
 		return -ENOMEM;
 	if (err) {

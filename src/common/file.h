@@ -18,6 +18,8 @@
  *   -ENOENT & co  from open(2);  -EINVAL  not a regular file;
  *   -EFBIG        more than max bytes;  -ENOMEM. */
 int file_read(const char *path, size_t max, char **out, size_t *len) __must_check;
+/* The same from an open fd (read from its current offset; not closed). */
+int file_read_fd(int fd, size_t max, char **out, size_t *len) __must_check;
 
 /* rm -r path, with the guarantees above; 0 also when there is nothing.
  * -EXDEV: a mount point below it (left in place); -ELOOP: deeper than 64

@@ -8,9 +8,16 @@
 #include "common/util.h"
 
 static enum log_level max_level = LOG_INFO;
+/* What every line starts with: "forkd", or "forkd VERB" (log_set_name()). */
+static char name[48] = "forkd";
 static uint64_t byte_limit, bytes_out; /* log_set_byte_limit() */
 /* The calling thread's last error message (log_last_error()). */
 static __thread char last_error[LOG_ERROR_MAX];
+
+void log_set_name(const char *verb)
+{
+	snprintf(name, sizeof(name), "forkd%s%s", verb ? " " : "", verb ? verb : "");
+}
 
 void log_set_level(enum log_level level)
 {
@@ -50,14 +57,14 @@ static void log_vmsg(enum log_level level, const char *suffix, const char *fmt, 
 		if (total > byte_limit) {
 			if (total - len <= byte_limit)
 				fprintf(stderr,
-					"forkd: warning: this log reached its limit of %llu "
+					"%s: warning: this log reached its limit of %llu "
 					"bytes: nothing more is written to it\n",
-					(unsigned long long)byte_limit);
+					name, (unsigned long long)byte_limit);
 			return;
 		}
 	}
 	/* One write per line, so lines from several threads never interleave. */
-	fprintf(stderr, "forkd: %s%s%s\n", prefix[level], line, suffix ? suffix : "");
+	fprintf(stderr, "%s: %s%s%s\n", name, prefix[level], line, suffix ? suffix : "");
 }
 
 void log_set_byte_limit(uint64_t bytes)

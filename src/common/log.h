@@ -15,6 +15,9 @@ enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Messages above this level are dropped. Set once at start-up by main(). */
 void log_set_level(enum log_level level);
+/* Lines begin "forkd VERB: " instead of "forkd: " (NULL: back to that), as
+ * the CLI's own errors do. */
+void log_set_name(const char *verb);
 bool log_enabled(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __printf(2, 3);

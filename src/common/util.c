@@ -150,3 +150,14 @@ int util_default_dir(char *buf, size_t size, const char *given, const char *root
 		log_err("no %s: pass it explicitly (or set $%s)", what, xdg);
 	return -EINVAL;
 }
+
+int util_state_dir(char *buf, size_t size, const char *given, const char *what)
+{
+	return util_default_dir(buf, size, given, UTIL_ROOT_STATE_DIR, "XDG_STATE_HOME",
+				".local/state/forkd", what);
+}
+
+int util_run_root(char *buf, size_t size, const char *given, const char *what)
+{
+	return util_default_dir(buf, size, given, "/run/forkd", "XDG_RUNTIME_DIR", NULL, what);
+}

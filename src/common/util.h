@@ -58,6 +58,18 @@ int make_dirs(const char *path, mode_t mode);
 int util_default_dir(char *buf, size_t size, const char *given, const char *root_default,
 		     const char *xdg, const char *home_rel, const char *what);
 
+/* Root's home for everything forkd keeps: the daemon's state directory and
+ * the snapshot store ($FORKD_HOME's default for root). */
+#define UTIL_ROOT_STATE_DIR "/var/lib/forkd"
+/* The daemon's state directory (token, database, audit log): `given`, else
+ * /var/lib/forkd for root, else $XDG_STATE_HOME/forkd or
+ * ~/.local/state/forkd. The daemon and its clients (the token) agree
+ * through this one rule. */
+int util_state_dir(char *buf, size_t size, const char *given, const char *what);
+/* Where run directories go: `given`, else /run/forkd for root, else
+ * $XDG_RUNTIME_DIR/forkd. */
+int util_run_root(char *buf, size_t size, const char *given, const char *what);
+
 /* For functions that report into a caller's buffer: format the message
  * into err (when given) and return code. */
 int errbuf_fail(char *err, size_t errlen, int code, const char *fmt, ...) __printf(4, 5);

@@ -82,13 +82,14 @@ static int load_pem(const char *path, const char *opt, const char *what, bool se
 		log_err("%s %s: not a regular file", opt, path);
 		return -EINVAL;
 	}
-	close(fd);
 	if (secret && (st.st_mode & 077)) {
+		close(fd);
 		log_err("%s %s: readable by others (mode %04o): chmod 600 it", opt, path,
 			(unsigned)(st.st_mode & 07777));
 		return -EPERM;
 	}
-	err = file_read(path, 1 << 20, out, &len);
+	err = file_read_fd(fd, 1 << 20, out, &len);
+	close(fd);
 	if (err) {
 		log_err("%s %s: %s", opt, path,
 			err == -EFBIG ? "over 1 MiB: not a PEM file" : strerror(-err));
@@ -125,10 +126,8 @@ static int setup(struct daemon *d, const struct daemon_config *cfg, struct socka
 			cfg->bind);
 		return -EPERM;
 	}
-	if (util_default_dir(d->state_dir, sizeof(d->state_dir), cfg->state_dir, "/var/lib/forkd",
-			     "XDG_STATE_HOME", ".local/state/forkd", "--state-dir") ||
-	    util_default_dir(d->run_root, sizeof(d->run_root), cfg->run_root, "/run/forkd",
-			     "XDG_RUNTIME_DIR", NULL, "--run-root"))
+	if (util_state_dir(d->state_dir, sizeof(d->state_dir), cfg->state_dir, "--state-dir") ||
+	    util_run_root(d->run_root, sizeof(d->run_root), cfg->run_root, "--run-root"))
 		return -EINVAL;
 	if (make_dirs(d->state_dir, 0700))
 		return -EIO;

@@ -83,7 +83,7 @@ static void serial_update_irq(struct serial *s)
 	bool high = (serial_iir(s) & IIR_NONE) == 0 && (s->mcr & MCR_OUT2);
 
 	if (high && !s->irq_high)
-		vm_irq_pulse(s->vm, SERIAL_COM1_IRQ);
+		(void)!vm_irq_pulse(s->vm, SERIAL_COM1_IRQ);
 	s->irq_high = high;
 }
 

@@ -40,7 +40,5 @@ int vmgenid_new_generation(struct vm *vm)
 	if (err)
 		return err;
 	/* Edge-triggered (the DSDT says so): a pulse is one event. */
-	if ((err = vm_irq_line(vm, ACPI_VMGENID_GSI, 1)))
-		return err;
-	return vm_irq_line(vm, ACPI_VMGENID_GSI, 0);
+	return vm_irq_pulse(vm, ACPI_VMGENID_GSI);
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "vmm/memory.h"
 
 #define SNAPSHOT_TAG_MAX	64
@@ -24,7 +25,7 @@ bool snapshot_tag_valid(const char *tag);
 /* $FORKD_HOME, else for root SNAPSHOT_ROOT_HOME (where the daemon keeps its
  * state too: one store for the CLI and the daemon), else
  * $XDG_DATA_HOME/forkd, else $HOME/.local/share/forkd. */
-#define SNAPSHOT_ROOT_HOME "/var/lib/forkd"
+#define SNAPSHOT_ROOT_HOME UTIL_ROOT_STATE_DIR
 int snapshot_home(char *buf, size_t size) __must_check;
 
 /* <home>/snapshots/<tag> (the tag must be valid). */

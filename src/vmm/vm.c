@@ -279,10 +279,11 @@ int vm_irq_line(struct vm *vm, unsigned irq, int level)
 	return 0;
 }
 
-void vm_irq_pulse(struct vm *vm, unsigned irq)
+int vm_irq_pulse(struct vm *vm, unsigned irq)
 {
-	if (vm_irq_line(vm, irq, 1) == 0)
-		(void)!vm_irq_line(vm, irq, 0);
+	int err = vm_irq_line(vm, irq, 1);
+
+	return err ? err : vm_irq_line(vm, irq, 0);
 }
 
 static bool claim_stop(struct vm *vm, int status)

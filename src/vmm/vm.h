@@ -155,8 +155,9 @@ int vm_alloc_virtio_slot(struct vm *vm, uint64_t *base, unsigned *irq) __must_ch
 /* Base and IRQ of virtio-mmio slot i (< vm->nr_virtio). */
 void vm_virtio_slot(const struct vm *vm, unsigned i, uint64_t *base, unsigned *irq);
 
-/* Raise an edge on an ISA/IOAPIC interrupt line. Any thread. */
-void vm_irq_pulse(struct vm *vm, unsigned irq);
+/* Raise an edge on an ISA/IOAPIC interrupt line. Any thread. 0 or -errno
+ * (the devices, which cannot report it, ignore it). */
+int vm_irq_pulse(struct vm *vm, unsigned irq);
 int vm_irq_line(struct vm *vm, unsigned irq, int level) __must_check;
 
 /* Start every vCPU thread and the event loop; block until the guest stops,

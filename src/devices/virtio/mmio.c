@@ -51,7 +51,7 @@ static struct virtq *selected_queue(struct virtio_dev *vdev)
 static void raise_interrupt(struct virtio_dev *vdev, uint32_t why)
 {
 	vdev->interrupt_status |= why;
-	vm_irq_pulse(vdev->vm, vdev->irq);
+	(void)!vm_irq_pulse(vdev->vm, vdev->irq);
 }
 
 void virtio_notify_used(struct virtio_dev *vdev, unsigned q)
@@ -539,7 +539,7 @@ static int virtio_mmio_restore(void *priv, const uint8_t *data, size_t len)
 		}
 	}
 	if (saved.interrupt_status)
-		vm_irq_pulse(vdev->vm, vdev->irq);
+		(void)!vm_irq_pulse(vdev->vm, vdev->irq);
 out:
 	pthread_mutex_unlock(&vdev->lock);
 	return err;

@@ -202,17 +202,12 @@ alive "${pids[1]}" && alive "${pids[2]}" || fail "cleanup ended a child"
 ok "cleanup: live entries and workdir kept, a stale entry listed, then removed with --yes"
 
 # 7. kill --tag ends the rest; the supervisor follows.
-"$FORKD" kill --tag "$tag" --no-daemon --json >"$WORK/killtag.json" 2>&1 ||
-	fail "forkd kill --tag: $(cat "$WORK/killtag.json")"
+"$FORKD" kill --tag "$tag" --no-daemon --json >"$WORK/killtag.json" 2>"$WORK/killtag.err" ||
+	fail "forkd kill --tag: $(cat "$WORK/killtag.json" "$WORK/killtag.err")"
 python3 - "$WORK/killtag.json" "${ids[1]}" "${ids[2]}" <<'PY' || fail "kill --tag --json: $(cat "$WORK/killtag.json")"
 import json, sys
-text = open(sys.argv[1]).read()
-dec, objs, i = json.JSONDecoder(), [], 0
-while text[i:].strip():
-    while text[i].isspace():
-        i += 1
-    o, i = dec.raw_decode(text, i)
-    objs.append(o)
+objs = json.load(open(sys.argv[1]))  # one array, whatever the count
+assert isinstance(objs, list), objs
 assert sorted(o["id"] for o in objs) == sorted(sys.argv[2:]), objs
 assert all(o["state_before"] == "running" and o["kind"] == "kept" for o in objs), objs
 PY
