@@ -20,6 +20,10 @@ void cli_usage_error(const char *verb, const char *fmt, ...) __printf(2, 3)
  * the option, its range and what was given. */
 uint64_t cli_num(const char *verb, const char *opt, const char *arg, uint64_t min, uint64_t max);
 
+struct json_t;
+/* Print o as indented JSON (keys in order) and a newline: every --json. */
+void cli_print_json(struct json_t *o);
+
 struct option;
 /* getopt_long() that never returns '?' or ':': an unknown option, or one
  * missing its value, is a usage error naming it (one line, the verb's

@@ -201,15 +201,6 @@ int client_api_error(const struct client *c, int status, json_t *o)
 	return 1;
 }
 
-void client_print_json(json_t *o)
-{
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-	if (s)
-		printf("%s\n", s);
-	free(s);
-}
-
 const char *client_str(json_t *o, const char *k)
 {
 	const char *s = json_string_value(json_object_get(o, k));

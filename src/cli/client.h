@@ -77,7 +77,6 @@ int client_call(const struct client *c, const char *method, const char *path, js
 		int timeout_ms, json_t **out);
 /* Print the API's error (and traceback) from o; returns 1. */
 int client_api_error(const struct client *c, int status, json_t *o);
-void client_print_json(json_t *o);
 /* o's string member k, or "-". */
 const char *client_str(json_t *o, const char *k);
 /* The table of `forkd ls` and `forkd spawn`. */

@@ -41,7 +41,7 @@ int cmd_ping(int argc, char **argv)
 	if (!client_agent_op(&c, "ping", args, c.timeout ? (int)(c.timeout * 1000) : 10000, &res))
 		return 1;
 	if (c.json) {
-		client_print_json(res);
+		cli_print_json(res);
 	} else {
 		json_t *idx = json_object_get(res, "index");
 		char ix[24] = "-";
@@ -124,7 +124,7 @@ int cmd_exec(int argc, char **argv)
 	if (!client_agent_op(&c, "exec", args, (int)(timeout * 1000) + 15000, &res))
 		return 1;
 	if (c.json) {
-		client_print_json(res);
+		cli_print_json(res);
 		json_decref(res);
 		return 0;
 	}
@@ -178,7 +178,7 @@ int cmd_eval(int argc, char **argv)
 	if (!client_agent_op(&c, "eval", args, c.timeout ? (int)(c.timeout * 1000) : 60000, &res))
 		return 1;
 	if (c.json) {
-		client_print_json(res);
+		cli_print_json(res);
 	} else {
 		out = json_string_value(json_object_get(res, "stdout"));
 		if (out)

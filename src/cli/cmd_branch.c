@@ -75,7 +75,7 @@ static int branch_kept(const struct client *c, const char *id, enum branch_mode 
 			      (json_int_t)res.pause_us, "bytes", (json_int_t)res.bytes, "pages",
 			      (json_int_t)res.pages, "seconds", res.total_ns / 1e9);
 
-		client_print_json(o);
+		cli_print_json(o);
 		json_decref(o);
 	} else {
 		printf("branched %s (from snapshot %s) into snapshot %s: %s, paused %.3f ms, "
@@ -106,7 +106,7 @@ static int branch_daemon(const struct client *c, const char *id, enum branch_mod
 		return 1;
 	}
 	if (c->json)
-		client_print_json(out);
+		cli_print_json(out);
 	else
 		printf("branched %s into snapshot %s: %s, paused %.3f ms\n", id,
 		       json_string_value(json_object_get(out, "tag")), branch_mode_name(mode),
@@ -233,7 +233,7 @@ int cmd_snapshot_compact(int argc, char **argv)
 		json_t *o = json_pack("{s:s,s:s,s:f}", "tag", to, "from", from, "seconds",
 				      (now_ns() - t0) / 1e9);
 
-		client_print_json(o);
+		cli_print_json(o);
 		json_decref(o);
 	} else {
 		printf("compacted %s into snapshot %s in %.2f s\n", from, to,

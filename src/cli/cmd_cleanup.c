@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -57,7 +58,7 @@ struct list {
 };
 
 struct opts {
-	bool yes;
+	bool yes, json;
 	unsigned kinds;
 	uint64_t min_age;
 	const char *tmpdir, *rundir, *cgroup_root;
@@ -400,42 +401,45 @@ static int remove_item(const struct item *it)
 
 static void cleanup_usage(FILE *f)
 {
-	fprintf(f, "usage: forkd cleanup [--yes] [--only KIND[,KIND...]] [--min-age SECS]\n"
-		   "                     [--tmpdir DIR] [--rundir DIR] [--cgroup-root DIR]\n"
-		   "\n"
-		   "List what runs that ended without cleaning up left behind, each entry\n"
-		   "marked 'stale' or 'keep' with the reason; with --yes, remove the stale\n"
-		   "ones. Without --yes nothing is removed.\n"
-		   "\n"
-		   "kinds:\n"
-		   "  workdir  /tmp/forkd-* directories. In use: its spawner.pid names a live\n"
-		   "           process, or a process has a file open, mapped, or its working or\n"
-		   "           root directory in it (every /proc/<pid> is looked at).\n"
-		   "  rundir   directories under /run/forkd/. In use: its pid file\n"
-		   "           (\"<pid> <starttime>\") names a live process with that start\n"
-		   "           time, or a process uses it as above.\n"
-		   "  cgroup   leaf cgroups under any forkd/ in the memory hierarchy (v1 or v2).\n"
-		   "           In use: a process in it or below it.\n"
-		   "  netns    forkd-child-* network namespaces (with their veths and NAT\n"
-		   "           tables), and fkd<i>h host veths whose namespace is gone. In use:\n"
-		   "           a process inside, or holding it open. Namespaces made ahead of\n"
-		   "           time with 'forkd netns setup' count as stale until a child runs.\n"
-		   "  kept     $FORKD_HOME/kept/<id>.json, the registry of 'forkd fork --keep'\n"
-		   "           children. In use: its pid is alive with the recorded start time\n"
-		   "           (the child's workdir is kept too: its supervisor is alive).\n"
-		   "\n"
-		   "options:\n"
-		   "  --yes              remove the stale entries\n"
-		   "  --only KINDS       only these kinds (comma-separated; default all)\n"
-		   "  --min-age SECS     keep workdirs, rundirs and cgroups changed less than\n"
-		   "                     SECS ago: they may be being set up (default 30)\n"
-		   "  --tmpdir DIR       look for forkd-* in DIR instead of /tmp\n"
-		   "  --rundir DIR       run directories under DIR instead of /run/forkd\n"
-		   "  --cgroup-root DIR  only the cgroup hierarchy mounted at DIR\n"
-		   "  -h, --help         this text\n"
-		   "\n"
-		   "Exit status: 0 when everything stale was removed (or, without --yes,\n"
-		   "listed), 1 when a removal failed.\n");
+	fprintf(f,
+		"usage: forkd cleanup [--yes] [--json] [--only KIND[,KIND...]] [--min-age SECS]\n"
+		"                     [--tmpdir DIR] [--rundir DIR] [--cgroup-root DIR]\n"
+		"\n"
+		"List what runs that ended without cleaning up left behind, each entry\n"
+		"marked 'stale' or 'keep' with the reason; with --yes, remove the stale\n"
+		"ones. Without --yes nothing is removed.\n"
+		"\n"
+		"kinds:\n"
+		"  workdir  /tmp/forkd-* directories. In use: its spawner.pid names a live\n"
+		"           process, or a process has a file open, mapped, or its working or\n"
+		"           root directory in it (every /proc/<pid> is looked at).\n"
+		"  rundir   directories under /run/forkd/. In use: its pid file\n"
+		"           (\"<pid> <starttime>\") names a live process with that start\n"
+		"           time, or a process uses it as above.\n"
+		"  cgroup   leaf cgroups under any forkd/ in the memory hierarchy (v1 or v2).\n"
+		"           In use: a process in it or below it.\n"
+		"  netns    forkd-child-* network namespaces (with their veths and NAT\n"
+		"           tables), and fkd<i>h host veths whose namespace is gone. In use:\n"
+		"           a process inside, or holding it open. Namespaces made ahead of\n"
+		"           time with 'forkd netns setup' count as stale until a child runs.\n"
+		"  kept     $FORKD_HOME/kept/<id>.json, the registry of 'forkd fork --keep'\n"
+		"           children. In use: its pid is alive with the recorded start time\n"
+		"           (the child's workdir is kept too: its supervisor is alive).\n"
+		"\n"
+		"options:\n"
+		"  --yes              remove the stale entries\n"
+		"  --json             print an array of {kind, path, state: keep|stale|\n"
+		"                     removed|failed, why (keep), error (failed)}\n"
+		"  --only KINDS       only these kinds (comma-separated; default all)\n"
+		"  --min-age SECS     keep workdirs, rundirs and cgroups changed less than\n"
+		"                     SECS ago: they may be being set up (default 30)\n"
+		"  --tmpdir DIR       look for forkd-* in DIR instead of /tmp\n"
+		"  --rundir DIR       run directories under DIR instead of /run/forkd\n"
+		"  --cgroup-root DIR  only the cgroup hierarchy mounted at DIR\n"
+		"  -h, --help         this text\n"
+		"\n"
+		"Exit status: 0 when everything stale was removed (or, without --yes,\n"
+		"listed), 1 when a removal failed.\n");
 }
 
 static unsigned parse_kinds(const char *s)
@@ -463,8 +467,9 @@ static unsigned parse_kinds(const char *s)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_ONLY = 1000, O_AGE, O_TMP, O_RUN, O_CG };
+	enum { O_ONLY = 1000, O_AGE, O_TMP, O_RUN, O_CG, O_JSON };
 	static const struct option opts[] = {{"yes", no_argument, NULL, 'y'},
+					     {"json", no_argument, NULL, O_JSON},
 					     {"only", required_argument, NULL, O_ONLY},
 					     {"min-age", required_argument, NULL, O_AGE},
 					     {"tmpdir", required_argument, NULL, O_TMP},
@@ -480,13 +485,14 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'y':
 			o->yes = true;
 			break;
+		case O_JSON:
+			o->json = true;
+			break;
 		case O_ONLY:
 			o->kinds = parse_kinds(optarg);
 			break;
 		case O_AGE:
-			if (parse_u64(optarg, &o->min_age) || o->min_age > 365ULL * 86400)
-				cli_usage_error("cleanup", "--min-age wants seconds, got '%s'",
-						optarg);
+			o->min_age = cli_num("cleanup", "--min-age", optarg, 0, 365ULL * 86400);
 			break;
 		case O_TMP:
 		case O_RUN:
@@ -516,9 +522,11 @@ int cmd_cleanup(int argc, char **argv)
 {
 	struct list l = {0};
 	size_t stale = 0, removed = 0, failed = 0;
+	json_t *report;
 	struct opts o;
 
 	parse(argc, argv, &o);
+	report = json_array();
 	if (o.kinds & K_WORKDIR)
 		scan_workdirs(&l, &o);
 	if (o.kinds & K_RUNDIR)
@@ -534,35 +542,48 @@ int cmd_cleanup(int argc, char **argv)
 
 	for (size_t i = 0; i < l.n; i++) {
 		const struct item *it = &l.v[i];
+		const char *state;
+		int err = 0;
 
 		if (it->in_use) {
-			printf("keep    %-8s %s (%s)\n", kind_name(it->kind), it->path, it->why);
-			continue;
+			state = "keep";
+		} else if (!o.yes) {
+			state = "stale";
+			stale++;
+		} else {
+			stale++;
+			err = remove_item(it);
+			state = err ? "failed" : "removed";
+			failed += !!err;
+			removed += !err;
 		}
-		stale++;
-		if (!o.yes) {
-			printf("stale   %-8s %s\n", kind_name(it->kind), it->path);
-			continue;
-		}
-		{
-			int err = remove_item(it);
+		if (o.json) {
+			json_t *e = json_pack("{s:s, s:s, s:s}", "kind", kind_name(it->kind),
+					      "path", it->path, "state", state);
 
-			if (err) {
-				printf("FAILED  %-8s %s (%s)\n", kind_name(it->kind), it->path,
-				       strerror(-err));
-				failed++;
-			} else {
-				printf("removed %-8s %s\n", kind_name(it->kind), it->path);
-				removed++;
-			}
+			if (it->in_use)
+				json_object_set_new(e, "why", json_string(it->why));
+			if (err)
+				json_object_set_new(e, "error", json_string(strerror(-err)));
+			json_array_append_new(report, e);
+		} else if (it->in_use) {
+			printf("keep    %-8s %s (%s)\n", kind_name(it->kind), it->path, it->why);
+		} else if (err) {
+			printf("FAILED  %-8s %s (%s)\n", kind_name(it->kind), it->path,
+			       strerror(-err));
+		} else {
+			printf("%-7s %-8s %s\n", state, kind_name(it->kind), it->path);
 		}
 	}
-	if (!o.yes)
+	if (o.json)
+		cli_print_json(report);
+	else if (!o.yes)
 		printf("cleanup: %zu stale, %zu kept%s\n", stale, l.n - stale,
 		       stale ? "; run 'forkd cleanup --yes' to remove the stale ones" : "");
 	else
 		printf("cleanup: %zu removed, %zu failed, %zu kept\n", removed, failed,
 		       l.n - stale);
+	json_decref(report);
 	free(l.v);
 	return failed ? 1 : 0;
 }

@@ -193,10 +193,12 @@ static void parse(int argc, char **argv, struct fork_args *a)
 			a->netns = true;
 			break;
 		case O_AGENT_TO:
-			a->agent_timeout_secs = cli_num("fork", "--agent-timeout-secs", optarg, 1, 3600);
+			a->agent_timeout_secs =
+			    cli_num("fork", "--agent-timeout-secs", optarg, 1, 3600);
 			break;
 		case O_MEMLIM:
-			a->memory_limit_mib = cli_num("fork", "--memory-limit-mib", optarg, 16, 1 << 20);
+			a->memory_limit_mib =
+			    cli_num("fork", "--memory-limit-mib", optarg, 16, 1 << 20);
 			break;
 		case O_CGROOT:
 			a->cgroup_root = optarg;

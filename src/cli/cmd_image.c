@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "snapshot/guest_image.h"
 #include "snapshot/snapshot.h"
 
 #define MAX_EXTRAS 64
@@ -25,7 +26,7 @@ static void image_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: forkd image build [--tag TAG] [--extra PKG]... [--force] [--free-mib N]\n"
-		"       forkd image list\n"
+		"       forkd image list [--json]\n"
 		"\n"
 		"build: make a guest image from Debian packages: the generic kernel\n"
 		"(linux-image-amd64, with the VM generation ID driver), an initramfs that\n"
@@ -43,7 +44,9 @@ static void image_usage(FILE *f)
 		"  --free-mib N    free space in the root file system (default 256)\n"
 		"  -h, --help      this text\n"
 		"\n"
-		"list: print each built image: tag, created, kernel, root file system size.\n"
+		"list: print each built image: tag, created, kernel, root file system size\n"
+		"(--json: an array of {tag, path, created, kernel, rootfs_bytes}, or\n"
+		"{tag, path, error} for a directory without a valid image.json).\n"
 		"\n"
 		"environment: FORKD_IMAGE_BUILDER=PATH runs PATH instead of\n"
 		"guest/image/build.sh; FORKD_CACHE=DIR caches under DIR instead.\n");
@@ -195,57 +198,89 @@ static const char *json_str(json_t *o, const char *key)
 
 static int image_list(int argc, char **argv)
 {
+	const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
 	char dir[PATH_MAX], path[PATH_MAX + 300];
-	const char *cache = getenv("FORKD_CACHE"), *xdg = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
+	json_t *list = json_array();
 	struct dirent *de;
-	int shown = 0;
+	bool json = false;
 	DIR *d;
+	int c;
 
-	if (argc > 1) {
-		if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+	optind = 1;
+	while ((c = cli_getopt(argc, argv, "h", opts, "image list")) != -1) {
+		if (c == 'j') {
+			json = true;
+		} else if (c == 'h') {
 			image_usage(stdout);
+			json_decref(list);
 			return 0;
 		}
-		cli_usage_error("image list", "unexpected argument '%s'", argv[1]);
 	}
-	if (cache && *cache)
-		snprintf(dir, sizeof(dir), "%s/images", cache);
-	else if (xdg && *xdg)
-		snprintf(dir, sizeof(dir), "%s/forkd/images", xdg);
-	else
-		snprintf(dir, sizeof(dir), "%s/.cache/forkd/images", home ? home : "/root");
-	d = opendir(dir);
-	if (!d) {
-		if (errno == ENOENT) {
-			printf("no images in %s (make one with 'forkd image build')\n", dir);
-			return 0;
-		}
-		log_errno("opendir(%s)", dir);
+	if (optind < argc)
+		cli_usage_error("image list", "unexpected argument '%s'", argv[optind]);
+	if (guest_image_root(dir, sizeof(dir))) {
+		log_err("the image directory's path is too long");
+		json_decref(list);
 		return 1;
 	}
-	while ((de = readdir(d))) {
+	d = opendir(dir);
+	if (!d && errno != ENOENT) {
+		log_errno("opendir(%s)", dir);
+		json_decref(list);
+		return 1;
+	}
+	while (d && (de = readdir(d))) {
 		json_error_t jerr;
-		json_t *j;
+		json_t *j, *o;
 
 		if (de->d_name[0] == '.' || !snapshot_tag_valid(de->d_name))
 			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		o = json_pack("{s:s, s:s}", "tag", de->d_name, "path", path);
 		snprintf(path, sizeof(path), "%s/%s/image.json", dir, de->d_name);
 		j = json_load_file(path, 0, &jerr);
 		if (!j) {
-			printf("%-16s (no valid image.json: %s)\n", de->d_name, jerr.text);
-			continue;
+			json_object_set_new(o, "error",
+					    json_sprintf("no valid image.json: %s", jerr.text));
+		} else {
+			json_object_set_new(o, "created", json_string(json_str(j, "created")));
+			json_object_set_new(
+			    o, "kernel",
+			    json_string(json_str(json_object_get(j, "kernel"), "release")));
+			json_object_set_new(o, "rootfs_bytes",
+					    json_integer(json_integer_value(json_object_get(
+						json_object_get(j, "sizes"), "rootfs"))));
+			json_decref(j);
 		}
-		printf("%-16s created %s  kernel %s  rootfs %lld bytes\n", de->d_name,
-		       json_str(j, "created"), json_str(json_object_get(j, "kernel"), "release"),
-		       (long long)json_integer_value(
-			   json_object_get(json_object_get(j, "sizes"), "rootfs")));
-		json_decref(j);
-		shown++;
+		json_array_append_new(list, o);
 	}
-	closedir(d);
-	if (!shown)
-		printf("no images in %s (make one with 'forkd image build')\n", dir);
+	if (d)
+		closedir(d);
+	if (json) {
+		cli_print_json(list);
+	} else {
+		size_t i;
+		json_t *o;
+
+		json_array_foreach(list, i, o)
+		{
+			if (json_object_get(o, "error"))
+				printf("%-16s (%s)\n", json_str(o, "tag"), json_str(o, "error"));
+			else
+				printf("%-16s created %s  kernel %s  rootfs %lld bytes\n",
+				       json_str(o, "tag"), json_str(o, "created"),
+				       json_str(o, "kernel"),
+				       (long long)json_integer_value(
+					   json_object_get(o, "rootfs_bytes")));
+		}
+		if (!json_array_size(list))
+			printf("no images in %s (make one with 'forkd image build')\n", dir);
+	}
+	json_decref(list);
 	return 0;
 }
 

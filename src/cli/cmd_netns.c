@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static void netns_usage(FILE *f)
 	    f,
 	    "usage: forkd netns setup [--first I] N\n"
 	    "       forkd netns teardown [--force] (--all | I...)\n"
-	    "       forkd netns ls\n"
+	    "       forkd netns ls [--json]\n"
 	    "\n"
 	    "Per-child network namespaces, made ahead of time (a fork with\n"
 	    "--per-child-netns also makes missing ones itself). Child i runs in\n"
@@ -39,6 +40,9 @@ static void netns_usage(FILE *f)
 	    "                   veths, and the host table 'inet forkd'\n"
 	    "                   A namespace with a process inside is kept unless --force.\n"
 	    "  ls               list the namespaces: addresses, state, processes inside\n"
+	    "                   (--json: an array of {kind: namespace, name, index,\n"
+	    "                   host_veth, host_addr, ns_addr, processes, state} and\n"
+	    "                   {kind: stray_host_veth, name, index})\n"
 	    "\n"
 	    "Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). Indices go up to %u.\n",
 	    NETNS_MAX_CHILDREN - 1);
@@ -222,18 +226,25 @@ static int netns_ls(int argc, char **argv)
 {
 	uint32_t *ns = NULL, *veths = NULL;
 	size_t nns = 0, nveths = 0;
+	json_t *list;
+	bool json = false;
 	int err;
 
-	if (argc > 1)
-		cli_usage_error("netns", "ls takes no arguments");
+	if (argc == 2 && !strcmp(argv[1], "--json"))
+		json = true;
+	else if (argc > 1)
+		cli_usage_error("netns ls", "unexpected argument '%s' (ls takes only --json)",
+				argv[1]);
 	if ((err = netns_list(&ns, &nns)))
 		return 1;
 	if (geteuid() == 0 && netns_host_veths(&veths, &nveths)) {
 		free(ns);
 		return 1;
 	}
-	printf("%-20s %-10s %-15s %-15s %-6s %s\n", "NAME", "HOST-VETH", "HOST-ADDR", "NS-ADDR",
-	       "PROCS", "STATE");
+	list = json_array();
+	if (!json)
+		printf("%-20s %-10s %-15s %-15s %-6s %s\n", "NAME", "HOST-VETH", "HOST-ADDR",
+		       "NS-ADDR", "PROCS", "STATE");
 	for (size_t k = 0; k < nns; k++) {
 		char h[INET_ADDRSTRLEN], n[INET_ADDRSTRLEN], state[256];
 		struct netns_status st;
@@ -256,16 +267,38 @@ static int netns_ls(int argc, char **argv)
 			netns_status_missing(&st, missing, sizeof(missing));
 			snprintf(state, sizeof(state), "incomplete: %s", missing);
 		}
-		printf("%-20s %-10s %-15s %-15s %-6d %s\n", a.name, a.host_veth, ip4(a.host, h),
-		       ip4(a.ns, n), users < 0 ? 0 : users, state);
+		if (json)
+			json_array_append_new(
+			    list, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:s}", "kind",
+					    "namespace", "name", a.name, "index", (json_int_t)ns[k],
+					    "host_veth", a.host_veth, "host_addr", ip4(a.host, h),
+					    "ns_addr", ip4(a.ns, n), "processes",
+					    users < 0 ? 0 : users, "state", state));
+		else
+			printf("%-20s %-10s %-15s %-15s %-6d %s\n", a.name, a.host_veth,
+			       ip4(a.host, h), ip4(a.ns, n), users < 0 ? 0 : users, state);
 	}
-	for (size_t k = 0; k < nveths; k++)
-		if (!listed(ns, nns, veths[k]))
+	for (size_t k = 0; k < nveths; k++) {
+		if (listed(ns, nns, veths[k]))
+			continue;
+		if (json)
+			json_array_append_new(
+			    list, json_pack("{s:s, s:o, s:I}", "kind", "stray_host_veth", "name",
+					    json_sprintf(NETNS_IFNAME_PREFIX "%uh", veths[k]),
+					    "index", (json_int_t)veths[k]));
+		else
 			printf("stray host veth " NETNS_IFNAME_PREFIX "%uh without its namespace "
 			       "(remove: forkd netns teardown --all)\n",
 			       veths[k]);
-	if (!nns)
-		printf("(no forkd network namespaces; make some with 'forkd netns setup N')\n");
+	}
+	if (json)
+		cli_print_json(list);
+	json_decref(list);
+	if (!json) {
+		if (!nns)
+			printf("(no forkd network namespaces; make some with 'forkd netns setup "
+			       "N')\n");
+	}
 	free(ns);
 	free(veths);
 	return 0;

@@ -97,7 +97,7 @@ int cmd_spawn(int argc, char **argv)
 		return 1;
 	}
 	if (c.json) {
-		client_print_json(out);
+		cli_print_json(out);
 	} else {
 		size_t i;
 		json_t *o;
@@ -179,7 +179,7 @@ int cmd_ls(int argc, char **argv)
 		json_t *all = out ? out : json_array();
 
 		json_array_extend(all, kept);
-		client_print_json(all);
+		cli_print_json(all);
 		if (!out)
 			json_decref(all);
 	} else {
@@ -331,7 +331,7 @@ int cmd_kill(int argc, char **argv)
 		fails = kill_matching(&c, tag, no_daemon, results);
 	}
 	if (results)
-		client_print_json(results);
+		cli_print_json(results);
 	json_decref(results);
 	return fails ? 1 : 0;
 }

@@ -136,10 +136,12 @@ int cmd_serve(int argc, char **argv)
 			cfg.allow_host = optarg;
 			break;
 		case O_SPAWN_TO:
-			cfg.spawn_timeout_secs = (unsigned)cli_num("serve", "--spawn-timeout-secs", optarg, 1, 3600);
+			cfg.spawn_timeout_secs =
+			    (unsigned)cli_num("serve", "--spawn-timeout-secs", optarg, 1, 3600);
 			break;
 		case O_AGENT_TO:
-			cfg.agent_timeout_secs = (unsigned)cli_num("serve", "--agent-timeout-secs", optarg, 1, 3600);
+			cfg.agent_timeout_secs =
+			    (unsigned)cli_num("serve", "--agent-timeout-secs", optarg, 1, 3600);
 			break;
 		case O_NOSECCOMP:
 			cfg.no_jail = true;
@@ -151,10 +153,12 @@ int cmd_serve(int argc, char **argv)
 			cfg.tls_key = optarg;
 			break;
 		case O_IDLE:
-			cfg.idle_secs = (unsigned)cli_num("serve", "--idle-timeout-secs", optarg, 1, 3600);
+			cfg.idle_secs =
+			    (unsigned)cli_num("serve", "--idle-timeout-secs", optarg, 1, 3600);
 			break;
 		case O_CLIENT_CONNS:
-			cfg.max_client_conns = (unsigned)cli_num("serve", "--max-client-conns", optarg, 1, HTTP_MAX_CONNECTIONS);
+			cfg.max_client_conns = (unsigned)cli_num("serve", "--max-client-conns",
+								 optarg, 1, HTTP_MAX_CONNECTIONS);
 			break;
 		case 'h':
 			serve_usage(stdout);

@@ -132,7 +132,7 @@ static int do_ls(bool json)
 	}
 	free(tags);
 	if (json) {
-		client_print_json(arr);
+		cli_print_json(arr);
 	} else if (json_array_size(arr)) {
 		size_t i;
 		json_t *o;
@@ -183,7 +183,7 @@ static int do_info(const char *tag, bool json)
 		return 1;
 	}
 	if (json) {
-		client_print_json(o);
+		cli_print_json(o);
 	} else {
 		json_object_foreach(o, key, v)
 		{
@@ -310,7 +310,7 @@ int cmd_snapshot_store(int argc, char **argv)
 	next:;
 	}
 	if (json) {
-		client_print_json(deleted);
+		cli_print_json(deleted);
 	} else {
 		for (size_t k = 0; k < json_array_size(deleted); k++)
 			printf("deleted snapshot %s\n",

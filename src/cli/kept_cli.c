@@ -98,10 +98,10 @@ int kept_cli_kill(const char *verb, const char *id, json_t *results)
 	if (kept_remove(id))
 		return 1;
 	if (results) {
-		json_array_append_new(results, json_pack("{s:s, s:s, s:s, s:I, s:s}", "id", id,
-							 "kind", "kept", "state_before", before,
-							 "pid", (json_int_t)r.pid, "run_dir",
-							 r.run_dir));
+		json_array_append_new(results,
+				      json_pack("{s:s, s:s, s:s, s:I, s:s}", "id", id, "kind",
+						"kept", "state_before", before, "pid",
+						(json_int_t)r.pid, "run_dir", r.run_dir));
 	} else {
 		printf("killed %s (was %s)\n", id, before);
 	}

@@ -22,8 +22,8 @@ void kept_cli_print(json_t *arr);
 
 /* Stop kept child id if it still runs (pid and start time checked; SIGTERM,
  * SIGKILL after a grace) and remove its registry entry. Prints one line
- * (or, results non-NULL, appends its JSON object there). 0, or 1 after printing why (no such child, or it
- * did not stop). */
+ * (or, results non-NULL, appends its JSON object there). 0, or 1 after printing why (no such child,
+ * or it did not stop). */
 int kept_cli_kill(const char *verb, const char *id, json_t *results);
 
 /* Kept child id's registry entry, when it is alive; 0, or 1 after printing

@@ -1,4 +1,5 @@
 #include <getopt.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,15 @@ void cli_usage_error(const char *verb, const char *fmt, ...)
 	exit(2);
 }
 
+void cli_print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s)
+		printf("%s\n", s);
+	free(s);
+}
+
 uint64_t cli_num(const char *verb, const char *opt, const char *arg, uint64_t min, uint64_t max)
 {
 	uint64_t v;
@@ -97,9 +107,19 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 int cmd_version(int argc, char **argv)
 {
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: forkd version\n\nPrint forkd's version.\n");
+		printf("usage: forkd version [--json]\n\nPrint forkd's version (--json: "
+		       "{\"version\": ...}).\n");
 		return 0;
 	}
+	if (argc > 1 && !strcmp(argv[1], "--json")) {
+		json_t *o = json_pack("{s:s}", "version", FORKD_VERSION);
+
+		cli_print_json(o);
+		json_decref(o);
+		return 0;
+	}
+	if (argc > 1)
+		cli_usage_error("version", "unknown argument '%s'", argv[1]);
 	printf("forkd %s\n", FORKD_VERSION);
 	return 0;
 }
