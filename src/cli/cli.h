@@ -24,6 +24,14 @@ struct json_t;
 /* Print o as indented JSON (keys in order) and a newline: every --json. */
 void cli_print_json(struct json_t *o);
 
+/* --json where a verb also prints progress: send this process's stdout to
+ * stderr (progress lines, the guest console, processes it starts) and
+ * return an fd (close-on-exec) on the original stdout for cli_json_emit(),
+ * or -1 (printed). */
+int cli_json_begin(void);
+/* Print o (taken) on fd, then close fd. */
+void cli_json_emit(int fd, struct json_t *o);
+
 struct option;
 /* getopt_long() that never returns '?' or ':': an unknown option, or one
  * missing its value, is a usage error naming it (one line, the verb's

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/fork_json.h"
 #include "cli/fork_keep.h"
 #include "common/util.h"
 #include "fork/batch.h"
@@ -30,6 +31,7 @@ struct fork_args {
 	uint64_t n, settle_secs, timeout_secs;
 	bool keep_workdir, live_fork, hugepages, wait_exit, no_seccomp, netns;
 	bool keep;	 /* --keep: children outlive the command */
+	bool json;	 /* --json: the outcome as JSON on stdout */
 	bool settle_set; /* --settle-secs was given */
 	uint64_t agent_timeout_secs;
 	const char *workdir;
@@ -82,6 +84,11 @@ static void fork_usage(FILE *f)
 	    "                         start, all are stopped (exit 1). Implies\n"
 	    "                         --keep-workdir (default a new /tmp/forkd-keep-TAG-XXXXXX);\n"
 	    "                         not with --wait or --settle-secs\n"
+	    "  --json                 print the outcome as one JSON object on stdout\n"
+	    "                         (progress lines go to stderr): {tag, n, running,\n"
+	    "                         children: [{index, state, restore_ms,\n"
+	    "                         after_fork_ms, stage, error, exit_status}]}; with\n"
+	    "                         --keep {tag, n, kept: [the 'forkd ls' objects]}\n"
 	    "  --keep-workdir         keep the work directory (child-N/console.log); by\n"
 	    "                         default a new /tmp/forkd-fork-TAG-XXXXXX, removed\n"
 	    "  --workdir DIR          use DIR instead: made (0700) when missing; an\n"
@@ -137,7 +144,8 @@ static void parse(int argc, char **argv, struct fork_args *a)
 		O_CGROOT,
 		O_NOSECCOMP,
 		O_AGENT_TO,
-		O_KEEP_RUN
+		O_KEEP_RUN,
+		O_JSON
 	};
 	static const struct option opts[] = {
 	    {"tag", required_argument, NULL, O_TAG},
@@ -155,6 +163,7 @@ static void parse(int argc, char **argv, struct fork_args *a)
 	    {"no-seccomp", no_argument, NULL, O_NOSECCOMP},
 	    {"agent-timeout-secs", required_argument, NULL, O_AGENT_TO},
 	    {"keep", no_argument, NULL, O_KEEP_RUN},
+	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -169,6 +178,9 @@ static void parse(int argc, char **argv, struct fork_args *a)
 			break;
 		case 'n':
 			a->n = cli_num("fork", "-n", optarg, 1, MAX_CHILDREN);
+			break;
+		case O_JSON:
+			a->json = true;
 			break;
 		case O_SETTLE:
 			a->settle_secs = cli_num("fork", "--settle-secs", optarg, 0, 86400);
@@ -526,10 +538,13 @@ int cmd_fork(int argc, char **argv)
 	char workdir[PATH_MAX], path[PATH_MAX + 32];
 	struct sigaction sa = {.sa_handler = on_signal};
 	uint64_t ready = 0;
-	int keep_fd = -1, ret = 1;
+	int keep_fd = -1, ret = 1, json_fd = -1;
+	bool foreground = false;
 	int pid_fd;
 
 	parse(argc, argv, &a);
+	if (a.json && (json_fd = cli_json_begin()) < 0)
+		return 1;
 	if (a.no_seccomp)
 		log_warn("--no-seccomp: children run WITHOUT the VMM jail (no seccomp filter, "
 			 "capabilities kept); a guest that breaks out of its VMM gets this "
@@ -567,8 +582,14 @@ int cmd_fork(int argc, char **argv)
 		/* From here on this process is either the foreground, which
 		 * only reports, or the supervisor, which goes on. */
 		ret = fork_keep_detach(workdir, &keep_fd);
-		if (keep_fd < 0)
+		if (keep_fd < 0) {
+			foreground = true;
 			goto out_img;
+		}
+		/* The supervisor: its stdout is its log, not the caller's. */
+		if (json_fd >= 0)
+			close(json_fd);
+		json_fd = -1;
 	}
 	snprintf(path, sizeof(path), "%s/spawner.pid", workdir);
 	pid_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -681,6 +702,17 @@ int cmd_fork(int argc, char **argv)
 		printf("fork: interrupted\n");
 		ret = 130;
 	}
+	if (json_fd >= 0) {
+		json_t *o = json_pack("{s:s, s:I, s:I, s:o, s:b}", "tag", a.tag, "n",
+				      (json_int_t)a.n, "running", (json_int_t)ready, "children",
+				      fork_json_children(&r.b, a.wait_exit), "interrupted",
+				      interrupted != 0);
+
+		if (a.keep_workdir)
+			json_object_set_new(o, "workdir", json_string(workdir));
+		cli_json_emit(json_fd, o);
+		json_fd = -1;
+	}
 out:
 	if (keep_fd >= 0)
 		fork_keep_report_end(keep_fd, false, "the supervisor could not start the children");
@@ -697,6 +729,14 @@ out:
 	free(r.ids);
 	free(r.early);
 out_img:
+	/* --keep's foreground reports what the supervisor registered; a
+	 * failure is told on stderr, as without --json. */
+	if (json_fd >= 0 && foreground && ret == 0)
+		cli_json_emit(json_fd,
+			      json_pack("{s:s, s:I, s:o}", "tag", a.tag, "n", (json_int_t)a.n,
+					"kept", fork_json_kept(a.tag, workdir)));
+	else if (json_fd >= 0)
+		close(json_fd);
 	snapshot_image_free(&img);
 	return ret;
 }

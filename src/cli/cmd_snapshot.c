@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <limits.h>
 #include <linux/kvm.h>
 #include <stdio.h>
@@ -84,6 +85,9 @@ static void snapshot_usage(FILE *f)
 		"                         this command; the same network every child of\n"
 		"                         'forkd fork --per-child-netns' gets (root)\n"
 		"  --force                replace an existing snapshot with this tag\n"
+		"  --json                 print {tag, dir, seconds, warm_after_seconds,\n"
+		"                         mem_mib, vcpus} on stdout when written; progress\n"
+		"                         and a console on stdout go to stderr\n"
 		"  --warm-console TEXT    also take the guest as warm when a console line\n"
 		"                         contains TEXT (for guests that cannot reach the\n"
 		"                         doorbell port; not with an agent port)\n",
@@ -290,7 +294,7 @@ static void report_failure(struct snap_run *s, int status, uint64_t timeout_secs
 
 int cmd_snapshot(int argc, char **argv)
 {
-	enum { O_TAG = 2000, O_FORCE, O_WARM_CONSOLE, O_IMAGE, O_AGENT_PORT, O_NET };
+	enum { O_TAG = 2000, O_FORCE, O_WARM_CONSOLE, O_IMAGE, O_AGENT_PORT, O_NET, O_JSON };
 	struct option opts[40];
 	struct vmopts o;
 	struct boot_info bi;
@@ -299,8 +303,8 @@ int cmd_snapshot(int argc, char **argv)
 	char dir[PATH_MAX], tmpdir[PATH_MAX + 32] = "", vsock_dir[64] = "", vsock_path[128];
 	char cmdline[4096], err[600];
 	const char *tag = NULL, *image = NULL;
-	bool force = false, agent_port_set = false, started = false, net = false;
-	int console_fd = -1, c, status, ret = 1, rm_err;
+	bool force = false, agent_port_set = false, started = false, net = false, json = false;
+	int console_fd = -1, c, status, ret = 1, rm_err, json_fd = -1;
 	uint64_t t_warm = 0, t_done = 0, deadline = 0, port;
 	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
 	struct stat st;
@@ -321,6 +325,7 @@ int cmd_snapshot(int argc, char **argv)
 			 {"image", required_argument, NULL, O_IMAGE},
 			 {"agent-port", required_argument, NULL, O_AGENT_PORT},
 			 {"net", no_argument, NULL, O_NET},
+			 {"json", no_argument, NULL, O_JSON},
 			 {0},
 		     });
 	vmopts_init(&o);
@@ -341,6 +346,8 @@ int cmd_snapshot(int argc, char **argv)
 			o.spec.warm_console = optarg;
 		} else if (c == O_IMAGE) {
 			image = optarg;
+		} else if (c == O_JSON) {
+			json = true;
 		} else if (c == O_NET) {
 			net = true;
 		} else if (c == O_AGENT_PORT) {
@@ -373,6 +380,9 @@ int cmd_snapshot(int argc, char **argv)
 				tag);
 	if (image && !agent_port_set)
 		s.agent_port = AGENT_VSOCK_PORT;
+	/* Before the console is opened: it may be stdout, which becomes stderr. */
+	if (json && (json_fd = cli_json_begin()) < 0)
+		return 1;
 	if (s.agent_port && o.spec.warm_console)
 		cli_usage_error("snapshot",
 				"--warm-console and the agent are two warm signals: with an agent "
@@ -557,7 +567,15 @@ out:
 		close(console_fd);
 	free(img);
 	/* After the console's last bytes (it may be stdout too). */
-	if (!ret)
+	if (!ret && json_fd >= 0)
+		cli_json_emit(json_fd,
+			      json_pack("{s:s, s:s, s:f, s:f, s:I, s:i}", "tag", tag, "dir", dir,
+					"seconds", (t_done - s.t0) / 1e9, "warm_after_seconds",
+					(t_warm - s.t0) / 1e9, "mem_mib",
+					(json_int_t)o.spec.mem_mib, "vcpus", o.spec.vcpus));
+	else if (json_fd >= 0)
+		close(json_fd);
+	else if (!ret)
 		printf("snapshot %s written to %s in %.2f s (guest warm after %.2f s)\n", tag, dir,
 		       (t_done - s.t0) / 1e9, (t_warm - s.t0) / 1e9);
 	return ret;

@@ -1,9 +1,11 @@
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/util.h"
@@ -64,6 +66,33 @@ void cli_print_json(json_t *o)
 	if (s)
 		printf("%s\n", s);
 	free(s);
+}
+
+int cli_json_begin(void)
+{
+	int fd;
+
+	fflush(stdout);
+	/* Close-on-exec; a forked supervisor closes it itself. */
+	fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+		log_errno("--json: dup of stdout");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void cli_json_emit(int fd, json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s && (dprintf(fd, "%s\n", s) < 0))
+		log_errno("--json: write");
+	free(s);
+	json_decref(o);
+	close(fd);
 }
 
 uint64_t cli_num(const char *verb, const char *opt, const char *arg, uint64_t min, uint64_t max)

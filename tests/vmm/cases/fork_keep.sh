@@ -235,5 +235,42 @@ gone "$pid" || fail "kill --all left pid $pid running"
 gone "$sup" || fail "the second supervisor $sup still runs"
 [[ -z $(ls -A "$FORKD_HOME/kept") ]] || fail "registry entries left after kill --all"
 ok "kill --all: the kept child of a second fork ended, its supervisor too"
+
+# 9. --json: stdout holds one JSON object (progress goes to stderr), for a
+#    batch that is stopped at the end and for kept children.
+bounded 120 "$FORKD" fork --tag "$tag" -n 2 --settle-secs 0 --json >"$WORK/fork.json" \
+	2>"$WORK/fork-json.err" || fail "fork --json: $(cat "$WORK/fork-json.err")"
+grep -q '^fork: ' "$WORK/fork-json.err" || fail "fork --json: no progress on stderr"
+python3 - "$WORK/fork.json" "$tag" <<'PY' || fail "fork --json: $(cat "$WORK/fork.json")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["tag"] == sys.argv[2] and o["n"] == 2 and o["running"] == 2, o
+assert [c["index"] for c in o["children"]] == [0, 1], o
+assert all(c["state"] == "running" and c["restore_ms"] > 0 for c in o["children"]), o
+assert all(c["after_fork_ms"] > 0 for c in o["children"]), o  # the stub agent answered
+PY
+bounded 120 "$FORKD" fork --tag "$tag" -n 2 --keep --workdir "$WORK/forkd-keep-c" --json \
+	>"$WORK/keep.json" 2>"$WORK/keep-json.err" || fail "fork --keep --json: $(cat "$WORK/keep-json.err")"
+python3 - "$WORK/keep.json" <<'PY' || fail "fork --keep --json: $(cat "$WORK/keep.json")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert len(o["kept"]) == 2 and all(k["id"].startswith("k-") and k["state"] == "running"
+                                   for k in o["kept"]), o
+assert sorted(k["index"] for k in o["kept"]) == [0, 1], o
+PY
+"$FORKD" kill --all --no-daemon --json >"$WORK/killall.json" 2>&1 || fail "kill --all --json"
+python3 -c 'import json,sys; assert len(json.load(open(sys.argv[1]))) == 2' "$WORK/killall.json" ||
+	fail "kill --all --json: $(cat "$WORK/killall.json")"
+# snapshot --json: its console (stdout by default) goes to stderr with it.
+bounded 150 "$FORKD" snapshot --tag "${tag}j" --kernel "$GUEST" --mem-mib 16 \
+	--vsock "$WORK/parent-j.sock" --agent-port 8888 --timeout-secs "$(scaled 120)" --json \
+	>"$WORK/snap.json" 2>"$WORK/snap-json.err" || fail "snapshot --json: $(cat "$WORK/snap-json.err")"
+python3 - "$WORK/snap.json" "${tag}j" "$FORKD_HOME" <<'PY' || fail "snapshot --json: $(cat "$WORK/snap.json")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["tag"] == sys.argv[2] and o["dir"] == sys.argv[3] + "/snapshots/" + sys.argv[2], o
+assert o["mem_mib"] == 16 and o["seconds"] >= o["warm_after_seconds"] > 0, o
+PY
+ok "fork --json, fork --keep --json and snapshot --json print one JSON object; kill --json one array"
 no_leftovers "$tag" /nonexistent
 echo SUCCESS
