@@ -68,5 +68,6 @@ int cmd_exec(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_where(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

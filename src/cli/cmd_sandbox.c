@@ -55,7 +55,8 @@ int cmd_spawn(int argc, char **argv)
 			json_object_set_new(body, "per_child_netns", json_true());
 			break;
 		case O_MEMLIM:
-			mem = cli_num("spawn", "--memory-limit-mib", optarg, 16, 1 << 20);
+			/* The range is the daemon's to check (and say). */
+			mem = cli_num("spawn", "--memory-limit-mib", optarg, 0, UINT32_MAX);
 			json_object_set_new(body, "memory_limit_mib",
 					    json_integer((json_int_t)mem));
 			break;

@@ -26,7 +26,8 @@ def cli(daemon, *args, token=True, url=True):
 
 
 def test_help(daemon):
-    for verb in ("serve", "spawn", "ls", "kill", "ping", "exec", "eval"):
+    for verb in ("serve", "spawn", "ls", "kill", "ping", "exec", "eval", "bench", "where",
+                 "fork", "cleanup", "image", "netns", "doctor", "version"):
         r = cli(daemon, verb, "--help")
         assert r.returncode == 0 and r.stdout.startswith("usage: forkd " + verb), verb
         # forkd help VERB is the same text
@@ -204,3 +205,26 @@ def test_where(daemon, tmp_path):
     assert w["daemon_url"] == "http://127.0.0.1:8889"
     r = cli(daemon, "where")
     assert r.returncode == 0 and r.stdout.splitlines()[0].startswith("home ")
+
+
+def test_bench_names_the_failing_step_and_cleans_up(daemon):
+    """forkd bench against agent_stub, which answers ping but refuses exec: the
+    run stops at the exec step, says so, prints no table, and leaves no
+    sandbox or branch behind. (The whole cycle is timed against the real
+    image in the e2e suite image_fork.)"""
+    st, v = daemon.json("GET", "/version")
+    assert st == 200 and v["kvm"] in ("hardware", "kvm-pvm", "lab"), v
+    st, before = daemon.json("GET", "/v1/sandboxes")
+    r = cli(daemon, "bench", "--tag", "stub", "-n", "2", "--reps", "2", "--json")
+    assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
+    assert "step 'exec'" in r.stderr and "op not supported" in r.stderr, r.stderr
+    assert "sandboxes run on " in r.stderr, r.stderr
+    st, after = daemon.json("GET", "/v1/sandboxes")
+    assert {s["id"] for s in after} == {s["id"] for s in before}, (before, after)
+    r = cli(daemon, "bench", "--tag", "no-such-snapshot", "--reps", "1")
+    assert r.returncode == 1 and "step 'spawn 1'" in r.stderr and "HTTP 404" in r.stderr, r.stderr
+    for bad, why in ((("-n", "0"), "-n wants a number from 1 to 100"),
+                     (("--mode", "fast"), "--mode wants live, full or diff"),
+                     (("--reps",), "option --reps needs a value")):
+        r = cli(daemon, "bench", *bad)
+        assert r.returncode == 2 and why in r.stderr and r.stderr.startswith("forkd bench: error:"), r.stderr

@@ -393,6 +393,31 @@ else
     ((rc == 0)) && report "sdk suite, real agent" ok "$summary" ||
         report "sdk suite, real agent" FAIL "exit $rc: $summary"
     grep -h 'XFAIL known KVM-PVM' <<<"$out" | sed 's/^/sdk: /' >>"$work/crashes" || true
+    # forkd bench: the whole cycle (spawn, ping, exec, eval, branch, spawn 2
+    # from the branch, cleanup) twice, every step timed, nothing left.
+    rc=0
+    FORKD_URL=http://127.0.0.1:$port FORKD_TOKEN=$(cat "$work/token") "$FORKD_BIN" bench \
+        --tag "$snaptag" -n 2 --reps 2 --per-child-netns --json >"$work/bench.json" \
+        2>"$work/bench.err" || rc=$?
+    out=$(python3 - "$work/bench.json" <<'PY' 2>&1
+import json, os, sys
+o = json.load(open(sys.argv[1]))
+want = ["spawn 1", "ping", "exec", "eval", "branch", "spawn N from branch", "cleanup"]
+assert [s["step"] for s in o["steps"]] == want, o
+assert all(s["samples"] == 2 and 0 < s["p50_ms"] <= s["p99_ms"] for s in o["steps"]), o
+assert o["host"] == ("lab" if os.environ.get("FORKD_IN_LAB") else o["host"]), o
+print("host %s: " % o["host"] + ", ".join("%s p50 %.0f ms" % (s["step"], s["p50_ms"])
+                                           for s in o["steps"]))
+PY
+) || rc=$((rc ? rc : 1))
+    left=$(python3 - "http://127.0.0.1:$port/v1/sandboxes" "$(cat "$work/token")" <<'PY' || echo "?"
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
+print(len(json.load(urllib.request.urlopen(req, timeout=30))))
+PY
+)
+    ((rc == 0)) && [[ $left == 0 ]] && report "forkd bench" ok "$out" ||
+        report "forkd bench" FAIL "exit $rc, $left sandboxes left: $out $(tail -n 3 "$work/bench.err")"
 fi
 kill -TERM "$daemon_pid" 2>/dev/null || true
 rc=0
