@@ -62,7 +62,7 @@ void cli_usage_error(const char *verb, const char *fmt, ...)
 
 void cli_print_json(json_t *o)
 {
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
 
 	if (s)
 		printf("%s\n", s);
@@ -87,7 +87,7 @@ int cli_json_begin(void)
 
 void cli_json_emit(int fd, json_t *o)
 {
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
 
 	if (s && (dprintf(fd, "%s\n", s) < 0))
 		log_errno("--json: write");
