@@ -595,9 +595,13 @@ static int open_pack(struct unpack *u, const char *path)
 	if (!u->a)
 		return -ENOMEM;
 	if (archive_read_support_filter_zstd(u->a) != ARCHIVE_OK ||
-	    archive_read_support_format_tar(u->a) != ARCHIVE_OK ||
-	    archive_read_open_filename(u->a, path, READ_BLOCK) != ARCHIVE_OK)
+	    archive_read_support_format_tar(u->a) != ARCHIVE_OK)
 		return archive_fail(u->a, path);
+	if (archive_read_open_filename(u->a, path, READ_BLOCK) != ARCHIVE_OK) {
+		log_err("%s: not a forkd pack (a zstd-compressed tar), or unreadable: %s", path,
+			archive_error_string(u->a) ?: "libarchive failed");
+		return -EBADMSG;
+	}
 	r = archive_read_next_header(u->a, &e);
 	if (r == ARCHIVE_EOF) {
 		log_err("%s: an empty pack", path);
