@@ -7,7 +7,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wmissing-prototypes -Wstrict-prototypes -fno-strict-aliasing \
            -D_GNU_SOURCE -Isrc -MMD -MP
-LDLIBS  += -lpthread -lzstd -lz -llz4 -ljansson -lseccomp -lmnl -lnftnl -lmicrohttpd -lsqlite3 -lcurl
+LDLIBS  += -lpthread -lzstd -lz -llz4 -ljansson -lseccomp -lmnl -lnftnl -lmicrohttpd -lsqlite3 -lcurl -larchive -lcrypto
 # The one definition of the version (the CLI, the daemon's /version, make install).
 VERSION := $(shell cat VERSION)
 CFLAGS  += -DFORKD_VERSION='"$(VERSION)"'
@@ -32,7 +32,7 @@ LIB_SRCS := $(wildcard src/common/*.c src/vmm/*.c src/devices/*.c src/devices/vi
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 # The version is compiled in where it is printed.
-$(BUILD)/src/cli/main.o $(BUILD)/src/daemon/api_misc.o: VERSION
+$(BUILD)/src/cli/main.o $(BUILD)/src/daemon/api_misc.o $(BUILD)/src/snapshot/pack.o: VERSION
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

@@ -13,6 +13,8 @@ PACKAGES=(
 	libzstd-dev zlib1g-dev liblz4-dev libcmocka-dev
 	libjansson-dev libmicrohttpd-dev libsqlite3-dev libseccomp-dev libmnl-dev libnftnl-dev
 	libcurl4-openssl-dev
+	# snapshot packs: tar + zstd (libarchive), sha256 (libcrypto); zstd and python3 make test packs
+	libarchive-dev libssl-dev zstd
 	# guest images and end-to-end tests
 	busybox-static cpio e2fsprogs iproute2 iputils-ping nftables python3 socat
 	# guest image build and the agent tests; the SDK's pip install test and type check

@@ -54,6 +54,8 @@ int cmd_branch(int argc, char **argv);
 int cmd_snapshot_compact(int argc, char **argv);
 /* `forkd snapshot ls|info|rm` (argv[0] is the sub-verb). */
 int cmd_snapshot_store(int argc, char **argv);
+/* `forkd snapshot pack|unpack` (argv[0] is the sub-verb). */
+int cmd_snapshot_pack(int argc, char **argv);
 int cmd_fork(int argc, char **argv);
 int cmd_netns(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);

@@ -53,6 +53,8 @@ static void snapshot_usage(FILE *f)
 		"                      (branch a running sandbox: see --from-sandbox ID --help)\n"
 		"       forkd snapshot compact --from TAG --to NEW   (flatten a chain of diffs)\n"
 		"       forkd snapshot ls | info TAG | rm TAG... [--cascade]   (the store)\n"
+		"       forkd snapshot pack TAG -o FILE [--no-assets] | unpack FILE [--tag T]\n"
+		"                      (carry a snapshot to another host: see pack --help)\n"
 		"\n"
 		"Boot a VM, wait until the guest is warm, pause it at a clean\n"
 		"instruction boundary and write the snapshot to\n"
@@ -314,6 +316,8 @@ int cmd_snapshot(int argc, char **argv)
 	if (argc > 1 &&
 	    (!strcmp(argv[1], "ls") || !strcmp(argv[1], "info") || !strcmp(argv[1], "rm")))
 		return cmd_snapshot_store(argc - 1, argv + 1);
+	if (argc > 1 && (!strcmp(argv[1], "pack") || !strcmp(argv[1], "unpack")))
+		return cmd_snapshot_pack(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--from-sandbox") || !strncmp(argv[i], "--from-sandbox=", 15))
 			return cmd_branch(argc, argv);

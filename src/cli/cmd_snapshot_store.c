@@ -28,6 +28,7 @@ static void store_usage(FILE *f)
 	fprintf(f, "usage: forkd snapshot ls [--json]\n"
 		   "       forkd snapshot info TAG [--json]\n"
 		   "       forkd snapshot rm TAG... [--cascade] [--json]\n"
+		   "       (to carry one to another host: forkd snapshot pack --help)\n"
 		   "\n"
 		   "The snapshots in $FORKD_HOME/snapshots ('forkd where' prints it):\n"
 		   "ls lists them, info shows one (its parent, memory kind and chain depth,\n"

@@ -18,7 +18,7 @@ static const struct cli_command commands[] = {
     {"vm", "boot and run one virtual machine (forkd vm run --help)", cmd_vm},
     {"snapshot",
      "write a snapshot (boot until warm, or branch a running sandbox); "
-     "snapshot ls|info|rm|compact",
+     "snapshot ls|info|rm|compact|pack|unpack",
      cmd_snapshot},
     {"fork", "start N children from a snapshot (copy-on-write memory)", cmd_fork},
     {"netns", "make, list, remove per-child network namespaces", cmd_netns},

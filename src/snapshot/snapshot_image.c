@@ -330,8 +330,11 @@ int snapshot_dependents(const char *tag, char (*names)[SNAPSHOT_TAG_MAX + 1], in
 
 uint64_t snapshot_disk_bytes(const char *dir)
 {
-	static const char *const files[] = {"memory.bin", "memory.diff", "memory.map", "vmstate",
-					    "snapshot.json"};
+	/* assets/: the kernel, initrd and disks of an unpacked pack (pack.h). */
+	static const char *const files[] = {"memory.bin",    "memory.diff",   "memory.map",
+					    "vmstate",	     "snapshot.json", "assets/kernel",
+					    "assets/initrd", "assets/disk0",  "assets/disk1",
+					    "assets/disk2",  "assets/disk3"};
 	char path[PATH_MAX + 16];
 	uint64_t sum = 0;
 	struct stat st;

@@ -49,7 +49,8 @@ int snapshot_compact(const char *from, const char *to) __must_check;
  * -errno. */
 int snapshot_dependents(const char *tag, char (*names)[SNAPSHOT_TAG_MAX + 1], int max);
 
-/* Bytes the snapshot's files in dir take on disk (holes excluded). */
+/* Bytes the snapshot's files in dir take on disk (holes excluded), the
+ * assets an unpack placed in it included. */
 uint64_t snapshot_disk_bytes(const char *dir);
 /* Memory diffs from m down to a snapshot with a memory.bin (0: m has
  * one); -1 when a link is missing or damaged. */
