@@ -84,10 +84,12 @@ int cmd_snapshot_pack(int argc, char **argv)
 	struct pack_opts po = {0};
 	uint64_t t0 = now_ns();
 	json_t *res = NULL;
+	char full_verb[32];
 	int opt, err;
 
+	snprintf(full_verb, sizeof(full_verb), "snapshot %s", verb);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "ho:", opts, full_verb)) != -1) {
 		if (opt == 'h') {
 			pack_usage(stdout);
 			return 0;
@@ -100,19 +102,22 @@ int cmd_snapshot_pack(int argc, char **argv)
 		} else if (opt == P_JSON) {
 			json = true;
 		} else {
-			cli_usage_error("snapshot", "unknown option for 'snapshot %s' (see --help)",
-					verb);
+			cli_usage_error(full_verb, "option %s is for 'snapshot %s'",
+					opt == P_TAG ? "--tag"
+					: opt == 'o' ? "-o"
+						     : "--no-assets",
+					unpack ? "pack" : "unpack");
 		}
 	}
 	if (argc - optind != 1)
-		cli_usage_error("snapshot", "snapshot %s takes one %s", verb,
+		cli_usage_error(full_verb, "snapshot %s takes one %s", verb,
 				unpack ? "FILE" : "TAG");
 	if (!unpack && !snapshot_tag_valid(argv[optind]))
-		cli_usage_error("snapshot", "invalid tag '%s'", argv[optind]);
+		cli_usage_error(full_verb, "invalid tag '%s'", argv[optind]);
 	if (!unpack && !output)
-		cli_usage_error("snapshot", "snapshot pack needs -o FILE");
+		cli_usage_error(full_verb, "snapshot pack needs -o FILE");
 	if (tag && !snapshot_tag_valid(tag))
-		cli_usage_error("snapshot",
+		cli_usage_error(full_verb,
 				"invalid tag '%s': use 1-64 of A-Z a-z 0-9 _ . - , starting with a "
 				"letter, digit or _, and no '..'",
 				tag);
@@ -131,7 +136,7 @@ int cmd_snapshot_pack(int argc, char **argv)
 	if (res)
 		json_object_set_new(res, "seconds", json_real((now_ns() - t0) / 1e9));
 	if (json) {
-		client_print_json(res);
+		cli_print_json(res);
 	} else if (unpack) {
 		printf("unpacked %s into snapshot %s (%s) in %.2f s\n", argv[optind],
 		       json_string_value(json_object_get(res, "tag")),
