@@ -19,6 +19,7 @@ import ast
 import base64
 import builtins
 import contextlib
+import errno
 import fcntl
 import io
 import json
@@ -26,8 +27,10 @@ import linecache
 import os
 import random
 import selectors
+import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -54,6 +57,7 @@ MAX_OUTPUT = 64 * 1024 * 1024  # per exec stream; the rest is dropped and flagge
 MAX_FIELD_JSON = 40 * 1024 * 1024
 MAX_READ = 48 * 1024 * 1024  # read_file: 48 MiB is 64 MiB of base64
 MAX_ENTROPY = 1024 * 1024
+MAX_ENTRIES = 10000  # list_dir: more are left out and flagged
 DEFAULT_TIMEOUT = 60.0
 RECV_SIZE = 1 << 20
 PIPE_CHUNK = 1 << 16
@@ -116,6 +120,8 @@ class Agent:
             "eval": self.op_eval,
             "write_file": self.op_write_file,
             "read_file": self.op_read_file,
+            "list_dir": self.op_list_dir,
+            "remove": self.op_remove,
             "after_fork": self.op_after_fork,
         }
 
@@ -334,6 +340,50 @@ class Agent:
         data = b"".join(chunks)
         return {"data": base64.b64encode(data).decode(), "bytes": len(data)}
 
+    def op_list_dir(self, req):
+        path = absolute(req, "path")
+        entries, truncated = [], False
+        # Bytes names: a name that is not UTF-8 is sent with U+FFFD in place of
+        # the bad bytes rather than as a lone surrogate (not valid JSON text).
+        with os.scandir(os.fsencode(path)) as it:
+            for e in it:
+                if len(entries) == MAX_ENTRIES:
+                    truncated = True
+                    break
+                try:
+                    st = e.stat(follow_symlinks=False)  # lstat: a link is a link
+                except FileNotFoundError:  # removed since readdir
+                    continue
+                entries.append({"name": e.name.decode("utf-8", "replace"),
+                                "type": file_type(st.st_mode), "size": st.st_size,
+                                "mode": stat.S_IMODE(st.st_mode), "mtime": st.st_mtime})
+        entries.sort(key=lambda x: x["name"])
+        return {"entries": entries, "truncated": truncated}
+
+    def op_remove(self, req):
+        path = absolute(req, "path")
+        recursive = req.get("recursive", False)
+        if not isinstance(recursive, bool):
+            raise BadRequest('"recursive" must be true or false')
+        if not os.path.normpath(path).strip("/"):  # "/", "//", "/tmp/..": the root
+            raise BadRequest("refusing to remove /")
+        kind = file_type(os.lstat(path).st_mode)
+        if kind != "dir":
+            os.unlink(path)
+        elif recursive:
+            # rmtree works through directory fds and never follows a link out
+            # of the tree (shutil.rmtree.avoids_symlink_attacks on Linux).
+            shutil.rmtree(path)
+        else:
+            try:
+                os.rmdir(path)
+            except OSError as e:
+                if e.errno != errno.ENOTEMPTY:
+                    raise
+                raise BadRequest("%s: directory not empty (remove it with "
+                                 "\"recursive\": true)" % path) from None
+        return {"type": kind}
+
     def op_after_fork(self, req):
         entropy = b64(req.get("entropy"), "entropy")
         if not 32 <= len(entropy) <= MAX_ENTROPY:
@@ -389,6 +439,23 @@ def string(req, key):
     if not isinstance(v, str) or not v:
         raise BadRequest('"%s" must be a non-empty string' % key)
     return v
+
+
+def absolute(req, key):
+    v = string(req, key)
+    if not v.startswith("/"):
+        raise BadRequest('"%s" must be an absolute path' % key)
+    return v
+
+
+def file_type(mode):
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "other"
 
 
 def number(req, key, default):

@@ -228,6 +228,12 @@ fail_io:
 int agent_request(struct agent_conn *c, json_t *req, json_t **resp, int timeout_ms, char *err,
 		  size_t errlen)
 {
+	return agent_request_values(c, req, resp, timeout_ms, AGENT_MAX_VALUES, err, errlen);
+}
+
+int agent_request_values(struct agent_conn *c, json_t *req, json_t **resp, int timeout_ms,
+			 size_t max_values, char *err, size_t errlen)
+{
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000;
 	unsigned id = ++c->next_id;
 	json_error_t jerr;
@@ -254,12 +260,13 @@ int agent_request(struct agent_conn *c, json_t *req, json_t **resp, int timeout_
 		rc = (int)n;
 		goto io_fail;
 	}
-	if (json_values(c->buf, (size_t)n) > AGENT_MAX_VALUES) {
+	if (json_values(c->buf, (size_t)n) > max_values) {
 		take_line(c, (size_t)n);
-		return errbuf_fail(err, errlen, -EPROTO,
-				   "the agent's response holds over %d JSON values; an answer is a "
-				   "few fields (a hostile guest's, not parsed)",
-				   AGENT_MAX_VALUES);
+		return errbuf_fail(
+		    err, errlen, -EPROTO,
+		    "the agent's response holds over %zu JSON values; an answer is a "
+		    "few fields (a hostile guest's, not parsed)",
+		    max_values);
 	}
 	r = json_loadb(c->buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
 	take_line(c, (size_t)n);
@@ -302,6 +309,12 @@ void agent_close(struct agent_conn *c)
 int agent_call(const char *vsock_path, json_t *req, json_t **resp, int timeout_ms, char *err,
 	       size_t errlen)
 {
+	return agent_call_values(vsock_path, req, resp, timeout_ms, AGENT_MAX_VALUES, err, errlen);
+}
+
+int agent_call_values(const char *vsock_path, json_t *req, json_t **resp, int timeout_ms,
+		      size_t max_values, char *err, size_t errlen)
+{
 	struct agent_conn c;
 	uint64_t t0 = now_ns();
 	int r, left;
@@ -310,7 +323,7 @@ int agent_call(const char *vsock_path, json_t *req, json_t **resp, int timeout_m
 	if (r)
 		return r;
 	left = timeout_ms - (int)((now_ns() - t0) / 1000000);
-	r = agent_request(&c, req, resp, MAX(left, 1), err, errlen);
+	r = agent_request_values(&c, req, resp, MAX(left, 1), max_values, err, errlen);
 	agent_close(&c);
 	return r;
 }

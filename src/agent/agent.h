@@ -24,7 +24,10 @@
 /* Values (counted by separators outside strings) an answer may hold before
  * it is refused unparsed: answers are small objects with long strings. */
 #define AGENT_MAX_VALUES 4096
-#define AGENT_ERR_LEN	 512
+/* The same bound for answers that are long lists by design: a list_dir of
+ * 10000 entries (docs/AGENT.md) counts 6 values per entry. */
+#define AGENT_MAX_VALUES_LIST (1u << 16)
+#define AGENT_ERR_LEN	      512
 
 struct agent_conn {
 	int fd;
@@ -52,8 +55,16 @@ int agent_request(struct agent_conn *c, json_t *req, json_t **resp, int timeout_
 
 void agent_close(struct agent_conn *c);
 
+/* agent_request() refusing, unparsed, an answer over max_values JSON values
+ * (AGENT_MAX_VALUES for agent_request()). */
+int agent_request_values(struct agent_conn *c, json_t *req, json_t **resp, int timeout_ms,
+			 size_t max_values, char *err, size_t errlen) __must_check;
+
 /* agent_connect() + agent_request() + agent_close(). */
 int agent_call(const char *vsock_path, json_t *req, json_t **resp, int timeout_ms, char *err,
 	       size_t errlen) __must_check;
+/* agent_call() with agent_request_values()'s bound. */
+int agent_call_values(const char *vsock_path, json_t *req, json_t **resp, int timeout_ms,
+		      size_t max_values, char *err, size_t errlen) __must_check;
 
 #endif

@@ -68,6 +68,8 @@ void api_sandbox_exec(struct api_req *rq, struct api_resp *rs);
 void api_sandbox_eval(struct api_req *rq, struct api_resp *rs);
 void api_sandbox_file_put(struct api_req *rq, struct api_resp *rs);
 void api_sandbox_file_get(struct api_req *rq, struct api_resp *rs);
+void api_sandbox_file_delete(struct api_req *rq, struct api_resp *rs);
+void api_sandbox_dir_get(struct api_req *rq, struct api_resp *rs);
 void api_sandbox_branch(struct api_req *rq, struct api_resp *rs);
 
 /* Branches being written (api_branch.c): tag's state as a snapshot

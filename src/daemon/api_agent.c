@@ -1,5 +1,6 @@
-/* POST /v1/sandboxes/{id}/ping|exec|eval, PUT/GET .../files: requests
- * forwarded to the sandbox's guest agent over its vsock socket.
+/* POST /v1/sandboxes/{id}/ping|exec|eval, PUT/GET/DELETE .../files, GET
+ * .../dir: requests forwarded to the sandbox's guest agent over its vsock
+ * socket.
  *
  * Status codes: 200 the agent did it; 422 the agent answered ok:false (its
  * message in "error", plus "traceback" for eval); 409 the sandbox is not
@@ -42,21 +43,28 @@ static bool running_sandbox(struct api_req *rq, struct api_resp *rs, char *vsock
 }
 
 static bool call_agent_(struct api_req *rq, struct api_resp *rs, json_t *req, int timeout_ms,
-			json_t **resp);
+			size_t max_values, json_t **resp);
 
 /* Send req (reference stolen) to the agent; on success *resp holds an
- * ok:true answer. Every other outcome has become the response. */
-static bool call_agent(struct api_req *rq, struct api_resp *rs, json_t *req, int timeout_ms,
-		       json_t **resp)
+ * ok:true answer. Every other outcome has become the response. An answer
+ * over max_values JSON values is refused unparsed (agent_call_values()). */
+static bool call_agent_values(struct api_req *rq, struct api_resp *rs, json_t *req, int timeout_ms,
+			      size_t max_values, json_t **resp)
 {
-	bool ok = call_agent_(rq, rs, req, timeout_ms, resp);
+	bool ok = call_agent_(rq, rs, req, timeout_ms, max_values, resp);
 
 	json_decref(req);
 	return ok;
 }
 
+static bool call_agent(struct api_req *rq, struct api_resp *rs, json_t *req, int timeout_ms,
+		       json_t **resp)
+{
+	return call_agent_values(rq, rs, req, timeout_ms, AGENT_MAX_VALUES, resp);
+}
+
 static bool call_agent_(struct api_req *rq, struct api_resp *rs, json_t *req, int timeout_ms,
-			json_t **resp)
+			size_t max_values, json_t **resp)
 {
 	char vsock[PATH_MAX + 16], err[AGENT_ERR_LEN];
 	struct metrics *m = &rq->d->metrics;
@@ -67,7 +75,7 @@ static bool call_agent_(struct api_req *rq, struct api_resp *rs, json_t *req, in
 	if (!running_sandbox(rq, rs, vsock, sizeof(vsock)))
 		return false;
 	metrics_add(m, &m->agent_calls, 1);
-	e = agent_call(vsock, req, &r, timeout_ms, err, sizeof(err));
+	e = agent_call_values(vsock, req, &r, timeout_ms, max_values, err, sizeof(err));
 	if (e) {
 		metrics_add(m, &m->agent_errors, 1);
 		api_error(rs,
@@ -309,4 +317,125 @@ void api_sandbox_file_get(struct api_req *rq, struct api_resp *rs)
 	}
 	api_bytes(rs, 200, "application/octet-stream", raw, (size_t)n);
 	free(raw);
+}
+
+/* The guest is not trusted: a list_dir answer is rebuilt from the fields
+ * checked here, and anything else about it makes the whole answer a 502. */
+#define LIST_MAX_ENTRIES 10000 /* the agent's own bound (docs/AGENT.md) */
+#define NAME_MAX_BYTES	 255   /* NAME_MAX */
+
+static const char *const file_types[] = {"file", "dir", "symlink", "other", NULL};
+
+static bool file_type_ok(json_t *t)
+{
+	const char *s = json_string_value(t);
+
+	for (int i = 0; s && file_types[i]; i++)
+		if (!strcmp(s, file_types[i]))
+			return true;
+	return false;
+}
+
+/* One entry as {name, type, size, mode, mtime}, or NULL with why. */
+static json_t *dir_entry(json_t *e, const char **why)
+{
+	json_t *name = json_object_get(e, "name"), *type = json_object_get(e, "type");
+	json_t *size = json_object_get(e, "size"), *mode = json_object_get(e, "mode");
+	json_t *mtime = json_object_get(e, "mtime");
+	const char *n = json_string_value(name);
+	size_t len = json_string_length(name);
+
+	if (!json_is_object(e))
+		*why = "an entry is not an object";
+	else if (!n || !len || len > NAME_MAX_BYTES || strlen(n) != len || strchr(n, '/') ||
+		 !strcmp(n, ".") || !strcmp(n, ".."))
+		*why = "an entry's \"name\" is not a file name (1-255 bytes, no NUL or '/', not "
+		       "'.' or '..')";
+	else if (!file_type_ok(type))
+		*why = "an entry's \"type\" is not file, dir, symlink or other";
+	else if (!json_is_integer(size) || json_integer_value(size) < 0)
+		*why = "an entry's \"size\" is not a non-negative integer";
+	else if (!json_is_integer(mode) || json_integer_value(mode) < 0 ||
+		 json_integer_value(mode) > 07777)
+		*why = "an entry's \"mode\" is not an integer from 0 to 07777";
+	else if (!json_is_number(mtime))
+		*why = "an entry's \"mtime\" is not a number";
+	else
+		return json_pack("{s:O,s:O,s:O,s:O,s:O}", "name", name, "type", type, "size", size,
+				 "mode", mode, "mtime", mtime);
+	return NULL;
+}
+
+void api_sandbox_dir_get(struct api_req *rq, struct api_resp *rs)
+{
+	const char *path = file_path(rq, rs), *why = NULL;
+	json_t *req, *resp, *entries, *trunc, *out, *e, *clean;
+	size_t i;
+
+	if (!path)
+		return;
+	req = json_pack("{s:s,s:s}", "op", "list_dir", "path", path);
+	if (!req) {
+		api_error(rs, 400, "\"path\" is not valid UTF-8");
+		return;
+	}
+	if (!call_agent_values(rq, rs, req, 60000, AGENT_MAX_VALUES_LIST, &resp))
+		return;
+	entries = json_object_get(resp, "entries");
+	trunc = json_object_get(resp, "truncated");
+	out = json_array();
+	if (!json_is_array(entries) || json_array_size(entries) > LIST_MAX_ENTRIES)
+		why = "\"entries\" is not an array of at most 10000 entries";
+	else if (!json_is_boolean(trunc))
+		why = "\"truncated\" is not true or false";
+	json_array_foreach(entries, i, e)
+	{
+		if (why || !out)
+			break;
+		clean = dir_entry(e, &why);
+		if (clean && json_array_append_new(out, clean))
+			why = "out of memory";
+	}
+	if (!why && out)
+		out = json_pack("{s:s,s:o,s:O}", "path", path, "entries", out, "truncated", trunc);
+	json_decref(resp);
+	if (why || !out) {
+		json_decref(out);
+		api_error(rs, why ? 502 : 500, "sandbox %s: the agent's list_dir answer: %s",
+			  rq->param, why ? why : "out of memory");
+		return;
+	}
+	api_json(rs, 200, out);
+}
+
+void api_sandbox_file_delete(struct api_req *rq, struct api_resp *rs)
+{
+	const char *path = file_path(rq, rs), *r = api_query(rq, "recursive");
+	bool recursive = r && (!strcmp(r, "true") || !strcmp(r, "1"));
+	json_t *req, *resp, *type;
+
+	if (!path)
+		return;
+	if (r && !recursive && strcmp(r, "false") && strcmp(r, "0")) {
+		api_error(rs, 400, "\"recursive\" is true or false");
+		return;
+	}
+	req = json_pack("{s:s,s:s,s:b}", "op", "remove", "path", path, "recursive", recursive);
+	if (!req) {
+		api_error(rs, 400, "\"path\" is not valid UTF-8");
+		return;
+	}
+	if (!call_agent(rq, rs, req, 60000, &resp))
+		return;
+	type = json_object_get(resp, "type");
+	if (!file_type_ok(type)) {
+		json_decref(resp);
+		api_error(rs, 502,
+			  "sandbox %s: the agent's remove answer has no \"type\" (file, dir, "
+			  "symlink or other)",
+			  rq->param);
+		return;
+	}
+	api_json(rs, 200, json_pack("{s:s,s:b,s:O}", "path", path, "deleted", 1, "type", type));
+	json_decref(resp);
 }

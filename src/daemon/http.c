@@ -47,6 +47,8 @@ static const struct route routes[] = {
     {"POST", "/v1/sandboxes/{id}/eval", P_ID, false, DAEMON_MAX_JSON, api_sandbox_eval},
     {"PUT", "/v1/sandboxes/{id}/files", P_ID, false, DAEMON_MAX_FILE, api_sandbox_file_put},
     {"GET", "/v1/sandboxes/{id}/files", P_ID, false, 0, api_sandbox_file_get},
+    {"DELETE", "/v1/sandboxes/{id}/files", P_ID, false, 0, api_sandbox_file_delete},
+    {"GET", "/v1/sandboxes/{id}/dir", P_ID, false, 0, api_sandbox_dir_get},
     {"POST", "/v1/sandboxes/{id}/branch", P_ID, false, DAEMON_MAX_JSON, api_sandbox_branch},
 };
 

@@ -371,6 +371,95 @@ def test_read_proc_file_and_errors(client, tmp_path):
     assert r["ok"] is False and "directory" in r["error"]
 
 
+def test_list_dir_entries_types_and_lstat(client, tmp_path):
+    (tmp_path / "b.txt").write_bytes(b"12345")
+    os.chmod(tmp_path / "b.txt", 0o640)
+    os.utime(tmp_path / "b.txt", (1700000000.5, 1700000000.5))
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "a-dir" / "inner").write_bytes(b"")
+    os.symlink("/etc", tmp_path / "c-link")  # a link to a directory is a symlink
+    os.symlink("/nonexistent", tmp_path / "d-dangling")
+    os.mkfifo(tmp_path / "e-fifo")
+    bad = os.fsencode(str(tmp_path)) + b"/f-\xff\xfename"
+    open(bad, "wb").close()
+    r = client.call("list_dir", path=str(tmp_path))
+    assert r["ok"] is True and r["truncated"] is False, r
+    by = {e["name"]: e for e in r["entries"]}
+    assert [e["name"] for e in r["entries"]] == sorted(by)
+    assert set(by) == {"a-dir", "b.txt", "c-link", "d-dangling", "e-fifo",
+                       "f-\ufffd\ufffdname"}
+    assert by["b.txt"] == {"name": "b.txt", "type": "file", "size": 5, "mode": 0o640,
+                           "mtime": 1700000000.5}
+    assert by["a-dir"]["type"] == "dir" and by["c-link"]["type"] == "symlink"
+    assert by["c-link"]["size"] == len("/etc") and by["d-dangling"]["type"] == "symlink"
+    assert by["e-fifo"]["type"] == "other"
+    # Through a link to a directory: the directory's entries.
+    r = client.call("list_dir", path=str(tmp_path / "c-link"))
+    assert r["ok"] and any(e["name"] == "passwd" for e in r["entries"])
+    r = client.call("list_dir", path=str(tmp_path / "a-dir"))
+    assert r["ok"] and [e["name"] for e in r["entries"]] == ["inner"]
+
+
+def test_list_dir_is_bounded(client, tmp_path):
+    for i in range(10005):
+        open(tmp_path / ("%05d" % i), "wb").close()
+    r = client.call("list_dir", path=str(tmp_path))
+    assert r["ok"] and r["truncated"] is True and len(r["entries"]) == 10000
+    assert len({e["name"] for e in r["entries"]}) == 10000
+
+
+def test_list_dir_errors(client, tmp_path):
+    (tmp_path / "f").write_bytes(b"x")
+    for path, want in ((str(tmp_path / "missing"), "No such file"),
+                       (str(tmp_path / "f"), "Not a directory"),
+                       ("relative/dir", '"path" must be an absolute path'),
+                       ("", '"path" must be a non-empty string'),
+                       (7, '"path" must be a non-empty string'),
+                       ("/tmp/a\0b", "null")):
+        r = client.call("list_dir", path=path)
+        assert r["ok"] is False and r["error"].startswith("list_dir: ") and want in r["error"], r
+
+
+def test_remove_file_symlink_and_directories(client, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_bytes(b"keep")
+    (tmp_path / "f").write_bytes(b"x")
+    os.symlink(outside, tmp_path / "link")
+    assert client.call("remove", path=str(tmp_path / "f")) == {"id": None, "ok": True,
+                                                               "type": "file"}
+    assert not (tmp_path / "f").exists()
+    # A link goes, never what it points to (recursive or not).
+    r = client.call("remove", path=str(tmp_path / "link"), recursive=True)
+    assert r["ok"] and r["type"] == "symlink"
+    assert (outside / "keep").read_bytes() == b"keep"
+    (tmp_path / "empty").mkdir()
+    r = client.call("remove", path=str(tmp_path / "empty"))
+    assert r["ok"] and r["type"] == "dir" and not (tmp_path / "empty").exists()
+    tree = tmp_path / "tree"
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    (tree / "sub" / "deeper" / "x").write_bytes(b"x")
+    os.symlink(outside, tree / "sub" / "out")  # not followed out of the tree
+    r = client.call("remove", path=str(tree))
+    assert r["ok"] is False and "directory not empty" in r["error"] and "recursive" in r["error"]
+    assert (tree / "sub" / "deeper" / "x").exists()
+    r = client.call("remove", path=str(tree), recursive=True)
+    assert r["ok"] and r["type"] == "dir" and not tree.exists()
+    assert (outside / "keep").read_bytes() == b"keep"
+
+
+def test_remove_errors(client, tmp_path):
+    for fields, want in (({"path": str(tmp_path / "missing")}, "No such file"),
+                         ({"path": "rel"}, "absolute path"),
+                         ({}, '"path" must be a non-empty string'),
+                         ({"path": str(tmp_path), "recursive": 1}, '"recursive" must be'),
+                         ({"path": "/", "recursive": True}, "refusing to remove /"),
+                         ({"path": "//tmp/..", "recursive": True}, "refusing to remove /")):
+        r = client.call("remove", **fields)
+        assert r["ok"] is False and r["error"].startswith("remove: ") and want in r["error"], r
+    assert tmp_path.is_dir()
+
+
 # ---- after_fork --------------------------------------------------------------------
 
 

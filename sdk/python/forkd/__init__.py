@@ -16,9 +16,9 @@
 from .client import AsyncController, Controller
 from .errors import (AgentError, AgentUnreachable, AuthError, BadRequest, Conflict,
                      ConnectionFailed, ForkdError, NotAvailable, NotFound, ServerError)
-from .sandbox import AsyncSandbox, CommandResult, Sandbox
+from .sandbox import AsyncSandbox, CommandResult, EntryInfo, Sandbox
 
 __version__ = "0.2.0"
 __all__ = ["Controller", "AsyncController", "Sandbox", "AsyncSandbox", "CommandResult",
-           "ForkdError", "AgentError", "AgentUnreachable", "AuthError", "BadRequest", "Conflict",
-           "ConnectionFailed", "NotAvailable", "NotFound", "ServerError"]
+           "EntryInfo", "ForkdError", "AgentError", "AgentUnreachable", "AuthError", "BadRequest",
+           "Conflict", "ConnectionFailed", "NotAvailable", "NotFound", "ServerError"]

@@ -235,6 +235,18 @@ class _Api(Generic[_R]):
         return self._send(_Req("GET", "/v1/sandboxes/%s/files" % _seg(sandbox_id),
                                query={"path": path}, expect_json=False))
 
+    def list_dir(self, sandbox_id: str, path: str) -> _R:
+        """{path, entries: [{name, type, size, mode, mtime}], truncated} of a directory."""
+        return self._send(_Req("GET", "/v1/sandboxes/%s/dir" % _seg(sandbox_id),
+                               query={"path": path}))
+
+    def remove_file(self, sandbox_id: str, path: str, recursive: bool = False) -> _R:
+        """Remove a file, link or empty directory (a whole tree with recursive=True)."""
+        q = {"path": path}
+        if recursive:
+            q["recursive"] = "true"
+        return self._send(_Req("DELETE", "/v1/sandboxes/%s/files" % _seg(sandbox_id), query=q))
+
 
 class Controller(_Api[JSON]):
     """A client of one forkd daemon, over one kept-alive connection.

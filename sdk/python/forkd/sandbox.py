@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union, cast
 
 from .client import JSON, AsyncController, Controller
@@ -42,6 +43,28 @@ class Commands:
                                                 timeout=timeout, **_cmd_args(cmd)))
 
 
+@dataclass(frozen=True)
+class EntryInfo:
+    """One entry of a directory listing, as lstat describes it in the guest."""
+
+    name: str
+    path: str  # the listed directory joined with name
+    type: str  # "file", "dir", "symlink" (whatever it points to) or "other"
+    size: int  # bytes
+    mode: int  # permission bits (0o644...)
+    mtime: float  # seconds since 1970
+
+    @property
+    def is_dir(self) -> bool:
+        return self.type == "dir"
+
+
+def _entries(r: Mapping[str, Any], path: str) -> List[EntryInfo]:
+    base = path if path.endswith("/") else path + "/"
+    return [EntryInfo(e["name"], base + e["name"], e["type"], e["size"], e["mode"],
+                      float(e["mtime"])) for e in r["entries"]]
+
+
 class Files:
     def __init__(self, sandbox: "Sandbox"):
         self._sb = sandbox
@@ -53,6 +76,16 @@ class Files:
     def read(self, path: str) -> bytes:
         """The bytes of `path` in the guest."""
         return cast(bytes, self._sb.controller.read_file(self._sb.id, path))
+
+    def list(self, path: str) -> List[EntryInfo]:
+        """The entries of directory `path` in the guest, sorted by name (at most
+        10000: list_dir() on the controller says whether more were left out)."""
+        return _entries(self._sb.controller.list_dir(self._sb.id, path), path)
+
+    def remove(self, path: str, recursive: bool = False) -> None:
+        """Remove a file, link or empty directory; with recursive, a directory and
+        everything under it. AgentError when the guest cannot (no such path...)."""
+        self._sb.controller.remove_file(self._sb.id, path, recursive=recursive)
 
 
 class Sandbox:
@@ -172,6 +205,12 @@ class AsyncFiles:
 
     async def read(self, path: str) -> bytes:
         return cast(bytes, await self._sb.controller.read_file(self._sb.id, path))
+
+    async def list(self, path: str) -> List[EntryInfo]:
+        return _entries(await self._sb.controller.list_dir(self._sb.id, path), path)
+
+    async def remove(self, path: str, recursive: bool = False) -> None:
+        await self._sb.controller.remove_file(self._sb.id, path, recursive=recursive)
 
 
 class AsyncSandbox:

@@ -70,6 +70,38 @@ def test_async_sandbox(target, spawn_args):
     arun(main())
 
 
+def test_async_files_list_and_remove(target, spawn_args):
+    from test_sdk import STUB_ENTRIES, stub_file_agent
+
+    async def main():
+        async with actl(target) as ctl:
+            async with await AsyncSandbox.create(target[2], controller=ctl,
+                                                 **spawn_args) as sb:
+                if target[3]:
+                    with pytest.raises(forkd.AgentError):
+                        await sb.files.list("/tmp")
+                    from test_files import scripted_agent
+                    with scripted_agent(sb.info["run_dir"], stub_file_agent) as seen:
+                        got = await sb.files.list("/w")
+                        await sb.files.remove("/w/sub", recursive=True)
+                        with pytest.raises(forkd.AgentError):
+                            await sb.files.remove("/w/missing")
+                    assert [(e.name, e.path, e.type, e.size, e.mode) for e in got] == [
+                        (x["name"], "/w/" + x["name"], x["type"], x["size"], x["mode"])
+                        for x in STUB_ENTRIES]
+                    assert [r.get("recursive") for r in seen] == [None, True, False]
+                    return
+                assert await sb.files.write("/tmp/async-ls", b"1234") == 4
+                got = {e.name: e for e in await sb.files.list("/tmp")}
+                e = got["async-ls"]
+                assert (e.path, e.type, e.size) == ("/tmp/async-ls", "file", 4)
+                await sb.files.remove("/tmp/async-ls")
+                assert "async-ls" not in {e.name for e in await sb.files.list("/tmp")}
+                with pytest.raises(forkd.AgentError):
+                    await sb.files.remove("/tmp/async-ls")
+    arun(main())
+
+
 def test_command_result_flags(target, spawn_args):
     """timed_out comes through to CommandResult (the mapping of every flag is
     test_transport.py's test_command_result_fields)."""

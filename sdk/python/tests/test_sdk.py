@@ -104,6 +104,74 @@ def test_sandbox_context_manager(ctl, target, spawn_args):
         ctl.ping(sid)
 
 
+STUB_ENTRIES = [{"name": "a.txt", "type": "file", "size": 3, "mode": 0o600, "mtime": 1.5},
+                {"name": "sub", "type": "dir", "size": 4096, "mode": 0o755, "mtime": 2}]
+
+
+def stub_file_agent(req):
+    """The answers of a scripted agent (tests/daemon/test_files.py) standing in
+    for agent_stub, which has no files."""
+    if req["op"] == "list_dir":
+        return {"entries": STUB_ENTRIES, "truncated": False}
+    if req["path"].endswith("/missing"):
+        return {"ok": False, "error": "remove: FileNotFoundError: [Errno 2] No such file or "
+                                      "directory: '%s'" % req["path"]}
+    return {"type": "dir" if req["recursive"] else "file"}
+
+
+def test_files_list_and_remove(ctl, target, spawn_args):
+    with Sandbox(tag=target[2], controller=ctl, **spawn_args) as sb:
+        with pytest.raises(forkd.BadRequest):
+            sb.files.list("relative")
+        with pytest.raises(forkd.BadRequest):
+            sb.files.remove("relative")
+        if target[3]:
+            with pytest.raises(forkd.AgentError) as e:
+                sb.files.list("/tmp")
+            assert e.value.message == "agent_stub: op not supported"
+            with pytest.raises(forkd.AgentError):
+                sb.files.remove("/tmp/x")
+            from test_files import scripted_agent
+            with scripted_agent(sb.info["run_dir"], stub_file_agent) as seen:
+                got = sb.files.list("/w/")
+                sb.files.remove("/w/a.txt")
+                sb.files.remove("/w/sub", recursive=True)
+                with pytest.raises(forkd.AgentError) as e:
+                    sb.files.remove("/w/missing")
+                assert "No such file" in e.value.message and e.value.status == 422
+            assert got == [forkd.EntryInfo("a.txt", "/w/a.txt", "file", 3, 0o600, 1.5),
+                           forkd.EntryInfo("sub", "/w/sub", "dir", 4096, 0o755, 2.0)]
+            assert [e.is_dir for e in got] == [False, True]
+            assert [(r["op"], r["path"], r.get("recursive")) for r in seen] == [
+                ("list_dir", "/w/", None), ("remove", "/w/a.txt", False),
+                ("remove", "/w/sub", True), ("remove", "/w/missing", False)]
+            return
+        d = "/tmp/sdk-ls"
+        assert run(sb, "rm -rf %s; mkdir -p %s/sub/deeper && ln -s /etc %s/link && "
+                       "echo x > %s/sub/deeper/f" % (d, d, d, d)).exit_code == 0
+        assert sb.files.write(d + "/a.txt", b"abc", mode=0o600) == 3
+        got = sb.files.list(d)
+        assert [(e.name, e.path, e.type) for e in got] == [
+            ("a.txt", d + "/a.txt", "file"), ("link", d + "/link", "symlink"),
+            ("sub", d + "/sub", "dir")]
+        assert got[0].size == 3 and got[0].mode == 0o600 and got[0].mtime > 1.6e9
+        with pytest.raises(forkd.AgentError) as e:
+            sb.files.remove(d + "/sub")
+        assert "directory not empty" in e.value.message
+        sb.files.remove(d + "/link", recursive=True)  # the link, never /etc
+        assert any(e.name == "passwd" for e in sb.files.list("/etc"))
+        sb.files.remove(d + "/a.txt")
+        sb.files.remove(d + "/sub", recursive=True)
+        assert sb.files.list(d) == []
+        sb.files.remove(d)
+        with pytest.raises(forkd.AgentError) as e:
+            sb.files.list(d)
+        assert "No such file" in e.value.message
+        with pytest.raises(forkd.AgentError) as e:
+            sb.files.remove(d)
+        assert "No such file" in e.value.message
+
+
 def test_create_many_and_attach(ctl, target, spawn_args):
     sbs = Sandbox.create_many(target[2], 3, controller=ctl, **spawn_args)
     try:

@@ -11,7 +11,8 @@ PKG = os.path.dirname(HERE)
 
 USER_CODE = '''
 from typing import List, Optional
-from forkd import AsyncController, AsyncSandbox, CommandResult, Controller, Sandbox
+from forkd import (AsyncController, AsyncSandbox, CommandResult, Controller, EntryInfo,
+                   Sandbox)
 
 def sync_use(ctl: Controller) -> None:
     sb: Sandbox = Sandbox.create("py", controller=ctl)
@@ -20,12 +21,17 @@ def sync_use(ctl: Controller) -> None:
     flag: bool = r.timed_out
     n: int = sb.files.write("/tmp/x", b"x")
     data: bytes = sb.files.read("/tmp/x")
+    entries: List[EntryInfo] = sb.files.list("/tmp")
+    size: int = entries[0].size
+    sb.files.remove("/tmp/x", recursive=True)
     all_: List[Sandbox] = Sandbox.list()
 
 async def async_use(ctl: AsyncController) -> None:
     sb: AsyncSandbox = await AsyncSandbox.create("py", controller=ctl)
     v: Optional[str] = await sb.eval("1")
     r: CommandResult = await sb.commands.run("true")
+    names: List[str] = [e.name for e in await sb.files.list("/tmp")]
+    await sb.files.remove("/tmp/x")
     info = await ctl.sandbox(sb.id)
 '''
 

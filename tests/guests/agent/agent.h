@@ -25,8 +25,9 @@
  *   any other op          -> {"id":X,"ok":false,"error":"agent_stub: op not supported"}
  *   not a JSON object, no op, a line over 4096 bytes -> ok:false with the
  *   reason; the connection stays open.
- * It has no processes, files or Python: exec, eval, write_file and
- * read_file are refused rather than imitated. Errors say "agent_stub:"
+ * It has no processes, files or Python: exec, eval, write_file, read_file,
+ * list_dir and remove are refused rather than imitated (the daemon tests
+ * script those answers on the host: tests/daemon/test_files.py). Errors say "agent_stub:"
  * whichever guest serves them (the daemon tests match that text).
  *
  * Guest kernel code is emulated on KVM-PVM hosts, so the byte handling
