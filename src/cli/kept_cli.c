@@ -31,8 +31,7 @@ int kept_cli_list(const char *tag, json_t *arr)
 	int count = 0, err = kept_list(&v, &n);
 
 	if (err) {
-		fprintf(stderr, "forkd: error: cannot read the kept children's registry: %s\n",
-			strerror(-err));
+		log_err("cannot read the kept children's registry: %s", strerror(-err));
 		return err;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -558,6 +558,6 @@ void api_sandboxes_readopt(struct daemon *d)
 	free(all);
 	metrics_add(&d->metrics, &d->metrics.adopted, adopted);
 	metrics_add(&d->metrics, &d->metrics.forgotten, forgotten);
-	log_info("serve: re-adopted %zu running sandbox%s, forgot %zu that had exited", adopted,
+	log_info("re-adopted %zu running sandbox%s, forgot %zu that had exited", adopted,
 		 adopted == 1 ? "" : "es", forgotten);
 }

@@ -244,9 +244,9 @@ int daemon_run(const struct daemon_config *cfg)
 		sig = n == 1 ? b : SIGTERM;
 		if (sig != SIGHUP)
 			break;
-		log_info("serve: SIGHUP ignored (nothing to reload)");
+		log_info("SIGHUP ignored (nothing to reload)");
 	}
-	log_info("serve: %s: no new connections; finishing requests in flight",
+	log_info("%s: no new connections; finishing requests in flight",
 		 sig == SIGINT ? "SIGINT" : "SIGTERM");
 	http_stop(d, http, 30);
 	ret = 0;
@@ -254,7 +254,7 @@ int daemon_run(const struct daemon_config *cfg)
 		uint64_t running = 0, exited = 0;
 
 		if (!api_count_sandboxes(d, &running, &exited))
-			log_info("serve: stopped; %llu sandbox%s keep running and will be "
+			log_info("stopped; %llu sandbox%s keep running and will be "
 				 "re-adopted at the next start",
 				 (unsigned long long)running, running == 1 ? "" : "es");
 	}

@@ -532,6 +532,22 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return MHD_http_unescape(s);
 }
 
+/* libmicrohttpd's messages: to the debug log, the last one kept for the
+ * error of a failed start (one start at a time, before any thread). */
+static char mhd_last[256];
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	size_t n;
+
+	(void)cls;
+	vsnprintf(mhd_last, sizeof(mhd_last), fmt, ap);
+	n = strlen(mhd_last);
+	while (n && (mhd_last[n - 1] == '\n' || mhd_last[n - 1] == '\r'))
+		mhd_last[--n] = 0;
+	log_debug("libmicrohttpd: %s", mhd_last);
+}
+
 int http_start(struct daemon *d, const struct sockaddr *sa, struct MHD_Daemon **out, unsigned *port)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
@@ -557,18 +573,24 @@ int http_start(struct daemon *d, const struct sockaddr *sa, struct MHD_Daemon **
 	} else {
 		tls[0].option = MHD_OPTION_END;
 	}
+	mhd_last[0] = 0;
 	m = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, d, MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR, sa,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    flags, 0, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, d, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 	    (unsigned)(d->cfg.max_client_conns ? d->cfg.max_client_conns : HTTP_MAX_PER_CLIENT),
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)(d->cfg.idle_secs ? d->cfg.idle_secs : HTTP_IDLE_SECS),
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
 	    NULL, MHD_OPTION_END);
 	if (!m) {
-		log_err("cannot listen on %s (in use, or not an address of this host?)",
-			d->cfg.bind);
+		/* libmicrohttpd's own line names port 0 (the address comes as a
+		 * sockaddr); keep only its reason, after the last ": ". */
+		const char *why = strrchr(mhd_last, ':');
+
+		log_err("cannot listen on %s: %s", d->cfg.bind,
+			why && why[1] ? why + 2 : "in use, or not an address of this host?");
 		return -EADDRINUSE;
 	}
 	info = MHD_get_daemon_info(m, MHD_DAEMON_INFO_BIND_PORT);
@@ -594,7 +616,7 @@ void http_stop(struct daemon *d, struct MHD_Daemon *m, unsigned grace_secs)
 	while ((left = __atomic_load_n(&d->inflight, __ATOMIC_SEQ_CST)) && now_ns() < deadline)
 		usleep(10000);
 	if (left)
-		log_warn("serve: %u request%s still in flight after %u s; closing them", left,
+		log_warn("%u request%s still in flight after %u s; closing them", left,
 			 left == 1 ? "" : "s", grace_secs);
 	MHD_stop_daemon(m);
 }
