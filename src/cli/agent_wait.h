@@ -10,7 +10,8 @@
  * after AGENT_WAIT_RETRY_MS; a connection to an agent that is not warm yet
  * is kept for the next ping. Each ping waits at most AGENT_WAIT_PING_MS.
  *
- * Order: agent_wait_start() once the VM runs; agent_wait_stop() either
+ * Order: agent_wait_start() once the VM is built (its first connection
+ * waits in the device until the VM runs); agent_wait_stop() either
  * after the warm signal (the thread has ended) or, on failure, after
  * vm_destroy() (which closes the vsock socket and so ends a connect in
  * progress; otherwise the stop can take up to AGENT_WAIT_CONNECT_MS). */

@@ -14,14 +14,18 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <malloc.h>
 #include <linux/kvm.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
@@ -31,6 +35,7 @@
 #include "cli/cli.h"
 #include "cli/console_tap.h"
 #include "cli/vmopts.h"
+#include "isolate/jail.h"
 #include "isolate/netns.h"
 #include "common/file.h"
 #include "common/util.h"
@@ -87,6 +92,11 @@ static void snapshot_usage(FILE *f)
 		"                         this command; the same network every child of\n"
 		"                         'forkd fork --per-child-netns' gets (root)\n"
 		"  --force                replace an existing snapshot with this tag\n"
+		"  --no-seccomp           boot WITHOUT the VMM jail (by default the VM runs\n"
+		"                         in a child process jailed like a fork's children:\n"
+		"                         no capabilities, a seccomp allow-list, the\n"
+		"                         snapshot's files passed to it open); unsafe,\n"
+		"                         for debugging\n"
 		"  --json                 print {tag, dir, seconds, warm_after_seconds,\n"
 		"                         mem_mib, vcpus} on stdout when written; progress\n"
 		"                         and a console on stdout go to stderr\n"
@@ -108,14 +118,17 @@ static void snapshot_usage(FILE *f)
 
 /* --- the snapshot directory ------------------------------------------------- */
 
-static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag, const char *dir,
-			  uint32_t agent_port)
+/* snapshot.json's contents for this boot, made before the jail (disk
+ * paths are resolved here: children open the images by them). NULL, said,
+ * on failure; created and format_version are set when it is written. */
+static struct snapshot_meta *meta_for(const struct vmopts *o, const char *tag, uint32_t agent_port)
 {
 	struct snapshot_meta *meta = calloc(1, sizeof(*meta));
-	int err = 0;
 
-	if (!meta)
-		return -ENOMEM;
+	if (!meta) {
+		log_err("out of memory");
+		return NULL;
+	}
 	snprintf(meta->tag, sizeof(meta->tag), "%s", tag);
 	snprintf(meta->kernel, sizeof(meta->kernel), "%s", o->boot.kernel);
 	snprintf(meta->initrd, sizeof(meta->initrd), "%s", o->boot.initrd ? o->boot.initrd : "");
@@ -125,17 +138,14 @@ static int write_snapshot(struct vm *vm, const struct vmopts *o, const char *tag
 	meta->vcpus = (uint32_t)o->spec.vcpus;
 	meta->dev = o->spec.dev;
 	for (unsigned i = 0; i < meta->dev.nr_disks; i++) {
-		/* Children open the image by this path: make it absolute. */
 		if (!realpath(o->spec.dev.disks[i].path, meta->dev.disks[i].path)) {
-			err = log_errno("resolve disk path %s", o->spec.dev.disks[i].path);
-			goto out;
+			log_errno("resolve disk path %s", o->spec.dev.disks[i].path);
+			free(meta);
+			return NULL;
 		}
 	}
 	meta->agent_port = agent_port;
-	err = snapshot_create(vm, dir, meta);
-out:
-	free(meta);
-	return err;
+	return meta;
 }
 
 /* --- --image ----------------------------------------------------------------- */
@@ -294,21 +304,202 @@ static void report_failure(struct snap_run *s, int status, uint64_t timeout_secs
 			s->vm->exit_reason, status, line[0] ? line : "(none)");
 }
 
+/* The child of forkd snapshot: build and boot the VM, enter the jail, wait
+ * for warm, pause and write the snapshot into the files made for it.
+ * Reports "built" (the vsock socket is bound) and "warm NS" (after the
+ * start, once written) on rep; its exit status is the outcome, the reason
+ * already said. Never tears the VM down: the process only exits. */
+static int boot_child(struct snap_run *s, struct vmopts *o, struct guest_image *img,
+		      const struct snapshot_fds *files, int rep, bool jail)
+{
+	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
+	struct snapshot_meta *meta = NULL;
+	struct boot_info bi;
+	char cmdline[4096];
+	uint64_t deadline, t_warm;
+	bool started = false;
+	int status, ret = 1;
+
+	/* One malloc arena: a thread's own arena, when it shrinks, makes glibc
+	 * read /proc/sys/vm/overcommit_memory, an open the jail forbids. Every
+	 * thread of this process starts below. */
+	mallopt(M_ARENA_MAX, 1);
+	s->vm = calloc(1, sizeof(*s->vm));
+	if (!s->vm || machine_build(s->vm, &o->spec, NULL))
+		return 1;
+	(void)!write(rep, "built\n", 6);
+	if (img) {
+		if (image_cmdline(s->vm, img, o->boot.cmdline, cmdline, sizeof(cmdline)))
+			return 1;
+		o->boot.cmdline = cmdline;
+	}
+	if (boot_load(s->vm, &o->boot, &bi) || boot_setup_bsp(s->vm, &bi))
+		return 1;
+	if (console_tap_start(&s->con))
+		return 1;
+	cli_stop_on_signals(s->vm);
+	if (img)
+		log_info("snapshot '%s': image %s: %llu MiB, %d vCPUs, cmdline: %s", s->tag,
+			 img->dir, (unsigned long long)o->spec.mem_mib, o->spec.vcpus,
+			 o->boot.cmdline);
+	if (s->vm->pvm && o->spec.vcpus > 1)
+		log_warn(
+		    "snapshot '%s': %d vCPUs on a KVM-PVM host: Linux guests with more than one "
+		    "vCPU have seen their user memory corrupted here (docs/ARCHITECTURE.md, "
+		    "\"KVM-PVM hosts\"); --vcpus 1 avoids it",
+		    s->tag, o->spec.vcpus);
+	if (s->agent_port)
+		log_info("snapshot '%s': booting %s, waiting for the agent on vsock port %u to "
+			 "answer ping with warm=true (at most %llu s)",
+			 s->tag, img ? img->kernel : o->boot.kernel, s->agent_port,
+			 (unsigned long long)o->timeout_secs);
+	else
+		log_info("snapshot '%s': booting, waiting for the guest's warm signal", s->tag);
+	if (timerfd_settime(s->timer_fd, 0, &every, NULL) < 0) {
+		log_errno("timerfd_settime");
+		goto out;
+	}
+	meta = meta_for(o, s->tag, s->agent_port);
+	if (!meta)
+		goto out;
+	/* What the jail would forbid later: the time zone (snapshot.json's
+	 * created, through gmtime_r), jansson's hash seed (read from
+	 * /dev/urandom at its first object), the poller's eventfd. The poller's
+	 * first connection waits in the device until the VM runs. */
+	tzset();
+	json_object_seed(0);
+	if (s->agent_port && agent_wait_start(&s->agent, o->spec.vsock, s->agent_port, s->warm_fd))
+		goto out;
+	if (jail && jail_enter(&(struct jail_opts){
+			.vsock = o->spec.dev.vsock, .net = o->spec.dev.net, .boot = true}))
+		goto out;
+	deadline = o->timeout_secs ? s->t0 + o->timeout_secs * 1000000000ULL : 0;
+	if (vm_start(s->vm)) {
+		status = vm_finish(s->vm, VM_EXIT_ERROR);
+		log_err("snapshot '%s': the VM did not start (exit status %d); nothing was written",
+			s->tag, status);
+		goto out;
+	}
+	started = true;
+	if (!wait_warm(s, deadline)) {
+		status = vm_finish(s->vm, VM_EXIT_ERROR);
+		started = false;
+		report_failure(s, status, o->timeout_secs);
+		goto out;
+	}
+	t_warm = now_ns();
+	/* The poller closed its connection and ended; the guest's end goes at
+	 * restore anyway (the device resets its connections). */
+	agent_wait_stop(&s->agent);
+	if (s->agent_port)
+		log_info("snapshot '%s': agent warm after %.2f s (pid %lld, numpy %s); pausing",
+			 s->tag, (t_warm - s->t0) / 1e9, s->agent.pid, s->agent.numpy);
+	else
+		log_info("snapshot '%s': guest warm after %.2f s; pausing", s->tag,
+			 (t_warm - s->t0) / 1e9);
+	vm_pause(s->vm);
+	/* No more back-end input may touch guest memory or queues. */
+	evloop_destroy(&s->vm->loop);
+	if (snapshot_create_fds(s->vm, files, meta))
+		goto out;
+	vm_finish(s->vm, VM_EXIT_POWEROFF);
+	started = false;
+	/* The console's last bytes, before the parent prints its line. */
+	console_tap_close(&s->con);
+	/* snprintf + write: dprintf would fstat, which the jail forbids. */
+	{
+		char line[64];
+		int n = snprintf(line, sizeof(line), "warm %llu\n",
+				 (unsigned long long)(t_warm - s->t0));
+
+		if (write_full(rep, line, (size_t)n))
+			goto out;
+	}
+	ret = 0;
+out:
+	if (started)
+		vm_finish(s->vm, VM_EXIT_ERROR);
+	free(meta);
+	return ret;
+}
+
+static volatile pid_t signal_child;
+
+static void forward_signal(int sig)
+{
+	if (signal_child > 0)
+		kill(signal_child, sig);
+}
+
+/* The parent: pass SIGINT/SIGTERM on, read the child's reports, reap it.
+ * 0 when it wrote the snapshot; else -1 (the child said why, or this says
+ * how it died). */
+static int wait_child(pid_t child, int rfd, bool *built, uint64_t *warm_ns)
+{
+	struct sigaction sa = {.sa_handler = forward_signal};
+	char buf[256], *w;
+	size_t len = 0;
+	int st;
+
+	signal_child = child;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(rfd, buf + len, sizeof(buf) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	signal_child = 0;
+	*built = strstr(buf, "built\n") != NULL;
+	w = strstr(buf, "warm ");
+	if (WIFSIGNALED(st)) {
+		log_err(
+		    "the snapshot's VMM (pid %d) was killed by signal %d%s; nothing was written",
+		    (int)child, WTERMSIG(st),
+		    WTERMSIG(st) == SIGSYS ? " (SIGSYS: a system call its jail forbids; "
+					     "--no-seccomp runs it unjailed, for debugging)"
+					   : "");
+		return -1;
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) || !w)
+		return -1;
+	*warm_ns = strtoull(w + 5, NULL, 10);
+	return 0;
+}
+
 int cmd_snapshot(int argc, char **argv)
 {
-	enum { O_TAG = 2000, O_FORCE, O_WARM_CONSOLE, O_IMAGE, O_AGENT_PORT, O_NET, O_JSON };
+	enum {
+		O_TAG = 2000,
+		O_FORCE,
+		O_WARM_CONSOLE,
+		O_IMAGE,
+		O_AGENT_PORT,
+		O_NET,
+		O_JSON,
+		O_NOSECCOMP
+	};
 	struct option opts[40];
 	struct vmopts o;
-	struct boot_info bi;
 	struct guest_image *img = NULL;
 	struct snap_run s = {.warm_fd = -1, .epfd = -1, .timer_fd = -1};
+	struct snapshot_fds files = {-1, -1, -1};
 	char dir[PATH_MAX], tmpdir[PATH_MAX + 32] = "", vsock_dir[64] = "", vsock_path[128];
-	char cmdline[4096], err[600];
+	char err[600];
 	const char *tag = NULL, *image = NULL;
-	bool force = false, agent_port_set = false, started = false, net = false, json = false;
-	int console_fd = -1, c, status, ret = 1, rm_err, json_fd = -1;
-	uint64_t t_warm = 0, t_done = 0, deadline = 0, port;
-	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
+	bool force = false, agent_port_set = false, net = false, json = false, no_jail = false;
+	bool built = false;
+	int console_fd = -1, c, ret = 1, rm_err, json_fd = -1, rep[2] = {-1, -1};
+	uint64_t t_warm = 0, t_done = 0, port;
+	pid_t child;
 	struct stat st;
 
 	if (argc > 1 && !strcmp(argv[1], "compact"))
@@ -330,6 +521,7 @@ int cmd_snapshot(int argc, char **argv)
 			 {"agent-port", required_argument, NULL, O_AGENT_PORT},
 			 {"net", no_argument, NULL, O_NET},
 			 {"json", no_argument, NULL, O_JSON},
+			 {"no-seccomp", no_argument, NULL, O_NOSECCOMP},
 			 {0},
 		     });
 	vmopts_init(&o);
@@ -352,6 +544,8 @@ int cmd_snapshot(int argc, char **argv)
 			image = optarg;
 		} else if (c == O_JSON) {
 			json = true;
+		} else if (c == O_NOSECCOMP) {
+			no_jail = true;
 		} else if (c == O_NET) {
 			net = true;
 		} else if (c == O_AGENT_PORT) {
@@ -384,6 +578,9 @@ int cmd_snapshot(int argc, char **argv)
 				tag);
 	if (image && !agent_port_set)
 		s.agent_port = AGENT_VSOCK_PORT;
+	if (no_jail)
+		log_warn("--no-seccomp: the booting VM runs WITHOUT the VMM jail; a guest that "
+			 "breaks out of its VMM gets this process's privileges. Debugging only");
 	/* Before the console is opened: it may be stdout, which becomes stderr. */
 	if (json && (json_fd = cli_json_begin()) < 0)
 		return 1;
@@ -450,9 +647,12 @@ int cmd_snapshot(int argc, char **argv)
 	o.spec.console_fd = s.con.wfd;
 
 	/* Everything is written into a private directory first and renamed at
-	 * the end: a failure leaves nothing behind under the tag's name. */
+	 * the end: a failure leaves nothing behind under the tag's name. The
+	 * files are made here; the VM runs in a child process that is jailed
+	 * like a fork's children (isolate/jail.h) and writes them through the
+	 * descriptors it inherits: it can open nothing. */
 	snprintf(tmpdir, sizeof(tmpdir), "%s.tmp.%d", dir, (int)getpid());
-	if (make_dirs(tmpdir, 0755))
+	if (make_dirs(tmpdir, 0755) || snapshot_fds_create(tmpdir, o.spec.mem_mib * MIB, &files))
 		goto out;
 	s.warm_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	s.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -465,78 +665,35 @@ int cmd_snapshot(int argc, char **argv)
 		goto out;
 	/* With an agent the poller signals warm_fd; the doorbell is ignored. */
 	o.spec.warm_fd = s.agent_port ? -1 : s.warm_fd;
-	s.vm = calloc(1, sizeof(*s.vm));
-	if (!s.vm || machine_build(s.vm, &o.spec, NULL)) {
-		free(s.vm);
-		s.vm = NULL;
+	if (pipe2(rep, O_CLOEXEC) < 0) {
+		log_errno("pipe");
 		goto out;
 	}
-	if (img) {
-		if (image_cmdline(s.vm, img, o.boot.cmdline, cmdline, sizeof(cmdline)))
-			goto out;
-		o.boot.cmdline = cmdline;
-	}
-	if (boot_load(s.vm, &o.boot, &bi) || boot_setup_bsp(s.vm, &bi))
-		goto out;
-	if (console_tap_start(&s.con))
-		goto out;
-	cli_stop_on_signals(s.vm);
-	if (img)
-		log_info("snapshot '%s': image %s: %llu MiB, %d vCPUs, cmdline: %s", tag, img->dir,
-			 (unsigned long long)o.spec.mem_mib, o.spec.vcpus, o.boot.cmdline);
-	if (s.vm->pvm && o.spec.vcpus > 1)
-		log_warn(
-		    "snapshot '%s': %d vCPUs on a KVM-PVM host: Linux guests with more than one "
-		    "vCPU have seen their user memory corrupted here (docs/ARCHITECTURE.md, "
-		    "\"KVM-PVM hosts\"); --vcpus 1 avoids it",
-		    tag, o.spec.vcpus);
-	if (s.agent_port)
-		log_info("snapshot '%s': booting %s, waiting for the agent on vsock port %u to "
-			 "answer ping with warm=true (at most %llu s)",
-			 tag, img ? img->kernel : o.boot.kernel, s.agent_port,
-			 (unsigned long long)o.timeout_secs);
-	else
-		log_info("snapshot '%s': booting, waiting for the guest's warm signal", tag);
-	if (timerfd_settime(s.timer_fd, 0, &every, NULL) < 0) {
-		log_errno("timerfd_settime");
+	fflush(stdout);
+	fflush(stderr);
+	child = fork();
+	if (child < 0) {
+		log_errno("fork");
 		goto out;
 	}
-	deadline = o.timeout_secs ? s.t0 + o.timeout_secs * 1000000000ULL : 0;
-	if (vm_start(s.vm)) {
-		status = vm_finish(s.vm, VM_EXIT_ERROR);
-		log_err("snapshot '%s': the VM did not start (exit status %d); nothing was written",
-			tag, status);
-		goto out;
+	if (child == 0) {
+		/* Never outlive the command (a daemon's job may SIGKILL it). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
+		close(rep[0]);
+		if (json_fd >= 0)
+			close(json_fd);
+		_exit(boot_child(&s, &o, img, &files, rep[1], !no_jail));
 	}
-	started = true;
-	if (s.agent_port && agent_wait_start(&s.agent, o.spec.vsock, s.agent_port, s.warm_fd))
+	close(rep[1]);
+	rep[1] = -1;
+	/* Its copies are the child's now: the console reaches its end of
+	 * file only when every write end is closed. */
+	console_tap_close(&s.con);
+	if (wait_child(child, rep[0], &built, &t_warm) || snapshot_fds_sync(&files))
 		goto out;
-	if (!wait_warm(&s, deadline)) {
-		status = vm_finish(s.vm, VM_EXIT_ERROR);
-		started = false;
-		report_failure(&s, status, o.timeout_secs);
-		goto out;
-	}
-	t_warm = now_ns();
-	/* The poller closed its connection and ended; the guest's end goes at
-	 * restore anyway (the device resets its connections). */
-	agent_wait_stop(&s.agent);
-	if (s.agent_port)
-		log_info("snapshot '%s': agent warm after %.2f s (pid %lld, numpy %s); pausing",
-			 tag, (t_warm - s.t0) / 1e9, s.agent.pid, s.agent.numpy);
-	else
-		log_info("snapshot '%s': guest warm after %.2f s; pausing", tag,
-			 (t_warm - s.t0) / 1e9);
-	vm_pause(s.vm);
-	/* No more back-end input may touch guest memory or queues. */
-	evloop_destroy(&s.vm->loop);
-	if (write_snapshot(s.vm, &o, tag, tmpdir, s.agent_port)) {
-		vm_finish(s.vm, VM_EXIT_ERROR);
-		started = false;
-		goto out;
-	}
-	vm_finish(s.vm, VM_EXIT_POWEROFF);
-	started = false;
+	snapshot_fds_close(&files);
 	if (force && stat(dir, &st) == 0 && (rm_err = file_remove_tree(dir))) {
 		log_err("remove old snapshot %s: %s", dir, strerror(-rm_err));
 		goto out;
@@ -550,17 +707,17 @@ int cmd_snapshot(int argc, char **argv)
 out:
 	if (ret && tmpdir[0] && (rm_err = file_remove_tree(tmpdir)))
 		log_warn("left %s behind: %s", tmpdir, strerror(-rm_err));
-	if (started)
-		vm_finish(s.vm, VM_EXIT_ERROR);
-	if (s.vm) {
-		/* Closes the vsock socket, which ends a poll in progress. */
-		vm_destroy(s.vm);
-		free(s.vm);
-	}
-	agent_wait_stop(&s.agent);
-	console_tap_close(&s.con);
+	snapshot_fds_close(&files);
+	/* The child bound the vsock socket and, jailed, cannot unlink it. */
+	if (built && o.spec.dev.vsock && o.spec.vsock && unlink(o.spec.vsock) < 0 &&
+	    errno != ENOENT)
+		log_errno("unlink %s", o.spec.vsock);
 	if (vsock_dir[0] && rmdir(vsock_dir) < 0)
 		log_errno("rmdir %s", vsock_dir);
+	console_tap_close(&s.con);
+	for (int i = 0; i < 2; i++)
+		if (rep[i] >= 0)
+			close(rep[i]);
 	if (s.warm_fd >= 0)
 		close(s.warm_fd);
 	if (s.epfd >= 0)
@@ -570,17 +727,16 @@ out:
 	if (console_fd > STDOUT_FILENO)
 		close(console_fd);
 	free(img);
-	/* After the console's last bytes (it may be stdout too). */
 	if (!ret && json_fd >= 0)
 		cli_json_emit(json_fd,
-			      json_pack("{s:s, s:s, s:f, s:f, s:I, s:i}", "tag", tag, "dir", dir,
-					"seconds", (t_done - s.t0) / 1e9, "warm_after_seconds",
-					(t_warm - s.t0) / 1e9, "mem_mib",
-					(json_int_t)o.spec.mem_mib, "vcpus", o.spec.vcpus));
+			      json_pack("{s:s, s:s, s:f, s:f, s:I, s:i, s:b}", "tag", tag, "dir",
+					dir, "seconds", (t_done - s.t0) / 1e9, "warm_after_seconds",
+					t_warm / 1e9, "mem_mib", (json_int_t)o.spec.mem_mib,
+					"vcpus", o.spec.vcpus, "jailed", !no_jail));
 	else if (json_fd >= 0)
 		close(json_fd);
 	else if (!ret)
 		printf("snapshot %s written to %s in %.2f s (guest warm after %.2f s)\n", tag, dir,
-		       (t_done - s.t0) / 1e9, (t_warm - s.t0) / 1e9);
+		       (t_done - s.t0) / 1e9, t_warm / 1e9);
 	return ret;
 }

@@ -558,6 +558,10 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 	snprintf(num[0], sizeof(num[0]), "%lld", (long long)mem);
 	snprintf(num[1], sizeof(num[1]), "%lld", (long long)vcpus);
 	argv = json_pack("[s,s,s,s]", d->exe, "snapshot", "--tag", tag);
+	/* The boot's VMM is jailed like the sandboxes', unless serve was told
+	 * otherwise (--no-seccomp). */
+	if (argv && d->cfg.no_jail && json_array_append_new(argv, json_string("--no-seccomp")))
+		json_decref(argv), argv = NULL;
 	if (!argv) {
 		api_error(rs, 500, "out of memory");
 		goto out;

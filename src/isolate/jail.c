@@ -81,6 +81,12 @@ static const struct jail_rule net_rules[] = {
     {"writev", "tap frames (virtio-net)"},
 };
 
+/* forkd snapshot's booting VMM, jailed like a child: it also waits on its
+ * own eventfd, timer and console pipe. */
+static const struct jail_rule boot_rules[] = {
+    {"read", "forkd snapshot: the warm eventfd, the progress timer, the console pipe"},
+};
+
 /* Rules with argument checks, kept out of the plain loop. */
 static const char *const checked[] = {"ioctl", "mmap",	 "mprotect", "clone",
 				      "prctl", "tgkill", "socket",   "sched_setaffinity"};
@@ -114,8 +120,8 @@ static const unsigned long allowed_ioctls[] = {
     KVM_GET_CLOCK,
 };
 
-static struct jail_rule
-    all_rules[ARRAY_SIZE(base_rules) + ARRAY_SIZE(vsock_rules) + ARRAY_SIZE(net_rules)];
+static struct jail_rule all_rules[ARRAY_SIZE(base_rules) + ARRAY_SIZE(vsock_rules) +
+				  ARRAY_SIZE(net_rules) + ARRAY_SIZE(boot_rules)];
 
 const struct jail_rule *jail_rules(const struct jail_opts *o, size_t *n)
 {
@@ -130,6 +136,14 @@ const struct jail_rule *jail_rules(const struct jail_opts *o, size_t *n)
 	if (o->net) {
 		memcpy(all_rules + k, net_rules, sizeof(net_rules));
 		k += ARRAY_SIZE(net_rules);
+	}
+	for (size_t i = 0; o->boot && i < ARRAY_SIZE(boot_rules); i++) {
+		bool have = false;
+
+		for (size_t j = 0; j < k && !have; j++)
+			have = !strcmp(all_rules[j].name, boot_rules[i].name);
+		if (!have)
+			all_rules[k++] = boot_rules[i];
 	}
 	*n = k;
 	return all_rules;

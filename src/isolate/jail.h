@@ -35,6 +35,8 @@ struct jail_opts {
 	bool vsock; /* the VM has virtio-vsock: guest-initiated connections need
 		     * socket(AF_UNIX, SOCK_STREAM) and connect; host clients accept4 */
 	bool net;   /* the VM has virtio-net: tap read/writev */
+	bool boot;  /* forkd snapshot's VMM, booting: read on its eventfd, timer
+		     * and console pipe */
 };
 
 /* Environment variable, test-only: set to a child index, the jailed child

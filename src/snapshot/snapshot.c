@@ -107,7 +107,7 @@ static int write_file_atomic(const char *dir, const char *name, const void *data
 	return commit_tmp(fd, tmp, path, write_full(fd, data, len));
 }
 
-int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
+char *snapshot_meta_text(const struct snapshot_meta *m)
 {
 	json_t *o =
 	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:s?, s:i}", "tag", m->tag, "created",
@@ -116,10 +116,9 @@ int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
 		      m->parent[0] ? m->parent : NULL, "format_version", (int)m->format_version);
 	json_t *devices, *disks;
 	char *text;
-	int err;
 
 	if (!o)
-		return -ENOMEM;
+		return NULL;
 	disks = json_array();
 	for (uint32_t i = 0; disks && i < m->dev.nr_disks; i++)
 		json_array_append_new(disks, json_pack("{s:s, s:b}", "path", m->dev.disks[i].path,
@@ -134,10 +133,18 @@ int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
 	    (m->agent_port &&
 	     json_object_set_new(o, "agent_port", json_integer((json_int_t)m->agent_port)))) {
 		json_decref(o);
-		return -ENOMEM;
+		return NULL;
 	}
 	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(o);
+	return text;
+}
+
+int snapshot_meta_write(const char *dir, const struct snapshot_meta *m)
+{
+	char *text = snapshot_meta_text(m);
+	int err;
+
 	if (!text)
 		return -ENOMEM;
 	err = write_file_atomic(dir, "snapshot.json", text, strlen(text));
@@ -414,4 +421,77 @@ int snapshot_save_state_fd(struct vm *vm, int fd)
 uint32_t snapshot_devices_count(const struct snapshot_devices *d)
 {
 	return SNAPSHOT_FIXED_DEVICES + d->nr_disks + d->net + d->vsock + d->rng;
+}
+
+int snapshot_fds_create(const char *dir, uint64_t mem_bytes, struct snapshot_fds *f)
+{
+	static const char *const names[3] = {"memory.bin", "vmstate", "snapshot.json"};
+	int *fds[3] = {&f->mem, &f->state, &f->meta};
+	int dfd, err = 0;
+
+	f->mem = f->state = f->meta = -1;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return log_errno("open %s", dir);
+	for (int i = 0; i < 3 && !err; i++) {
+		*fds[i] =
+		    openat(dfd, names[i], O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (*fds[i] < 0)
+			err = log_errno("create %s/%s", dir, names[i]);
+	}
+	if (!err && ftruncate(f->mem, (off_t)mem_bytes) < 0)
+		err = log_errno("size %s/memory.bin", dir);
+	close(dfd);
+	if (err)
+		snapshot_fds_close(f);
+	return err;
+}
+
+int snapshot_fds_sync(const struct snapshot_fds *f)
+{
+	if (fsync(f->mem) < 0 || fsync(f->state) < 0 || fsync(f->meta) < 0)
+		return log_errno("fsync the snapshot's files");
+	return 0;
+}
+
+void snapshot_fds_close(struct snapshot_fds *f)
+{
+	int *fds[3] = {&f->mem, &f->state, &f->meta};
+
+	for (int i = 0; i < 3; i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+int snapshot_create_fds(struct vm *vm, const struct snapshot_fds *f, struct snapshot_meta *meta)
+{
+	uint64_t t0 = now_ns(), t_state, t_mem;
+	char *text;
+	int err;
+
+	err = snapshot_save_state_fd(vm, f->state);
+	if (err)
+		return err;
+	t_state = now_ns();
+	err = snapshot_write_memory_fd(f->mem, &vm->mem);
+	if (err) {
+		log_err("write memory.bin: %s", strerror(-err));
+		return err;
+	}
+	t_mem = now_ns();
+	snapshot_meta_stamp(meta, time(NULL));
+	text = snapshot_meta_text(meta);
+	if (!text)
+		return -ENOMEM;
+	err = write_full(f->meta, text, strlen(text));
+	free(text);
+	if (err) {
+		log_err("write snapshot.json: %s", strerror(-err));
+		return err;
+	}
+	log_info("snapshot: vmstate %.1f ms, memory.bin %.1f ms (%llu MiB)", (t_state - t0) / 1e6,
+		 (t_mem - t_state) / 1e6, (unsigned long long)(vm->mem.size / MIB));
+	return 0;
 }

@@ -83,6 +83,8 @@ struct snapshot_meta {
 /* Set created (now, UTC) and format_version, as every new snapshot has. */
 void snapshot_meta_stamp(struct snapshot_meta *m, time_t now);
 int snapshot_meta_write(const char *dir, const struct snapshot_meta *m) __must_check;
+/* snapshot.json's text for m (malloc'd), or NULL when out of memory. */
+char *snapshot_meta_text(const struct snapshot_meta *m);
 /* Reads and validates snapshot.json (types, ranges, tag, version); at most
  * SNAPSHOT_META_MAX bytes, a regular file. */
 #define SNAPSHOT_META_MAX (64 * 1024)
@@ -113,5 +115,19 @@ int snapshot_check_memory(const char *dir, uint64_t bytes) __must_check;
  * created and format_version are set here; the caller fills the rest.
  * vm must be paused with its event loop stopped. 0 or -errno, logged. */
 int snapshot_create(struct vm *vm, const char *dir, struct snapshot_meta *meta) __must_check;
+
+/* The same into files opened beforehand, for a VMM in its jail (forkd
+ * snapshot): snapshot_fds_create() makes memory.bin (sized), vmstate and
+ * snapshot.json in dir (O_EXCL, never through a link) before the jail;
+ * snapshot_create_fds() writes them with write/pwrite only; the caller,
+ * outside the jail, syncs (snapshot_fds_sync()) and renames dir. */
+struct snapshot_fds {
+	int mem, state, meta;
+};
+int snapshot_fds_create(const char *dir, uint64_t mem_bytes, struct snapshot_fds *f) __must_check;
+int snapshot_create_fds(struct vm *vm, const struct snapshot_fds *f,
+			struct snapshot_meta *meta) __must_check;
+int snapshot_fds_sync(const struct snapshot_fds *f) __must_check;
+void snapshot_fds_close(struct snapshot_fds *f);
 
 #endif

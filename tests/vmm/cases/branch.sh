@@ -153,7 +153,10 @@ assert o["b_live"]["parent"] == "base" and o["b_live"]["memory"] == "full", o["b
 assert o["chain3"]["memory"] == "diff" and o["chain3"]["chain_depth"] == -1, o["chain3"]
 assert o["flat"]["parent"] is None and o["flat"]["chain_depth"] == 0, o["flat"]
 PY
-"$FORKD" snapshot info b_live | grep -q '^parent *base$' || fail "snapshot info b_live does not name its parent"
+# Through a variable: grep -q stops reading at its match, and forkd's next
+# line would then die of SIGPIPE (pipefail).
+info=$("$FORKD" snapshot info b_live)
+grep -q '^parent *base$' <<<"$info" || fail "snapshot info b_live does not name its parent: $info"
 c_live_id=$(awk '$1 == "kept" { print $2; exit }' "$WORK/c_live.log")
 branch "$c_live_id" diff dl1
 rc=0
@@ -161,7 +164,7 @@ rc=0
 ((rc == 1)) && grep -q "kept child" "$WORK/rm1.log" || { cat "$WORK/rm1.log"; fail "rm of a snapshot kept children run from: status $rc"; }
 "$FORKD" kill --tag b_live --no-daemon >/dev/null || fail "kill --tag b_live"
 for ((t = 0; t < 50; t++)); do
-	"$FORKD" snapshot info b_live --json | grep -q '"kept_running": 0' && break
+	grep -q '"kept_running": 0' <<<"$("$FORKD" snapshot info b_live --json)" && break
 	sleep 0.1
 done
 rc=0

@@ -13,6 +13,7 @@
 #      SIGSYS, `forkd fork` reports it and exits 1; child 0 is unaffected;
 #   4. --no-seccomp: the warning says UNSAFE, the children are not
 #      filtered (Seccomp 0) and still work; the test variable does nothing.
+# (forkd snapshot's own VMM: tests/vmm/cases/snap_jail.sh.)
 # Contract: tests/vmm/run.sh sets FORKD, GUEST and WORK; 0 pass, 77 skip.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=snap_lib.sh
