@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install everything forkd needs to build, test and run, from Debian 12's
-# packages only. Idempotent: re-running installs nothing new.
+# packages, plus the TypeScript SDK's build tools from the npm registry
+# (sdk/typescript: `npm ci`, pinned by its package-lock.json). Idempotent:
+# re-running installs nothing new.
 #   scripts/setup.sh            build + test dependencies
 set -euo pipefail
 
@@ -47,6 +49,33 @@ if ((${#missing[@]})); then
 	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
 	echo "setup: all ${#PACKAGES[@]} packages already installed"
+fi
+
+# The TypeScript SDK (sdk/typescript) and its tests need node >= 20 and npm.
+# Debian 12's nodejs is 18: a newer node already on PATH (NodeSource,
+# nvm...) is kept; without any, Debian's is installed and a warning says
+# that its tests will fail until node is 20 or newer.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	echo "setup: installing nodejs npm"
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q
+	$SUDO apt-get install -y -q --no-install-recommends nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if ((node_major < 20)); then
+	echo "setup: warning: node $(node --version) is older than 20: the TypeScript SDK" \
+		"(sdk/typescript) needs node >= 20 (e.g. from NodeSource); its tests in" \
+		"tests/daemon/run.sh will fail" >&2
+fi
+# Its devDependencies (typescript, @types/node), exactly as the lock file
+# says; the lab has no network, so this happens here. `npm ci` also builds
+# dist/ (the package's prepare script).
+sdk_ts=$(cd "$(dirname "$0")/.." && pwd)/sdk/typescript
+if [[ $sdk_ts/node_modules/.package-lock.json -nt $sdk_ts/package-lock.json ]]; then
+	echo "setup: sdk/typescript/node_modules is up to date"
+else
+	echo "setup: npm ci in sdk/typescript"
+	npm ci --prefix "$sdk_ts" --no-audit --no-fund
 fi
 
 if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then

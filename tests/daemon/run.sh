@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Daemon suite: the REST API, restart/re-adoption, the CLI client verbs
-# (tests/daemon/test_*.py) and the Python SDK (sdk/python/tests), all
-# against a real `forkd serve` on loopback whose sandboxes are KVM
-# children of the agent_stub test guest.
+# (tests/daemon/test_*.py), the Python SDK (sdk/python/tests) and the
+# TypeScript SDK (sdk/typescript/test), all against a real `forkd serve` on
+# loopback whose sandboxes are KVM children of the agent_stub test guest.
 #
 #   tests/daemon/run.sh BUILD_DIR
 #
-# Needs python3 with pytest (Debian: python3-pytest), BUILD_DIR/forkd and
-# BUILD_DIR/guests/agent_stub.elf. Ends with "N passed, N failed, N skipped";
-# exit 0 when nothing failed, 77 when nothing could run.
+# Needs python3 with pytest (Debian: python3-pytest), node >= 20 and npm
+# (a missing node is a failure, not a skip: scripts/setup.sh installs it;
+# sdk/typescript/node_modules comes from `npm ci` when it is missing),
+# BUILD_DIR/forkd and BUILD_DIR/guests/agent_stub.elf. Ends with
+# "N passed, N failed, N skipped"; exit 0 when nothing failed, 77 when
+# nothing could run.
 set -uo pipefail
 
 if (($# != 1)); then
@@ -43,7 +46,26 @@ timeout -k 10 240 "$py" -m pytest -p no:cacheprovider -q -rfEs --junitxml="$xml/
 timeout -k 10 120 "$py" -m pytest -p no:cacheprovider -q -rfEs --junitxml="$xml/sdk.xml" \
 	sdk/python/tests || rc=1
 
-"$py" - "$xml"/daemon.xml "$xml"/sdk.xml <<'PY'
+# The TypeScript SDK: node --test over its compiled tests, JUnit XML beside
+# pytest's (no file there counts as one failure below).
+ts=sdk/typescript
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if ! command -v npm >/dev/null || ((node_major < 20)); then
+	echo "FAIL: the TypeScript SDK's tests need node >= 20 and npm (found node" \
+		"$(node --version 2>/dev/null || echo none)); scripts/setup.sh installs them" >&2
+	rc=1
+elif [[ ! -d $ts/node_modules ]] && ! npm ci --prefix "$ts" --no-audit --no-fund; then
+	echo "FAIL: npm ci in $ts failed (scripts/setup.sh runs it while the registry is reachable)" >&2
+	rc=1
+elif ! npm run --prefix "$ts" --silent build; then
+	echo "FAIL: the TypeScript SDK does not build" >&2
+	rc=1
+else
+	(cd "$ts" && timeout -k 10 180 node --test --test-reporter=spec --test-reporter-destination=stdout \
+		--test-reporter=junit --test-reporter-destination="$xml/ts.node.xml" dist/test/*.test.js) || rc=1
+fi
+
+"$py" - "$xml"/daemon.xml "$xml"/sdk.xml "$xml"/ts.node.xml <<'PY'
 import sys
 import xml.etree.ElementTree as ET
 p = f = s = 0
@@ -52,6 +74,17 @@ for path in sys.argv[1:]:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):
         f += 1
+        continue
+    if path.endswith(".node.xml"):
+        # node --test: one <testcase> per test (<testsuite> only around
+        # subtests), its outcome in a <failure> or <skipped> child.
+        for tc in root.iter("testcase"):
+            if tc.find("failure") is not None or tc.find("error") is not None:
+                f += 1
+            elif tc.find("skipped") is not None:
+                s += 1
+            else:
+                p += 1
         continue
     for ts in ([root] if root.tag == "testsuite" else root.iter("testsuite")):
         tests, fails = int(ts.get("tests", 0)), int(ts.get("failures", 0)) + int(ts.get("errors", 0))

@@ -393,6 +393,29 @@ else
     ((rc == 0)) && report "sdk suite, real agent" ok "$summary" ||
         report "sdk suite, real agent" FAIL "exit $rc: $summary"
     grep -h 'XFAIL known KVM-PVM' <<<"$out" | sed 's/^/sdk: /' >>"$work/crashes" || true
+    # The TypeScript SDK's suite (sdk/typescript/test) against the same
+    # daemon and snapshot, with the same environment. Its node_modules
+    # come from scripts/setup.sh's `npm ci`: the lab has no network.
+    rc=0
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        out="node and npm are missing (scripts/setup.sh installs them)"
+        rc=127
+    else
+        out=$(cd "$REPO/sdk/typescript" &&
+            { [[ -d node_modules ]] || npm ci --no-audit --no-fund; } &&
+            npm run --silent build &&
+            FORKD_URL=http://127.0.0.1:$port FORKD_TOKEN=$(cat "$work/token") \
+                FORKD_TAG=$snaptag FORKD_SPAWN_ARGS='{"per_child_netns": true}' \
+                node --test --test-reporter=spec dist/test/*.test.js 2>&1) || rc=$?
+    fi
+    printf '%s\n' "$out" | sed 's/^/    ts sdk: /' | tail -n 40
+    # node's summary lines: "ℹ pass N", "ℹ fail N", "ℹ skipped N".
+    summary=$(printf '%s\n' "$out" | awk 'NF == 3 && $3 ~ /^[0-9]+$/ {
+        if ($2 == "pass") p = $3; else if ($2 == "fail") f = $3; else if ($2 == "skipped") s = $3 }
+        END { if (p != "") printf "%d passed, %d failed, %d skipped", p, f, s }')
+    ((rc == 0)) && report "ts sdk suite, real agent" ok "$summary" ||
+        report "ts sdk suite, real agent" FAIL "exit $rc: ${summary:-$(printf '%s\n' "$out" | tail -n 1)}"
+    grep -h 'XFAIL known KVM-PVM' <<<"$out" | sed 's/^/ts sdk: /' >>"$work/crashes" || true
     # forkd bench: the whole cycle (spawn, ping, exec, eval, branch, spawn 2
     # from the branch, cleanup) twice, every step timed, nothing left.
     rc=0

@@ -66,6 +66,10 @@ got=$(comp forkd fork --kee)
 # The SDK's version is the project's.
 grep -q "^version = \"$version\"" "$repo/sdk/python/pyproject.toml" && ok "SDK version is VERSION" ||
 	bad "SDK version" "sdk/python/pyproject.toml differs from VERSION ($version)"
+grep -q "^  \"version\": \"$version\",\$" "$repo/sdk/typescript/package.json" &&
+	grep -q "^export const VERSION = \"$version\";\$" "$repo/sdk/typescript/src/index.ts" &&
+	ok "TypeScript SDK version is VERSION" ||
+	bad "TypeScript SDK version" "sdk/typescript/package.json or src/index.ts differs from VERSION ($version)"
 if out=$(make -s -C "$repo" BUILD="$build" DESTDIR="$dest" PREFIX=/usr uninstall 2>&1) &&
 	[[ -z $(find "$dest" -type f) ]]; then
 	ok "make uninstall removes every file"
