@@ -384,15 +384,19 @@ class Server:
             _log("could not kill sandbox %s: %s" % (sandbox_id, e))
 
     def close(self) -> None:
-        """Kill every sandbox this session created (at most once each)."""
+        """Kill every sandbox this session created, all at once (an MCP host
+        waits only seconds before it kills a server that does not exit)."""
         with self._lock:
             self._closing = True
             ids, self._owned = sorted(self._owned), set()
         if not ids:
             return
-        ctl = self._controller()
-        for i in ids:
-            self._kill(ctl, i)
+        threads = [threading.Thread(target=lambda i=i: self._kill(self._make(), i))
+                   for i in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         _log("killed %d sandbox(es) of this session" % len(ids))
 
     def _controller(self) -> Controller:
@@ -500,7 +504,7 @@ class Server:
         return self.handle(msg)
 
     def serve(self, inp: IO[bytes], out: IO[bytes]) -> None:
-        """Answer the messages on inp until EOF, then close()."""
+        """Answer the messages on inp until EOF; the caller then close()s."""
         pool = concurrent.futures.ThreadPoolExecutor(self._workers, "forkd-mcp")
 
         def answer(msg: Dict[str, Any]) -> None:
@@ -521,7 +525,6 @@ class Server:
                     self._write(out, self.handle(msg))
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-        self.close()
 
 
 def _error(rid: object, code: int, message: str) -> Dict[str, Any]:
@@ -563,8 +566,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (_Stop, KeyboardInterrupt) as e:
         _log("stopping (%s)" % (e or "interrupt"))
     finally:
+        # The session is over: a signal now (a host's SIGTERM after closing
+        # stdin) must not cut the kills short.
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(s, signal.SIG_IGN)  # the kills below are not cut short
+            signal.signal(s, signal.SIG_IGN)
         srv.close()
     return 0
 

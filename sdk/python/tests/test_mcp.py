@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -256,7 +257,7 @@ def test_killed_by_hand_is_not_killed_again():
 class FakeDaemon:
     """Just enough of forkd serve on loopback: POST and DELETE /v1/sandboxes."""
 
-    def __init__(self):
+    def __init__(self, delete_secs=0.0):
         self.deleted = []
         fake = self
 
@@ -277,6 +278,7 @@ class FakeDaemon:
                 self._send(201, [{"id": SB, "state": "running"}])
 
             def do_DELETE(self):
+                time.sleep(delete_secs)
                 fake.deleted.append(self.path)
                 self._send(200, {"id": self.path.rsplit("/", 1)[1]})
 
@@ -289,9 +291,11 @@ class FakeDaemon:
         self.httpd.server_close()
 
 
-@pytest.mark.parametrize("how", ["eof", "sigterm", "sigint"])
+@pytest.mark.parametrize("how", ["eof", "sigterm", "sigint", "eof-then-sigterm"])
 def test_session_end_kills_what_it_created(how):
-    d = FakeDaemon()
+    """eof-then-sigterm: what an MCP host does to a server slow to exit; the
+    kill under way is not cut short."""
+    d = FakeDaemon(1.5 if how == "eof-then-sigterm" else 0)
     try:
         p = server_proc(d.url)
         p.stdin.write((req(1, "initialize", INIT) + "\n").encode())
@@ -301,15 +305,18 @@ def test_session_end_kills_what_it_created(how):
         answers = [json.loads(p.stdout.readline()) for _ in range(2)]
         assert answers[1]["result"]["structuredContent"]["sandbox_id"] == SB, answers
         assert d.deleted == []
-        if how == "eof":
+        if how.startswith("eof"):
             p.stdin.close()
-        else:
+        if how == "eof-then-sigterm":
+            time.sleep(0.5)
+            p.send_signal(signal.SIGTERM)
+        elif how != "eof":
             p.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
         assert p.wait(30) == 0, p.stderr.read()
         assert d.deleted == ["/v1/sandboxes/" + SB]
         p.stdout.close()
         p.stderr.close()
-        if how != "eof":
+        if not how.startswith("eof"):
             p.stdin.close()
     finally:
         d.close()
