@@ -393,6 +393,25 @@ else
     ((rc == 0)) && report "sdk suite, real agent" ok "$summary" ||
         report "sdk suite, real agent" FAIL "exit $rc: $summary"
     grep -h 'XFAIL known KVM-PVM' <<<"$out" | sed 's/^/sdk: /' >>"$work/crashes" || true
+    # The MCP server (forkd mcp) through the official MCP client (tests/mcp,
+    # Node), against the same daemon and snapshot: real agent, branch included.
+    rc=0
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        out="node and npm are missing (scripts/setup.sh installs nodejs and npm)"
+        rc=127
+    else
+        out=$(cd "$REPO" && { [[ -d tests/mcp/node_modules ]] ||
+            npm ci --prefix tests/mcp --no-audit --no-fund; } &&
+            FORKD_URL=http://127.0.0.1:$port FORKD_TOKEN=$(cat "$work/token") \
+            FORKD_TAG=$snaptag FORKD_SPAWN_ARGS='{"per_child_netns": true}' \
+            FORKD_BUILD=$(dirname "$FORKD_BIN") FORKD_PYTHON_SDK=$REPO/sdk/python \
+            timeout -k 10 1800 node --test --test-reporter=spec tests/mcp/mcp.test.mjs 2>&1) || rc=$?
+    fi
+    printf '%s\n' "$out" | sed 's/^/    mcp: /' | tail -n 40
+    summary=$(printf '%s\n' "$out" | awk '/^ℹ pass /{p=$3} /^ℹ fail /{f=$3}
+        /^ℹ skipped /{s=$3} END{printf "%d passed, %d failed, %d skipped", p, f, s}')
+    ((rc == 0)) && report "mcp, real agent" ok "$summary" ||
+        report "mcp, real agent" FAIL "exit $rc: $summary"
     # forkd bench: the whole cycle (spawn, ping, exec, eval, branch, spawn 2
     # from the branch, cleanup) twice, every step timed, nothing left.
     rc=0
