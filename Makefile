@@ -132,7 +132,7 @@ test-daemon: $(BUILD)/forkd guests
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the binary, what `forkd
 # image build` needs at run time (guest/: image scripts, init sources, agent,
-# kernel fetch), the docs, a forkd(1) man page made from --help (help2man),
+# kernel fetch), the Python SDK `forkd mcp` runs (sdk/python/forkd), the docs, a forkd(1) man page made from --help (help2man),
 # bash completion, the systemd unit (pointing at this PREFIX) and LICENSE.
 PREFIX  ?= /usr/local
 BINDIR  := $(PREFIX)/bin
@@ -154,6 +154,8 @@ install: $(BUILD)/forkd $(BUILD)/forkd.1
 		   -o -name '*.cmdline' -o -name '*.config' -o -name '*.md' \) | while read -r f; do \
 		mode=0644; [ -x "$$f" ] && mode=0755; \
 		install -D -m $$mode "$$f" "$(DESTDIR)$(DATADIR)/guest/$$f"; done
+	cd sdk/python && find forkd -type f \( -name '*.py' -o -name py.typed \) | while read -r f; do \
+		install -D -m 0644 "$$f" "$(DESTDIR)$(DATADIR)/sdk/python/$$f"; done
 	install -m 0644 README.md LICENSE docs/*.md docs/openapi.yaml $(DESTDIR)$(DOCDIR)/
 	gzip -9n < $(BUILD)/forkd.1 > $(DESTDIR)$(PREFIX)/share/man/man1/forkd.1.gz
 	install -m 0644 packaging/forkd.bash-completion \

@@ -26,6 +26,12 @@ PACKAGES=(
 	ca-certificates
 )
 
+# The MCP server's tests (tests/mcp) run the official MCP client on Node
+# (npm ci there); a node already installed (e.g. from NodeSource) is kept.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	PACKAGES+=(nodejs npm)
+fi
+
 if [[ $(id -u) -ne 0 ]]; then
 	SUDO=sudo
 	command -v sudo >/dev/null || {

@@ -71,5 +71,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_where(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* `forkd mcp`: execs python3 -m forkd.mcp; returns only on failure. */
+int cmd_mcp(int argc, char **argv);
 
 #endif

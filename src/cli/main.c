@@ -32,6 +32,7 @@ static const struct cli_command commands[] = {
     {"ping", "ping a sandbox's agent (daemon or vsock socket)", cmd_ping},
     {"exec", "run a command in a sandbox", cmd_exec},
     {"eval", "evaluate Python in a sandbox's warm interpreter", cmd_eval},
+    {"mcp", "serve sandboxes as MCP tools on stdin/stdout (for AI-agent hosts)", cmd_mcp},
     {"bench", "time spawn, ping, exec, eval, branch, fan-out against a daemon", cmd_bench},
     {"where", "print the directories forkd uses here (snapshots, images, daemon)", cmd_where},
     {"version", "print the version", cmd_version},

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Daemon suite: the REST API, restart/re-adoption, the CLI client verbs
-# (tests/daemon/test_*.py), the Python SDK (sdk/python/tests) and the
-# TypeScript SDK (sdk/typescript/test), all against a real `forkd serve` on
-# loopback whose sandboxes are KVM children of the agent_stub test guest.
+# (tests/daemon/test_*.py), the Python SDK (sdk/python/tests), its MCP
+# server through the official MCP client (tests/mcp) and the TypeScript SDK
+# (sdk/typescript/test), all against a real `forkd serve` on loopback whose
+# sandboxes are KVM children of the agent_stub test guest.
 #
 #   tests/daemon/run.sh BUILD_DIR
 #
 # Needs python3 with pytest (Debian: python3-pytest), node >= 20 and npm
 # (a missing node is a failure, not a skip: scripts/setup.sh installs it;
-# sdk/typescript/node_modules comes from `npm ci` when it is missing),
-# BUILD_DIR/forkd and BUILD_DIR/guests/agent_stub.elf. Ends with
-# "N passed, N failed, N skipped"; exit 0 when nothing failed, 77 when
-# nothing could run.
+# node_modules come from `npm ci` when missing), BUILD_DIR/forkd and
+# BUILD_DIR/guests/agent_stub.elf. Ends with "N passed, N failed, N
+# skipped"; exit 0 when nothing failed, 77 when nothing could run.
 set -uo pipefail
 
 if (($# != 1)); then
@@ -45,6 +45,23 @@ timeout -k 10 240 "$py" -m pytest -p no:cacheprovider -q -rfEs --junitxml="$xml/
 	tests/daemon || rc=1
 timeout -k 10 120 "$py" -m pytest -p no:cacheprovider -q -rfEs --junitxml="$xml/sdk.xml" \
 	sdk/python/tests || rc=1
+# The MCP server (forkd mcp) through the official MCP client (tests/mcp):
+# Node's test runner, its junit report summed below. node and npm are
+# needed, not optional (scripts/setup.sh installs them); no report counts
+# as a failure.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+	if [[ ! -d tests/mcp/node_modules ]] &&
+		! npm ci --prefix tests/mcp --no-audit --no-fund >"$xml/npm.log" 2>&1; then
+		echo "FAIL: npm ci --prefix tests/mcp:"
+		tail -n 20 "$xml/npm.log"
+	fi
+	timeout -k 10 240 node --test --test-reporter=spec --test-reporter-destination=stdout \
+		--test-reporter=junit --test-reporter-destination="$xml/mcp.node.xml" \
+		tests/mcp/mcp.test.mjs || rc=1
+else
+	echo "FAIL: tests/mcp needs node and npm (Debian: nodejs npm; scripts/setup.sh installs them)"
+	rc=1
+fi
 
 # The TypeScript SDK: node --test over its compiled tests, JUnit XML beside
 # pytest's (no file there counts as one failure below).
@@ -65,7 +82,7 @@ else
 		--test-reporter=junit --test-reporter-destination="$xml/ts.node.xml" dist/test/*.test.js) || rc=1
 fi
 
-"$py" - "$xml"/daemon.xml "$xml"/sdk.xml "$xml"/ts.node.xml <<'PY'
+"$py" - "$xml"/daemon.xml "$xml"/sdk.xml "$xml"/mcp.node.xml "$xml"/ts.node.xml <<'PY'
 import sys
 import xml.etree.ElementTree as ET
 p = f = s = 0

@@ -27,7 +27,7 @@ def cli(daemon, *args, token=True, url=True):
 
 def test_help(daemon):
     for verb in ("serve", "spawn", "ls", "kill", "ping", "exec", "eval", "bench", "where",
-                 "fork", "cleanup", "image", "netns", "doctor", "version"):
+                 "fork", "cleanup", "image", "netns", "doctor", "version", "mcp"):
         r = cli(daemon, verb, "--help")
         assert r.returncode == 0 and r.stdout.startswith("usage: forkd " + verb), verb
         # forkd help VERB is the same text
@@ -39,6 +39,35 @@ def test_help(daemon):
     assert r.returncode == 0 and r.stdout.startswith("usage: forkd")
     r = cli(daemon, "help", "nope")
     assert r.returncode == 2 and "unknown command 'nope'" in r.stderr
+
+
+def test_mcp_verb(daemon, tmp_path):
+    """forkd mcp execs the SDK's MCP server next to the binary, passing
+    --daemon-url and --tag on (tests/mcp drives it with an MCP client)."""
+    lines = [{"jsonrpc": "2.0", "id": 1, "method": "ping"},
+             {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+              "params": {"name": "sandbox_list", "arguments": {}}}]
+    env = dict(os.environ, FORKD_TOKEN=daemon.token)
+    env.pop("FORKD_URL", None)
+    r = subprocess.run([harness.forkd_bin(), "mcp", "--daemon-url", daemon.url, "--tag", "stub"],
+                       input="".join(json.dumps(m) + "\n" for m in lines), capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    answers = {a["id"]: a for a in map(json.loads, r.stdout.splitlines())}
+    assert answers[1]["result"] == {}
+    assert answers[2]["result"]["isError"] is False, answers[2]
+    r = cli(daemon, "mcp", "--tag", "../x")
+    assert r.returncode == 2 and "not a snapshot tag" in r.stderr
+    r = cli(daemon, "mcp", "extra")
+    assert r.returncode == 2 and "unexpected argument" in r.stderr
+    env["FORKD_PYTHON_SDK"] = str(tmp_path)
+    r = subprocess.run([harness.forkd_bin(), "mcp"], input="", capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 1 and "FORKD_PYTHON_SDK" in r.stderr and r.stdout == ""
+    env.pop("FORKD_PYTHON_SDK")
+    r = subprocess.run([harness.forkd_bin(), "mcp", "--python", "/nonexistent/python3"],
+                       input="", capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 127 and "/nonexistent/python3" in r.stderr
 
 
 def test_spawn_ls_ping_kill(daemon):

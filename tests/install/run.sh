@@ -2,8 +2,8 @@
 # make install, checked: `make install DESTDIR=TMP PREFIX=/usr` lays out the
 # binary, the guest assets `forkd image build` runs, the docs, the man page,
 # bash completion, the systemd unit and LICENSE; the installed binary prints
-# the version of the VERSION file, finds its image builder under
-# PREFIX/share/forkd, and the completion completes verbs and options.
+# the version of the VERSION file, finds its image builder and the Python
+# SDK (forkd mcp) under PREFIX/share/forkd, and the completion completes verbs and options.
 # `make uninstall` removes it all again. No KVM needed.
 #   tests/install/run.sh BUILD_DIR
 set -uo pipefail
@@ -54,6 +54,13 @@ out=$(setpriv --reuid 65534 --regid 65534 --clear-groups env -i PATH=/usr/bin:/b
 	"$u/bin/forkd" image build --tag t 2>&1)
 [[ $out == *"image build: error: needs root"* ]] && ok "installed binary finds PREFIX/share/forkd/guest/image/build.sh" ||
 	bad "builder lookup" "$out"
+# forkd mcp runs the installed SDK: it answers an MCP ping with the files
+# under PREFIX/share/forkd/sdk/python, the source tree out of reach.
+out=$(printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"ping"}' |
+	env -i PATH=/usr/bin:/bin HOME=/nonexistent "$u/bin/forkd" mcp --daemon-url http://127.0.0.1:1 2>&1)
+[[ -s $u/share/forkd/sdk/python/forkd/mcp.py && -f $u/share/forkd/sdk/python/forkd/py.typed &&
+	$out == '{"jsonrpc":"2.0","id":1,"result":{}}' ]] &&
+	ok "installed forkd mcp runs PREFIX/share/forkd/sdk/python" || bad "forkd mcp installed" "$out"
 # Completion: verbs from `forkd --help`, options from `forkd VERB --help`.
 comp() { # words...: what _forkd completes for the last word
 	PATH=$u/bin:$PATH bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _forkd; echo "${COMPREPLY[*]}"' \
