@@ -26,12 +26,6 @@ PACKAGES=(
 	ca-certificates
 )
 
-# The MCP server's tests (tests/mcp) run the official MCP client on Node
-# (npm ci there); a node already installed (e.g. from NodeSource) is kept.
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-	PACKAGES+=(nodejs npm)
-fi
-
 if [[ $(id -u) -ne 0 ]]; then
 	SUDO=sudo
 	command -v sudo >/dev/null || {
@@ -57,7 +51,8 @@ else
 	echo "setup: all ${#PACKAGES[@]} packages already installed"
 fi
 
-# The TypeScript SDK (sdk/typescript) and its tests need node >= 20 and npm.
+# The TypeScript SDK (sdk/typescript) and its tests need node >= 20 and npm;
+# the MCP server's tests (tests/mcp) run the official MCP client on it.
 # Debian 12's nodejs is 18: a newer node already on PATH (NodeSource,
 # nvm...) is kept; without any, Debian's is installed and a warning says
 # that its tests will fail until node is 20 or newer.
@@ -73,16 +68,19 @@ if ((node_major < 20)); then
 		"(sdk/typescript) needs node >= 20 (e.g. from NodeSource); its tests in" \
 		"tests/daemon/run.sh will fail" >&2
 fi
-# Its devDependencies (typescript, @types/node), exactly as the lock file
-# says; the lab has no network, so this happens here. `npm ci` also builds
-# dist/ (the package's prepare script).
-sdk_ts=$(cd "$(dirname "$0")/.." && pwd)/sdk/typescript
-if [[ $sdk_ts/node_modules/.package-lock.json -nt $sdk_ts/package-lock.json ]]; then
-	echo "setup: sdk/typescript/node_modules is up to date"
-else
-	echo "setup: npm ci in sdk/typescript"
-	npm ci --prefix "$sdk_ts" --no-audit --no-fund
-fi
+# Their npm packages (the SDK's typescript and @types/node; the MCP
+# client), exactly as each lock file says; the lab has no network, so this
+# happens here. In sdk/typescript `npm ci` also builds dist/ (its prepare
+# script).
+repo=$(cd "$(dirname "$0")/.." && pwd)
+for dir in sdk/typescript tests/mcp; do
+	if [[ $repo/$dir/node_modules/.package-lock.json -nt $repo/$dir/package-lock.json ]]; then
+		echo "setup: $dir/node_modules is up to date"
+	else
+		echo "setup: npm ci in $dir"
+		npm ci --prefix "$repo/$dir" --no-audit --no-fund
+	fi
+done
 
 if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
 	echo "setup: /dev/kvm is not usable by $(id -un): forkd itself needs KVM (load" \
