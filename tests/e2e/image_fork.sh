@@ -435,6 +435,18 @@ else
         /^ℹ skipped /{s=$3} END{printf "%d passed, %d failed, %d skipped", p, f, s}')
     ((rc == 0)) && report "mcp, real agent" ok "$summary" ||
         report "mcp, real agent" FAIL "exit $rc: $summary"
+    # docs/SDK.md's programs (Python, TypeScript, the MCP host configuration)
+    # against the same daemon and snapshot: tests/e2e/sdk_examples.py runs
+    # each and checks what it prints. They spawn with per_child_netns, which
+    # this snapshot (--net) needs.
+    rc=0
+    out=$(cd "$REPO" && FORKD_URL=http://127.0.0.1:$port FORKD_TOKEN=$(cat "$work/token") \
+        FORKD_TAG=$snaptag FORKD_BUILD=$(dirname "$FORKD_BIN") \
+        timeout -k 10 2400 python3 tests/e2e/sdk_examples.py 2>&1) || rc=$?
+    printf '%s\n' "$out" | sed 's/^/    sdk docs: /' | tail -n 40
+    summary=$(printf '%s\n' "$out" | tail -n 1)
+    ((rc == 0)) && report "sdk docs examples" ok "$summary" ||
+        report "sdk docs examples" FAIL "exit $rc: $summary"
     # forkd bench: the whole cycle (spawn, ping, exec, eval, branch, spawn 2
     # from the branch, cleanup) twice, every step timed, nothing left: as
     # many sandboxes after it as before.
