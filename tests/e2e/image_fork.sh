@@ -11,6 +11,14 @@
 # sandboxes of the same snapshot and the Python SDK's test suite runs against
 # them: the real agent behind the REST API.
 #
+# Two parts, each run in a lab of its own by make check so that a wedged lab
+# (docs/ARCHITECTURE.md, "the lab wedges") costs one part's retry, not the
+# whole: image_fork.sh runs the fork part (the CLI's children and the checks
+# above), image_sdk.sh (a link to this script) the daemon part (forkd serve,
+# the Python and TypeScript SDK suites, forkd mcp, the docs' examples, forkd
+# bench). Both build (or reuse the cached) image and take their own snapshot.
+# FORKD_E2E_PART=fork|daemon|all overrides.
+#
 # Slow on KVM-PVM hosts (the guest kernel is emulated there): the image is
 # cached under ~/.cache/forkd, the boot to a warm agent takes many minutes.
 # Prints each stage's duration. Needs root and /dev/kvm (exit 77 otherwise).
@@ -24,10 +32,16 @@ IMAGE=${FORKD_E2E_IMAGE:-py}
 N=3
 
 t_start=$(date +%s)
-log() { echo "image_fork: [$(($(date +%s) - t_start))s] $*"; }
-[[ $(id -u) == 0 ]] || { echo "image_fork: SKIP: needs root"; exit 77; }
-[[ -r /dev/kvm && -w /dev/kvm ]] || { echo "image_fork: SKIP: /dev/kvm not usable"; exit 77; }
-[[ -x $FORKD_BIN ]] || { echo "image_fork: error: $FORKD_BIN missing (run make)"; exit 1; }
+name=$(basename "$0" .sh)
+case ${FORKD_E2E_PART:-$name} in
+image_sdk | daemon) part=daemon ;;
+all) part=all ;;
+*) part=fork ;;
+esac
+log() { echo "$name: [$(($(date +%s) - t_start))s] $*"; }
+[[ $(id -u) == 0 ]] || { echo "$name: SKIP: needs root"; exit 77; }
+[[ -r /dev/kvm && -w /dev/kvm ]] || { echo "$name: SKIP: /dev/kvm not usable"; exit 77; }
+[[ -x $FORKD_BIN ]] || { echo "$name: error: $FORKD_BIN missing (run make)"; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/forkd-image-fork.XXXXXX")
 fork_pid="" daemon_pid="" listeners=()
@@ -58,7 +72,7 @@ snaptag=e2e-py
 # sets it).
 reuse=${FORKD_E2E_SNAPSHOT:-}
 if [[ -n $reuse ]]; then
-    [[ -f $reuse/snapshot.json ]] || { echo "image_fork: error: $reuse/snapshot.json missing"; exit 1; }
+    [[ -f $reuse/snapshot.json ]] || { echo "$name: error: $reuse/snapshot.json missing"; exit 1; }
     FORKD_HOME=$(cd "$reuse/../.." && pwd)
     snaptag=${reuse%/}
     snaptag=${snaptag##*/}
@@ -100,7 +114,7 @@ fx_to() { # stdout-file stderr-file run-dir forkd-exec-args... -- argv...
         fi
         ((rc == 139 && pvm && try == 1)) || break
         echo "${1##*/}: ${*:2}" >>"$work/crashes"
-        echo "image_fork: ${1##*/}: '${*:2}' was killed by SIGSEGV (KVM-PVM, known); running it once more" >&2
+        echo "$name: ${1##*/}: '${*:2}' was killed by SIGSEGV (KVM-PVM, known); running it once more" >&2
     done
     return "$rc"
 }
@@ -134,6 +148,7 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["agent_por
     "$snapdir/snapshot.json" && report agent-port ok "snapshot.json agent_port 8888" ||
     report agent-port FAIL "snapshot.json has no agent_port 8888"
 
+if [[ $part != daemon ]]; then
 # --- fork: 3 children, kept running while the checks talk to them ---------------
 t=$(date +%s)
 # Every child gets namespace forkd-child-<i>: leftovers of an earlier run are
@@ -141,7 +156,7 @@ t=$(date +%s)
 for i in $(seq 0 $((N - 1))); do
     [[ -e /run/netns/forkd-child-$i ]] || continue
     if [[ -n $(ip netns pids "forkd-child-$i" 2>/dev/null) ]]; then
-        echo "image_fork: error: forkd-child-$i is in use on this host (pids $(ip netns pids "forkd-child-$i" | tr '\n' ' '))"
+        echo "$name: error: forkd-child-$i is in use on this host (pids $(ip netns pids "forkd-child-$i" | tr '\n' ' '))"
         exit 1
     fi
     "$FORKD_BIN" netns teardown "$i" >/dev/null
@@ -359,6 +374,9 @@ listeners=()
 left=$(ls /run/netns 2>/dev/null | grep -E '^forkd-child-[0-2]$' | tr '\n' ' ' || true)
 [[ -z $left ]] && report "netns removed" ok "the fork's namespaces are gone" ||
     report "netns removed" FAIL "left behind: $left"
+fi # the fork part
+
+if [[ $part != fork ]]; then
 
 # The daemon: sandboxes of the same snapshot through the REST API, driven by
 # the Python SDK's test suite (sdk/python/tests, here with the real agent).
@@ -484,6 +502,7 @@ daemon_pid=""
 ((rc == 0)) && report "forkd serve stops" ok "exit 0 on SIGTERM" ||
     report "forkd serve stops" FAIL "exit $rc: $(tail -n 3 "$work/daemon.log")"
 stage daemon "$t"
+fi # the daemon part
 
 now_sha=$(sha256sum "$snapdir/memory.bin" | cut -d' ' -f1)
 [[ $now_sha == "$mem_sha" ]] && report "memory.bin unchanged" ok "$now_sha" ||
