@@ -140,7 +140,7 @@ else
 		lab=1
 	fi
 	if ((lab)); then
-		for t in ${FORKD_E2E_TESTS:-linux_boot linux_fork image_fork image_sdk}; do
+		for t in ${FORKD_E2E_TESTS:-linux_boot linux_fork image_fork image_sdk image_clients}; do
 			run_suite "e2e $t" kvm_suite env FORKD_E2E_TESTS="$t" make -s test-e2e
 		done
 	else

@@ -11,13 +11,15 @@
 # sandboxes of the same snapshot and the Python SDK's test suite runs against
 # them: the real agent behind the REST API.
 #
-# Two parts, each run in a lab of its own by make check so that a wedged lab
-# (docs/ARCHITECTURE.md, "the lab wedges") costs one part's retry, not the
-# whole: image_fork.sh runs the fork part (the CLI's children and the checks
-# above), image_sdk.sh (a link to this script) the daemon part (forkd serve,
-# the Python and TypeScript SDK suites, forkd mcp, the docs' examples, forkd
-# bench). Both build (or reuse the cached) image and take their own snapshot.
-# FORKD_E2E_PART=fork|daemon|all overrides.
+# Three parts, each run in a lab of its own by make check so that a wedged
+# or crashed lab (docs/ARCHITECTURE.md, "the lab wedges") costs one part's
+# retry, not the whole: image_fork.sh runs the fork part (the CLI's
+# children and the checks above); image_sdk.sh (a link to this script)
+# starts forkd serve and runs the Python SDK's suite; image_clients.sh
+# (another link) starts it and runs the TypeScript SDK's suite, forkd mcp
+# through the official MCP client, the examples of docs/SDK.md and forkd
+# bench. Each builds (or reuses the cached) image and takes its own
+# snapshot. FORKD_E2E_PART=fork|daemon|clients|all overrides.
 #
 # Slow on KVM-PVM hosts (the guest kernel is emulated there): the image is
 # cached under ~/.cache/forkd, the boot to a warm agent takes many minutes.
@@ -35,6 +37,7 @@ t_start=$(date +%s)
 name=$(basename "$0" .sh)
 case ${FORKD_E2E_PART:-$name} in
 image_sdk | daemon) part=daemon ;;
+image_clients | clients) part=clients ;;
 all) part=all ;;
 *) part=fork ;;
 esac
@@ -397,6 +400,8 @@ if [[ -z $port ]]; then
     report "forkd serve" FAIL "did not start: $(tail -n 5 "$work/daemon.log")"
 else
     report "forkd serve" ok "listening on 127.0.0.1:$port"
+fi
+if [[ -n $port && $part != clients ]]; then
     pytest_py=""
     for py in python3 /usr/bin/python3; do
         "$py" -c 'import pytest' 2>/dev/null && { pytest_py=$py; break; }
@@ -411,6 +416,8 @@ else
     ((rc == 0)) && report "sdk suite, real agent" ok "$summary" ||
         report "sdk suite, real agent" FAIL "exit $rc: $summary"
     grep -h 'XFAIL known KVM-PVM' <<<"$out" | sed 's/^/sdk: /' >>"$work/crashes" || true
+fi
+if [[ -n $port && $part != daemon ]]; then
     # The TypeScript SDK's suite (sdk/typescript/test) against the same
     # daemon and snapshot, with the same environment. Its node_modules
     # come from scripts/setup.sh's `npm ci`: the lab has no network.

@@ -11,7 +11,7 @@ set -uo pipefail
 dir=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$dir/../../build}
 p=0 f=0 s=0 rc=0
-for t in ${FORKD_E2E_TESTS:-linux_boot linux_fork image_fork image_sdk}; do
+for t in ${FORKD_E2E_TESTS:-linux_boot linux_fork image_fork image_sdk image_clients}; do
     start=$(date +%s)
     out=$(mktemp)
     "$dir/$t.sh" "$build" 2>&1 | tee "$out"
