@@ -151,7 +151,7 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["agent_por
     "$snapdir/snapshot.json" && report agent-port ok "snapshot.json agent_port 8888" ||
     report agent-port FAIL "snapshot.json has no agent_port 8888"
 
-if [[ $part != daemon ]]; then
+if [[ $part == fork || $part == all ]]; then
 # --- fork: 3 children, kept running while the checks talk to them ---------------
 t=$(date +%s)
 # Every child gets namespace forkd-child-<i>: leftovers of an earlier run are

@@ -152,10 +152,14 @@ test("a request on a connection the server closed is sent again, once", async ()
     assert.deepEqual(await ctl.healthz(), { path: "/healthz" });
     await new Promise((r) => setTimeout(r, i * 20));
   }
-  assert.deepEqual(
-    srv.seen.map((s) => s.line),
-    Array(3).fill("GET /healthz HTTP/1.1"),
-  );
+  // The server closes each connection after its answer. A call that goes
+  // out on the kept connection before the client has seen that close
+  // reaches the server unanswered and is sent again on a new one (seen
+  // under emulation); the first call cannot race. So each answered call has
+  // a connection of its own, and at most one more request per later call.
+  const lines = srv.seen.map((s) => s.line);
+  assert.ok(lines.length >= 3 && lines.length <= 5, `requests seen: ${lines.length}`);
+  assert.ok(lines.every((l) => l === "GET /healthz HTTP/1.1"), String(lines));
   assert.equal(new Set(srv.ports()).size, 3);
   ctl.close();
 });
