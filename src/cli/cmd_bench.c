@@ -148,6 +148,19 @@ static int spawn(struct bench *b, enum step s, const char *tag, uint64_t n)
 	return 0;
 }
 
+/* DELETE path; 404 counts as gone. 0, or 1 after saying why. */
+static int delete_one(struct bench *b, const char *path)
+{
+	json_t *out = NULL;
+	int st = client_call(&b->c, "DELETE", path, NULL, 60000, &out);
+
+	json_decref(out);
+	if (st == 200 || st == 404)
+		return 0;
+	fprintf(stderr, "forkd bench: error: cleanup: DELETE %s: HTTP %d\n", path, st);
+	return 1;
+}
+
 /* Delete what this repetition made; timed (step cleanup) when all went. */
 static int cleanup(struct bench *b, bool time_it)
 {
@@ -159,31 +172,13 @@ static int cleanup(struct bench *b, bool time_it)
 
 	json_array_foreach(b->ids, i, o)
 	{
-		json_t *out = NULL;
-		int st;
-
 		snprintf(path, sizeof(path), "/v1/sandboxes/%s", json_string_value(o));
-		st = client_call(&b->c, "DELETE", path, NULL, 60000, &out);
-		if (st != 200 && st != 404) {
-			fprintf(stderr, "forkd bench: error: cleanup: DELETE %s: HTTP %d\n", path,
-				st);
-			fails++;
-		}
-		json_decref(out);
+		fails += delete_one(b, path);
 	}
 	json_array_clear(b->ids);
 	if (b->branch_tag[0]) {
-		json_t *out = NULL;
-		int st;
-
 		snprintf(path, sizeof(path), "/v1/snapshots/%s", b->branch_tag);
-		st = client_call(&b->c, "DELETE", path, NULL, 60000, &out);
-		if (st != 200 && st != 404) {
-			fprintf(stderr, "forkd bench: error: cleanup: DELETE %s: HTTP %d\n", path,
-				st);
-			fails++;
-		}
-		json_decref(out);
+		fails += delete_one(b, path);
 		b->branch_tag[0] = 0;
 	}
 	if (time_it && !fails)
