@@ -113,33 +113,43 @@ void evloop_del(struct evloop *loop, int fd)
 	pthread_mutex_unlock(&loop->lock);
 }
 
+int evloop_dispatch(struct evloop *loop, int timeout_ms)
+{
+	struct epoll_event evs[32];
+	int i, n = epoll_wait(loop->epfd, evs, 32, timeout_ms);
+
+	if (n < 0)
+		return -errno;
+	for (i = 0; i < n; i++) {
+		struct evloop_watch *w = evs[i].data.ptr;
+		evloop_fn fn;
+		void *opaque;
+
+		if (!w)
+			continue; /* wake eventfd */
+		pthread_mutex_lock(&loop->lock);
+		fn = w->fn;
+		opaque = w->opaque;
+		pthread_mutex_unlock(&loop->lock);
+		if (fn)
+			fn(opaque, evs[i].events);
+	}
+	return n;
+}
+
 static void *evloop_thread(void *arg)
 {
 	struct evloop *loop = arg;
-	struct epoll_event evs[32];
 
 	while (!loop->stop) {
-		int i, n = epoll_wait(loop->epfd, evs, 32, -1);
+		int n = evloop_dispatch(loop, -1);
 
-		if (n < 0 && errno == EINTR)
+		if (n == -EINTR)
 			continue;
 		if (n < 0) {
+			errno = -n;
 			log_errno("epoll_wait");
 			break;
-		}
-		for (i = 0; i < n; i++) {
-			struct evloop_watch *w = evs[i].data.ptr;
-			evloop_fn fn;
-			void *opaque;
-
-			if (!w)
-				continue; /* wake eventfd */
-			pthread_mutex_lock(&loop->lock);
-			fn = w->fn;
-			opaque = w->opaque;
-			pthread_mutex_unlock(&loop->lock);
-			if (fn)
-				fn(opaque, evs[i].events);
 		}
 	}
 	return NULL;

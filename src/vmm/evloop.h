@@ -33,6 +33,11 @@ int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn fn,
 	       void *opaque) __must_check;
 int evloop_mod(struct evloop *loop, int fd, uint32_t events) __must_check;
 void evloop_del(struct evloop *loop, int fd);
+/* Wait up to timeout_ms (-1: no limit) for events and run their callbacks
+ * on the calling thread: the loop thread's body, also for a test or fuzz
+ * harness that drives a loop without starting it (never both at once).
+ * Returns how many events came (0: timeout), or -errno from epoll_wait. */
+int evloop_dispatch(struct evloop *loop, int timeout_ms);
 int evloop_start(struct evloop *loop) __must_check;
 /* Stop and join the loop thread; then free everything. Idempotent. */
 void evloop_destroy(struct evloop *loop);
