@@ -19,48 +19,32 @@
 #include "daemon/auth.h"
 #include "daemon/sandbox.h"
 
-enum param_kind { P_NONE, P_TAG, P_ID };
-
-struct route {
-	const char *method;
-	const char *pattern; /* also the metrics label */
-	enum param_kind param;
-	bool open; /* no authentication */
-	size_t max_body;
-	void (*fn)(struct api_req *rq, struct api_resp *rs);
-};
-
-static const struct route routes[] = {
-    {"GET", "/healthz", P_NONE, true, 0, api_healthz},
-    {"GET", "/version", P_NONE, false, 0, api_version},
-    {"GET", "/metrics", P_NONE, false, 0, api_metrics},
-    {"GET", "/v1/snapshots", P_NONE, false, 0, api_snapshots_list},
-    {"POST", "/v1/snapshots", P_NONE, false, DAEMON_MAX_JSON, api_snapshots_create},
-    {"GET", "/v1/snapshots/{tag}", P_TAG, false, 0, api_snapshot_get},
-    {"DELETE", "/v1/snapshots/{tag}", P_TAG, false, 0, api_snapshot_delete},
-    {"POST", "/v1/sandboxes", P_NONE, false, DAEMON_MAX_JSON, api_sandboxes_create},
-    {"GET", "/v1/sandboxes", P_NONE, false, 0, api_sandboxes_list},
-    {"GET", "/v1/sandboxes/{id}", P_ID, false, 0, api_sandbox_get},
-    {"DELETE", "/v1/sandboxes/{id}", P_ID, false, 0, api_sandbox_delete},
-    {"POST", "/v1/sandboxes/{id}/ping", P_ID, false, DAEMON_MAX_JSON, api_sandbox_ping},
-    {"POST", "/v1/sandboxes/{id}/exec", P_ID, false, DAEMON_MAX_JSON, api_sandbox_exec},
-    {"POST", "/v1/sandboxes/{id}/eval", P_ID, false, DAEMON_MAX_JSON, api_sandbox_eval},
-    {"PUT", "/v1/sandboxes/{id}/files", P_ID, false, DAEMON_MAX_FILE, api_sandbox_file_put},
-    {"GET", "/v1/sandboxes/{id}/files", P_ID, false, 0, api_sandbox_file_get},
-    {"DELETE", "/v1/sandboxes/{id}/files", P_ID, false, 0, api_sandbox_file_delete},
-    {"GET", "/v1/sandboxes/{id}/dir", P_ID, false, 0, api_sandbox_dir_get},
-    {"POST", "/v1/sandboxes/{id}/branch", P_ID, false, DAEMON_MAX_JSON, api_sandbox_branch},
+static const struct http_route routes[] = {
+    {"GET", "/healthz", HTTP_P_NONE, true, 0, api_healthz},
+    {"GET", "/version", HTTP_P_NONE, false, 0, api_version},
+    {"GET", "/metrics", HTTP_P_NONE, false, 0, api_metrics},
+    {"GET", "/v1/snapshots", HTTP_P_NONE, false, 0, api_snapshots_list},
+    {"POST", "/v1/snapshots", HTTP_P_NONE, false, DAEMON_MAX_JSON, api_snapshots_create},
+    {"GET", "/v1/snapshots/{tag}", HTTP_P_TAG, false, 0, api_snapshot_get},
+    {"DELETE", "/v1/snapshots/{tag}", HTTP_P_TAG, false, 0, api_snapshot_delete},
+    {"POST", "/v1/sandboxes", HTTP_P_NONE, false, DAEMON_MAX_JSON, api_sandboxes_create},
+    {"GET", "/v1/sandboxes", HTTP_P_NONE, false, 0, api_sandboxes_list},
+    {"GET", "/v1/sandboxes/{id}", HTTP_P_ID, false, 0, api_sandbox_get},
+    {"DELETE", "/v1/sandboxes/{id}", HTTP_P_ID, false, 0, api_sandbox_delete},
+    {"POST", "/v1/sandboxes/{id}/ping", HTTP_P_ID, false, DAEMON_MAX_JSON, api_sandbox_ping},
+    {"POST", "/v1/sandboxes/{id}/exec", HTTP_P_ID, false, DAEMON_MAX_JSON, api_sandbox_exec},
+    {"POST", "/v1/sandboxes/{id}/eval", HTTP_P_ID, false, DAEMON_MAX_JSON, api_sandbox_eval},
+    {"PUT", "/v1/sandboxes/{id}/files", HTTP_P_ID, false, DAEMON_MAX_FILE, api_sandbox_file_put},
+    {"GET", "/v1/sandboxes/{id}/files", HTTP_P_ID, false, 0, api_sandbox_file_get},
+    {"DELETE", "/v1/sandboxes/{id}/files", HTTP_P_ID, false, 0, api_sandbox_file_delete},
+    {"GET", "/v1/sandboxes/{id}/dir", HTTP_P_ID, false, 0, api_sandbox_dir_get},
+    {"POST", "/v1/sandboxes/{id}/branch", HTTP_P_ID, false, DAEMON_MAX_JSON, api_sandbox_branch},
 };
 
 /* Per request, from the first call of the access handler to completion. */
 struct request {
 	uint64_t t0;
-	const struct route *route;
-	const char *route_label;
-	int early_status; /* decided before the body: 401, 404, 405, 400 */
-	char early_msg[512];
-	char allow[64];
-	char param[80];
+	struct http_match m; /* route, and a status decided before the body */
 	const char *auth;
 	char *body;
 	size_t len, cap, limit;
@@ -179,45 +163,46 @@ static bool match(const char *pattern, const char *url, char *param, size_t psiz
 	return !*pattern && !*url;
 }
 
-static void route_request(struct request *r, const char *method, const char *url)
+void http_route(const char *method, const char *url, struct http_match *m)
 {
-	char param[80];
+	char param[80] = ""; /* a route without {...} leaves it as it is */
 	size_t n = 0;
 
-	r->route_label = "other";
+	memset(m, 0, sizeof(*m));
+	m->label = "other";
 	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
 		if (!match(routes[i].pattern, url, param, sizeof(param)))
 			continue;
-		r->route_label = routes[i].pattern;
+		m->label = routes[i].pattern;
 		if (!strcmp(routes[i].method, method)) {
-			r->route = &routes[i];
-			snprintf(r->param, sizeof(r->param), "%s", param);
+			m->route = &routes[i];
+			snprintf(m->param, sizeof(m->param), "%s", param);
 			return;
 		}
-		n += (size_t)snprintf(r->allow + n, sizeof(r->allow) - n, "%s%s", n ? ", " : "",
+		n += (size_t)snprintf(m->allow + n, sizeof(m->allow) - n, "%s%s", n ? ", " : "",
 				      routes[i].method);
 	}
 	if (n) {
-		r->early_status = 405;
-		snprintf(r->early_msg, sizeof(r->early_msg),
-			 "method %.16s not allowed here; use %s", method, r->allow);
+		m->status = 405;
+		snprintf(m->msg, sizeof(m->msg), "method %.16s not allowed here; use %s", method,
+			 m->allow);
 	} else {
-		r->early_status = 404;
-		snprintf(r->early_msg, sizeof(r->early_msg),
+		m->status = 404;
+		snprintf(m->msg, sizeof(m->msg),
 			 "no such endpoint: %.16s %.200s (see docs/openapi.yaml)", method, url);
 	}
 }
 
-static void check_param(struct request *r)
+void http_check_param(struct http_match *m)
 {
-	if (r->route->param == P_TAG && !snapshot_tag_valid(r->param)) {
-		r->early_status = 400;
-		snprintf(r->early_msg, sizeof(r->early_msg),
+	if (m->route->param == HTTP_P_TAG && !snapshot_tag_valid(m->param)) {
+		m->status = 400;
+		snprintf(m->msg, sizeof(m->msg),
 			 "invalid snapshot tag: tags are [A-Za-z0-9_][A-Za-z0-9_.-]{0,63} and "
 			 "never '..'");
-	} else if (r->route->param == P_ID && !child_id_valid(r->param)) {
-		r->early_status = 400;
-		snprintf(r->early_msg, sizeof(r->early_msg),
+	} else if (m->route->param == HTTP_P_ID && !child_id_valid(m->param)) {
+		m->status = 400;
+		snprintf(m->msg, sizeof(m->msg),
 			 "invalid sandbox id: ids are 'sb-' and 20 characters of [a-z2-7]");
 	}
 }
@@ -269,7 +254,7 @@ static enum MHD_Result finish(struct daemon *d, struct MHD_Connection *conn, str
 	if (rs->status == 401)
 		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"forkd\"");
 	if (rs->status == 405)
-		MHD_add_response_header(resp, "Allow", r->allow);
+		MHD_add_response_header(resp, "Allow", r->m.allow);
 	ret = MHD_queue_response(conn, (unsigned)rs->status, resp);
 	MHD_destroy_response(resp);
 
@@ -288,7 +273,7 @@ static enum MHD_Result finish(struct daemon *d, struct MHD_Connection *conn, str
 	    .error = rs->error[0] ? rs->error : NULL,
 	};
 	audit_write(&d->audit, &ae);
-	metrics_request(&d->metrics, r->route_label, static_method(method), rs->status, secs);
+	metrics_request(&d->metrics, r->m.label, static_method(method), rs->status, secs);
 	return ret;
 }
 
@@ -315,7 +300,7 @@ static bool host_is_loopback(const char *h, size_t n)
  *     Content-Type application/json, file uploads anything but the types
  *     a cross-site form may send without asking (415).
  * 0, or the status with msg filled in. */
-static int check_browser(struct daemon *d, struct MHD_Connection *conn, const struct route *rt,
+static int check_browser(struct daemon *d, struct MHD_Connection *conn, const struct http_route *rt,
 			 char *msg, size_t size)
 {
 	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
@@ -372,28 +357,28 @@ static enum MHD_Result answer(struct daemon *d, struct MHD_Connection *conn, str
 {
 	struct api_resp rs = {0};
 
-	if (r->early_status) {
-		api_error(&rs, r->early_status, "%s", r->early_msg);
+	if (r->m.status) {
+		api_error(&rs, r->m.status, "%s", r->m.msg);
 	} else if (r->too_big) {
 		api_error(&rs, 413, "request body over the %zu-byte limit for %s %s", r->limit,
-			  method, r->route->pattern);
+			  method, r->m.route->pattern);
 	} else {
 		struct api_req rq = {
 		    .d = d,
 		    .conn = conn,
 		    .method = method,
-		    .param = r->param,
+		    .param = r->m.param,
 		    .body = r->body ? r->body : "",
 		    .body_len = r->len,
 		};
 
 		if (r->body)
 			r->body[r->len] = 0;
-		if (r->route->param == P_ID)
-			rs.audit_sandbox = r->param;
-		else if (r->route->param == P_TAG)
-			rs.audit_tag = r->param;
-		r->route->fn(&rq, &rs);
+		if (r->m.route->param == HTTP_P_ID)
+			rs.audit_sandbox = r->m.param;
+		else if (r->m.route->param == HTTP_P_TAG)
+			rs.audit_tag = r->m.param;
+		r->m.route->fn(&rq, &rs);
 	}
 	return finish(d, conn, r, method, url, &rs);
 }
@@ -423,24 +408,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->t0 = now_ns();
 		__atomic_add_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
 		r->auth = "open";
-		route_request(r, method, url);
+		http_route(method, url, &r->m);
 		{
-			char msg[sizeof(r->early_msg)];
-			int st = check_browser(d, conn, r->route, msg, sizeof(msg));
+			char msg[sizeof(r->m.msg)];
+			int st = check_browser(d, conn, r->m.route, msg, sizeof(msg));
 
 			/* before the route's own 404/405: a web page learns nothing */
 			if (st) {
-				r->early_status = st;
-				snprintf(r->early_msg, sizeof(r->early_msg), "%s", msg);
+				r->m.status = st;
+				snprintf(r->m.msg, sizeof(r->m.msg), "%s", msg);
 			}
 		}
-		if (!r->early_status && r->route && !r->route->open && d->token_len) {
+		if (!r->m.status && r->m.route && !r->m.route->open && d->token_len) {
 			r->auth = auth_check(
 			    d->token, d->token_len,
 			    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
 			if (strcmp(r->auth, "ok")) {
-				r->early_status = 401;
-				snprintf(r->early_msg, sizeof(r->early_msg), "%s",
+				r->m.status = 401;
+				snprintf(r->m.msg, sizeof(r->m.msg), "%s",
 					 !strcmp(r->auth, "missing")
 					     ? "authentication required: send 'Authorization: "
 					       "Bearer <token>' with the daemon's token (its "
@@ -449,20 +434,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					     : "invalid bearer token");
 			}
 		}
-		if (r->route && !r->early_status)
-			check_param(r);
+		if (r->m.route && !r->m.status)
+			http_check_param(&r->m);
 		/* A body for a sandbox that does not exist is not worth reading:
 		 * say so now, and drop the body unbuffered. */
-		if (r->route && !r->early_status && r->route->param == P_ID && r->route->max_body) {
+		if (r->m.route && !r->m.status && r->m.route->param == HTTP_P_ID &&
+		    r->m.route->max_body) {
 			struct child_rec cr;
 
-			if (store_sandbox_get(&d->store, r->param, &cr) == -ENOENT) {
-				r->early_status = 404;
-				snprintf(r->early_msg, sizeof(r->early_msg), "no sandbox %s",
-					 r->param);
+			if (store_sandbox_get(&d->store, r->m.param, &cr) == -ENOENT) {
+				r->m.status = 404;
+				snprintf(r->m.msg, sizeof(r->m.msg), "no sandbox %s", r->m.param);
 			}
 		}
-		r->limit = r->route ? r->route->max_body : 0;
+		r->limit = r->m.route ? r->m.route->max_body : 0;
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		if (cl && strtoull(cl, NULL, 10) > r->limit)
 			r->too_big = true;
@@ -472,7 +457,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		 * and never sends the body (libmicrohttpd then closes the
 		 * connection rather than read on). Others have sent it already
 		 * or are sending it: it is read and dropped, never buffered. */
-		if ((r->early_status || r->too_big) && expects_continue(conn))
+		if ((r->m.status || r->too_big) && expects_continue(conn))
 			return answer(d, conn, r, method, url);
 		return MHD_YES;
 	}
@@ -480,7 +465,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
-		if (r->too_big || r->early_status)
+		if (r->too_big || r->m.status)
 			return MHD_YES; /* read and drop: the answer is decided */
 		if (r->len + n > r->limit) {
 			r->too_big = true;
@@ -519,17 +504,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
-/* URL (and query) unescaping: as libmicrohttpd's, except that a "%00"
- * leaves the text as sent. Decoded, it would end the C string early, and
- * DELETE /v1/snapshots/a%00b would act on "a"; kept, "a%00b" is no valid
- * tag or id and is refused. */
+size_t http_unescape(char *s)
+{
+	if (strstr(s, "%00"))
+		return strlen(s);
+	return MHD_http_unescape(s);
+}
+
 static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 {
 	(void)cls;
 	(void)c;
-	if (strstr(s, "%00"))
-		return strlen(s);
-	return MHD_http_unescape(s);
+	return http_unescape(s);
 }
 
 /* libmicrohttpd's messages: to the debug log, the last one kept for the
