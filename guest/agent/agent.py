@@ -21,6 +21,7 @@ import builtins
 import contextlib
 import errno
 import fcntl
+import gc
 import io
 import json
 import linecache
@@ -62,6 +63,7 @@ DEFAULT_TIMEOUT = 60.0
 RECV_SIZE = 1 << 20
 PIPE_CHUNK = 1 << 16
 WARM_MARKER = "FORKD-AGENT-WARM"
+GC_FREEZE_PARAM = "forkd.gc_freeze"  # kernel command line: forkd.gc_freeze=0 turns it off
 
 # <linux/random.h>
 RNDADDENTROPY = 0x40085203  # _IOW('R', 0x03, int[2])
@@ -213,7 +215,7 @@ class Agent:
     def op_ping(self, req):
         return {"pong": True, "pid": os.getpid(),
                 "numpy": numpy.__version__ if numpy is not None else None,
-                "warm": self.warm, "index": self.index}
+                "warm": self.warm, "index": self.index, "gc_frozen": gc.get_freeze_count()}
 
     def op_exec(self, req):
         argv = req.get("argv")
@@ -564,6 +566,29 @@ def pump(proc, stdin, deadline):
             (bytes(bufs[proc.stderr]), trunc[proc.stderr]), timed_out)
 
 
+def gc_freeze_wanted(guest, cmdline="/proc/cmdline"):
+    """False only in a guest whose kernel command line says forkd.gc_freeze=0
+    (for A/B measurements); a host agent always freezes."""
+    if not guest:
+        return True
+    try:
+        with open(cmdline) as f:
+            words = f.read().split()
+    except OSError:
+        return True
+    return "%s=0" % GC_FREEZE_PARAM not in words
+
+
+def gc_freeze():
+    """Collect, then move every object left into the permanent generation.
+    A child's collector then never walks the parent's heap: each walk writes
+    the GC header of every object it visits, and each page it writes is a page
+    of memory.bin copied into that child.  Returns the frozen count."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def listen_vsock(port, guest):
     """A vsock listener on (any CID, port). In a guest the device may still be
     settling: retry for a while, then give up (init restarts the agent)."""
@@ -630,6 +655,10 @@ def main(argv=None):
     agent.handle_line(b'{"op":"eval","code":"1+1"}')
     agent.eval_count = 0
     linecache.cache.pop("<eval-1>", None)
+    if gc_freeze_wanted(args.guest):
+        log("gc: %d objects frozen" % gc_freeze())
+    else:
+        log("gc: not frozen (%s=0)" % GC_FREEZE_PARAM)
 
     agent.warm = numpy is not None
     if agent.warm:

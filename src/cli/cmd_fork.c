@@ -87,7 +87,8 @@ static void fork_usage(FILE *f)
 	    "  --json                 print the outcome as one JSON object on stdout\n"
 	    "                         (progress lines go to stderr): {tag, n, running,\n"
 	    "                         children: [{index, state, restore_ms,\n"
-	    "                         after_fork_ms, stage, error, exit_status}]}; with\n"
+	    "                         after_fork_ms, stage, error, exit_status}],\n"
+	    "                         all_running_ms, after_fork_wall_ms}; with\n"
 	    "                         --keep {tag, n, kept: [the 'forkd ls' objects]}\n"
 	    "  --keep-workdir         keep the work directory (child-N/console.log); by\n"
 	    "                         default a new /tmp/forkd-fork-TAG-XXXXXX, removed\n"
@@ -708,6 +709,14 @@ int cmd_fork(int argc, char **argv)
 				      fork_json_children(&r.b, a.wait_exit), "interrupted",
 				      interrupted != 0);
 
+		/* The two walls of the progress lines: first fork() to the last
+		 * child running, then the after_fork round that follows it. */
+		if (ready)
+			json_object_set_new(o, "all_running_ms",
+					    json_real((r.b.t_last_report - r.b.t_start) / 1e6));
+		if (r.b.after_fork_wall_ns)
+			json_object_set_new(o, "after_fork_wall_ms",
+					    json_real(r.b.after_fork_wall_ns / 1e6));
 		if (a.keep_workdir)
 			json_object_set_new(o, "workdir", json_string(workdir));
 		cli_json_emit(json_fd, o);

@@ -22,4 +22,4 @@ if ! $PY -c 'import pytest, numpy' 2>/dev/null; then
 	echo "0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
-exec $PY -m pytest -q -p no:cacheprovider "$@" test_agent.py test_init.py test_image.py
+exec $PY -m pytest -q -p no:cacheprovider "$@" test_agent.py test_init.py test_image.py test_bench_ready.py

@@ -27,6 +27,40 @@ def test_ping(client):
     assert r["numpy"] and r["numpy"][0].isdigit()
     assert r["index"] is None
     assert isinstance(r["pid"], int) and os.path.exists("/proc/%d" % r["pid"])
+    assert isinstance(r["gc_frozen"], int) and r["gc_frozen"] > 0  # gc.freeze() before warm
+
+
+def test_gc_frozen_heap_stays_frozen(agent):
+    # The warm heap is in the permanent generation: a child's collections
+    # (here, explicit ones in eval) leave it alone, and eval still works.
+    c = Client(agent)
+    frozen = c.call("ping")["gc_frozen"]
+    assert frozen > 1000  # numpy and the agent's modules, not a handful
+    r = c.call("eval", code="import gc\n"
+                            "junk = [[i] for i in range(1000)]\n"
+                            "gc.collect(); gc.collect(2)\n"
+                            "del junk\n"
+                            "(gc.get_freeze_count(), gc.collect(), gc.get_freeze_count())")
+    assert r["ok"], r
+    before, _, after = eval(r["result"])
+    assert before == frozen and after == frozen
+    assert c.call("eval", code="int(np.arange(10).sum())")["result"] == "45"
+    assert c.call("ping")["gc_frozen"] == frozen
+    c.close()
+
+
+def test_gc_freeze_switch(tmp_path):
+    # forkd.gc_freeze=0 on the kernel command line turns it off, in a guest only.
+    code = ("import sys; sys.path.insert(0, %r); import agent; "
+            "print([agent.gc_freeze_wanted(g, sys.argv[1]) for g in (True, False)])"
+            % str(AGENT.parent))
+    for cmdline, want in (("console=ttyS0 forkd.gc_freeze=0 quiet", "[False, True]"),
+                          ("console=ttyS0 forkd.gc_freeze=1", "[True, True]"),
+                          ("console=ttyS0 xforkd.gc_freeze=0", "[True, True]")):
+        f = tmp_path / "cmdline"
+        f.write_text(cmdline + "\n")
+        r = subprocess.run([PYTHON, "-c", code, str(f)], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout.strip() == want, (cmdline, r.stdout, r.stderr)
 
 
 def test_id_echoed_any_json_value(client):

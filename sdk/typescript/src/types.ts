@@ -83,6 +83,8 @@ export interface PingResult {
   numpy?: string | null;
   warm?: boolean;
   index?: number | null;
+  /** forkd's guest agent: objects it froze (gc.freeze()) before it reported warm. */
+  gc_frozen?: number;
   sandbox: string;
   rtt_ms: number;
   [field: string]: JSONValue | undefined;

@@ -248,6 +248,8 @@ assert o["tag"] == sys.argv[2] and o["n"] == 2 and o["running"] == 2, o
 assert [c["index"] for c in o["children"]] == [0, 1], o
 assert all(c["state"] == "running" and c["restore_ms"] > 0 for c in o["children"]), o
 assert all(c["after_fork_ms"] > 0 for c in o["children"]), o  # the stub agent answered
+assert o["all_running_ms"] >= max(c["restore_ms"] for c in o["children"]) * 0.99, o
+assert o["after_fork_wall_ms"] >= max(c["after_fork_ms"] for c in o["children"]) * 0.99, o
 PY
 bounded 120 "$FORKD" fork --tag "$tag" -n 2 --keep --workdir "$WORK/forkd-keep-c" --json \
 	>"$WORK/keep.json" 2>"$WORK/keep-json.err" || fail "fork --keep --json: $(cat "$WORK/keep-json.err")"
