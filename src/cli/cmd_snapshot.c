@@ -36,6 +36,7 @@
 #include "cli/console_tap.h"
 #include "cli/vmopts.h"
 #include "isolate/jail.h"
+#include "isolate/jail_fs.h"
 #include "isolate/netns.h"
 #include "common/file.h"
 #include "common/util.h"
@@ -309,8 +310,38 @@ static void report_failure(struct snap_run *s, int status, uint64_t timeout_secs
  * Reports "built" (the vsock socket is bound) and "warm NS" (after the
  * start, once written) on rep; its exit status is the outcome, the reason
  * already said. Never tears the VM down: the process only exits. */
+/* The jailed booting VMM runs as the jail's ids in a root holding only the
+ * socket's directory (isolate/jail_fs.h): the agent poller, a thread of it,
+ * reconnects to the socket after the jail, so the directory must let those
+ * ids through and the socket, bound by this process as root, becomes
+ * root:<jail gid> 0660. Run before the jail, after the socket exists. */
+static int share_socket(const char *dir, const char *sock, bool poller)
+{
+	struct jail_fs_ids ids;
+	struct stat st;
+	int err;
+
+	if (geteuid() != 0 || (err = jail_fs_ids(&ids)))
+		return geteuid() != 0 ? 0 : err;
+	if (stat(dir, &st) < 0)
+		return log_errno("stat %s", dir);
+	if (poller && !(st.st_mode & S_IXOTH) && !(st.st_uid == ids.uid && st.st_mode & S_IXUSR) &&
+	    !(st.st_gid == ids.gid && st.st_mode & S_IXGRP)) {
+		log_err("%s (mode %04o, uid %u gid %u) does not let the jailed VMM (uid %u gid %u) "
+			"reach its vsock socket for the agent poller: chmod o+x it, chgrp it to %u "
+			"with g+x, put the socket elsewhere, or --no-seccomp",
+			dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+			(unsigned)st.st_gid, (unsigned)ids.uid, (unsigned)ids.gid,
+			(unsigned)ids.gid);
+		return -EACCES;
+	}
+	if (chown(sock, 0, ids.gid) < 0 || chmod(sock, 0660) < 0)
+		return log_errno("give %s to the jail's group %u", sock, (unsigned)ids.gid);
+	return 0;
+}
+
 static int boot_child(struct snap_run *s, struct vmopts *o, struct guest_image *img,
-		      const struct snapshot_fds *files, int rep, bool jail)
+		      const struct snapshot_fds *files, int rep, const char *run_dir, bool jail)
 {
 	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
 	struct snapshot_meta *meta = NULL;
@@ -370,8 +401,13 @@ static int boot_child(struct snap_run *s, struct vmopts *o, struct guest_image *
 	json_object_seed(0);
 	if (s->agent_port && agent_wait_start(&s->agent, o->spec.vsock, s->agent_port, s->warm_fd))
 		goto out;
-	if (jail && jail_enter(&(struct jail_opts){
-			.vsock = o->spec.dev.vsock, .net = o->spec.dev.net, .boot = true}))
+	if (jail && o->spec.dev.vsock && share_socket(run_dir, o->spec.vsock, s->agent_port))
+		goto out;
+	if (jail && jail_enter(&(struct jail_opts){.vsock = o->spec.dev.vsock,
+						   .net = o->spec.dev.net,
+						   .boot = true,
+						   .in_netns = o->spec.dev.net,
+						   .run_dir = run_dir}))
 		goto out;
 	deadline = o->timeout_secs ? s->t0 + o->timeout_secs * 1000000000ULL : 0;
 	if (vm_start(s->vm)) {
@@ -493,6 +529,8 @@ int cmd_snapshot(int argc, char **argv)
 	struct snap_run s = {.warm_fd = -1, .epfd = -1, .timer_fd = -1};
 	struct snapshot_fds files = {-1, -1, -1};
 	char dir[PATH_MAX], tmpdir[PATH_MAX + 32] = "", vsock_dir[64] = "", vsock_path[128];
+	char run_dir[PATH_MAX + 32];
+	struct jail_fs_ids jail_ids;
 	char err[600];
 	const char *tag = NULL, *image = NULL;
 	bool force = false, agent_port_set = false, net = false, json = false, no_jail = false;
@@ -637,6 +675,8 @@ int cmd_snapshot(int argc, char **argv)
 			goto out;
 		}
 		snprintf(vsock_path, sizeof(vsock_path), "%s/vsock.sock", vsock_dir);
+		if (!no_jail && (jail_fs_ids(&jail_ids) || jail_fs_share_dir(vsock_dir, &jail_ids)))
+			goto out;
 		o.spec.vsock = vsock_path;
 		o.spec.dev.vsock = true;
 	}
@@ -654,6 +694,20 @@ int cmd_snapshot(int argc, char **argv)
 	snprintf(tmpdir, sizeof(tmpdir), "%s.tmp.%d", dir, (int)getpid());
 	if (make_dirs(tmpdir, 0755) || snapshot_fds_create(tmpdir, o.spec.mem_mib * MIB, &files))
 		goto out;
+	/* The jailed VMM's root keeps one directory: its socket's, else this
+	 * private one (it names nothing in it: the files are descriptors). */
+	if (o.spec.dev.vsock) {
+		char *slash;
+
+		snprintf(run_dir, sizeof(run_dir), "%s", o.spec.vsock);
+		slash = strrchr(run_dir, '/');
+		if (!slash)
+			snprintf(run_dir, sizeof(run_dir), ".");
+		else
+			*(slash == run_dir ? slash + 1 : slash) = 0;
+	} else {
+		snprintf(run_dir, sizeof(run_dir), "%s", tmpdir);
+	}
 	s.warm_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	s.epfd = epoll_create1(EPOLL_CLOEXEC);
 	s.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -684,7 +738,7 @@ int cmd_snapshot(int argc, char **argv)
 		close(rep[0]);
 		if (json_fd >= 0)
 			close(json_fd);
-		_exit(boot_child(&s, &o, img, &files, rep[1], !no_jail));
+		_exit(boot_child(&s, &o, img, &files, rep[1], run_dir, !no_jail));
 	}
 	close(rep[1]);
 	rep[1] = -1;

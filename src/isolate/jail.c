@@ -12,9 +12,11 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/util.h"
+#include "isolate/jail_fs.h"
 
 /* Every call below was seen in jailed children running the fork tests
  * (blk, vsock, rng, live fork, several vCPUs) under strace -f, except the
@@ -249,14 +251,11 @@ int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out)
 	return 0;
 }
 
-int jail_drop_caps(void)
+/* Dropping from the bounding set needs CAP_SETPCAP. An unprivileged forkd
+ * has none to drop (EPERM): with no_new_privs no exec can raise its
+ * capabilities from the bounding set anyway. */
+static int drop_bounding(void)
 {
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-	/* The bounding set first: dropping from it needs CAP_SETPCAP. An
-	 * unprivileged forkd has none to drop (EPERM): with no_new_privs no
-	 * exec can raise its capabilities from the bounding set anyway. */
 	for (int cap = 0; cap <= 63; cap++) {
 		int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
 
@@ -265,6 +264,17 @@ int jail_drop_caps(void)
 		if (r == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EPERM)
 			return log_errno("jail: PR_CAPBSET_DROP(%d)", cap);
 	}
+	return 0;
+}
+
+int jail_drop_caps(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	int err;
+
+	if ((err = drop_bounding()))
+		return err;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return log_errno("jail: PR_CAP_AMBIENT_CLEAR_ALL");
 	memset(data, 0, sizeof(data));
@@ -273,12 +283,18 @@ int jail_drop_caps(void)
 	return 0;
 }
 
+/* The order: the namespaces and the new root need CAP_SYS_ADMIN; the
+ * bounding set needs CAP_SETPCAP, which the uid change takes away; the uid
+ * change needs CAP_SETUID/CAP_SETGID, which the bounding drop leaves in the
+ * effective set; the filter comes last, as it forbids all of these. */
 int jail_enter(const struct jail_opts *o)
 {
+	struct jail_fs_ids ids;
 	scmp_filter_ctx ctx;
 	int err;
 
-	if ((err = jail_drop_caps()))
+	if ((err = jail_fs_ids(&ids)) || (err = jail_fs_enter(o->run_dir, !o->in_netns)) ||
+	    (err = drop_bounding()) || (err = jail_fs_become(&ids)) || (err = jail_drop_caps()))
 		return err;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return log_errno("jail: PR_SET_NO_NEW_PRIVS");
@@ -302,4 +318,31 @@ void jail_test_forbidden_call(void)
 		fd);
 	if (fd >= 0)
 		close(fd);
+}
+
+void jail_test_connect(const char *paths)
+{
+	for (const char *p = paths; p && *p;) {
+		const char *end = strchrnul(p, ',');
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		size_t len = (size_t)(end - p);
+		int fd;
+
+		if (len > 0 && len < sizeof(sa.sun_path)) {
+			memcpy(sa.sun_path, p, len);
+			if (p[0] == '@')
+				sa.sun_path[0] = 0;
+			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (fd < 0 ||
+			    connect(fd, (struct sockaddr *)&sa,
+				    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+				log_info("jail: test: connect(%.*s): %s", (int)len, p,
+					 strerror(errno));
+			else
+				log_info("jail: test: connect(%.*s): connected", (int)len, p);
+			if (fd >= 0)
+				close(fd);
+		}
+		p = *end ? end + 1 : end;
+	}
 }
