@@ -429,15 +429,15 @@ static void check_jail(struct report *r)
 	size_t calls, ioctls;
 
 	if (jail_fs_probe(msg, sizeof(msg)))
-		add(r, "vmm jail", FAIL,
+		add(r, "vmm-jail", FAIL,
 		    "run forkd as root (or with user namespaces allowed); check "
 		    "$" JAIL_FS_UID_ENV " / $" JAIL_FS_GID_ENV,
 		    "jailed VMMs cannot start: %s", msg);
 	else
-		add(r, "vmm jail", PASS, NULL, "%s", msg);
+		add(r, "vmm-jail", PASS, NULL, "%s", msg);
 	jail_rules(&o, &calls);
 	jail_ioctls(&ioctls);
-	add(r, "vmm seccomp", PASS, NULL,
+	add(r, "vmm-seccomp", PASS, NULL,
 	    "no capabilities, no_new_privs, an allow-list of %zu system calls (others kill the "
 	    "VMM), ioctl limited to %zu KVM requests by number, not by descriptor",
 	    calls, ioctls);
