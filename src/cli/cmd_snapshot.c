@@ -310,41 +310,13 @@ static void report_failure(struct snap_run *s, int status, uint64_t timeout_secs
  * Reports "built" (the vsock socket is bound) and "warm NS" (after the
  * start, once written) on rep; its exit status is the outcome, the reason
  * already said. Never tears the VM down: the process only exits. */
-/* The jailed booting VMM runs as the jail's ids in a root holding only the
- * socket's directory (isolate/jail_fs.h): the agent poller, a thread of it,
- * reconnects to the socket after the jail, so the directory must let those
- * ids through and the socket, bound by this process as root, becomes
- * root:<jail gid> 0660. Run before the jail, after the socket exists. */
-static int share_socket(const char *dir, const char *sock, bool poller)
-{
-	struct jail_fs_ids ids;
-	struct stat st;
-	int err;
-
-	if (geteuid() != 0 || (err = jail_fs_ids(&ids)))
-		return geteuid() != 0 ? 0 : err;
-	if (stat(dir, &st) < 0)
-		return log_errno("stat %s", dir);
-	if (poller && !(st.st_mode & S_IXOTH) && !(st.st_uid == ids.uid && st.st_mode & S_IXUSR) &&
-	    !(st.st_gid == ids.gid && st.st_mode & S_IXGRP)) {
-		log_err("%s (mode %04o, uid %u gid %u) does not let the jailed VMM (uid %u gid %u) "
-			"reach its vsock socket for the agent poller: chmod o+x it, chgrp it to %u "
-			"with g+x, put the socket elsewhere, or --no-seccomp",
-			dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
-			(unsigned)st.st_gid, (unsigned)ids.uid, (unsigned)ids.gid,
-			(unsigned)ids.gid);
-		return -EACCES;
-	}
-	if (chown(sock, 0, ids.gid) < 0 || chmod(sock, 0660) < 0)
-		return log_errno("give %s to the jail's group %u", sock, (unsigned)ids.gid);
-	return 0;
-}
-
 static int boot_child(struct snap_run *s, struct vmopts *o, struct guest_image *img,
 		      const struct snapshot_fds *files, int rep, const char *run_dir, bool jail)
 {
 	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
 	struct snapshot_meta *meta = NULL;
+	struct jail_kvm_fds kvm;
+	int vcpu_fds[VM_MAX_VCPUS];
 	struct boot_info bi;
 	char cmdline[4096];
 	uint64_t deadline, t_warm;
@@ -401,13 +373,17 @@ static int boot_child(struct snap_run *s, struct vmopts *o, struct guest_image *
 	json_object_seed(0);
 	if (s->agent_port && agent_wait_start(&s->agent, o->spec.vsock, s->agent_port, s->warm_fd))
 		goto out;
-	if (jail && o->spec.dev.vsock && share_socket(run_dir, o->spec.vsock, s->agent_port))
+	/* The poller, a thread of this VMM, reconnects to the socket. */
+	if (jail && o->spec.dev.vsock &&
+	    jail_fs_share_socket(run_dir, o->spec.vsock, s->agent_port != 0))
 		goto out;
+	machine_kvm_fds(s->vm, &kvm, vcpu_fds);
 	if (jail && jail_enter(&(struct jail_opts){.vsock = o->spec.dev.vsock,
 						   .net = o->spec.dev.net,
 						   .boot = true,
 						   .in_netns = o->spec.dev.net,
-						   .run_dir = run_dir}))
+						   .run_dir = run_dir,
+						   .kvm = &kvm}))
 		goto out;
 	deadline = o->timeout_secs ? s->t0 + o->timeout_secs * 1000000000ULL : 0;
 	if (vm_start(s->vm)) {

@@ -93,6 +93,8 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	bool forbidden = test_forbidden(o);
 	const char *test_connect = o->jail ? getenv(JAIL_TEST_CONNECT_ENV) : NULL;
 	struct jail_fs_ids ids;
+	struct jail_kvm_fds kvm;
+	int vcpu_fds[VM_MAX_VCPUS];
 	struct vm *vm;
 
 	/* Its log (vmm.log, console of the batch) must not grow with what the
@@ -171,10 +173,12 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	machine_kvm_fds(vm, &kvm, vcpu_fds);
 	if (o->jail && (err = jail_enter(&(struct jail_opts){.vsock = img->meta.dev.vsock,
 							     .net = img->meta.dev.net,
 							     .in_netns = o->netns,
-							     .run_dir = dir})))
+							     .run_dir = dir,
+							     .kvm = &kvm})))
 		goto out;
 	err = vm_start(vm);
 	if (err) {

@@ -52,7 +52,7 @@ static const struct jail_rule base_rules[] = {
     {"recvmsg", "control requests, with the branch's file descriptors"},
     {"sendto", "control replies; vsock handshake replies and data"},
     /* with argument checks (jail_filter_build): */
-    {"ioctl", "KVM_RUN and the vCPU/VM requests in jail_ioctls() only"},
+    {"ioctl", "the VM's own KVM descriptors only, each with its requests in jail_ioctls()"},
     {"mmap", "malloc, thread stacks; never PROT_EXEC"},
     {"mprotect", "thread stack guard pages; never PROT_EXEC"},
     {"clone", "threads (CLONE_THREAD set), and a live branch's memory writer (flags "
@@ -108,18 +108,28 @@ static const unsigned long allowed_ioctls[] = {
     KVM_TRANSLATE,
     KVM_GET_VCPU_EVENTS,
     KVM_SET_VCPU_EVENTS,
-    /* device interrupts */
-    KVM_IRQ_LINE,
     /* a branch saves the running VM's state (fork/ctl.h); reads only */
-    KVM_GET_MSR_INDEX_LIST,
     KVM_GET_MP_STATE,
     KVM_GET_XCRS,
     KVM_GET_LAPIC,
     KVM_GET_DEBUGREGS,
     KVM_GET_TSC_KHZ,
+    /* on the VM: device interrupts; a branch's VM-wide reads */
+    KVM_IRQ_LINE,
     KVM_GET_IRQCHIP,
     KVM_GET_PIT2,
     KVM_GET_CLOCK,
+    /* on /dev/kvm: a branch lists the MSRs to save */
+    KVM_GET_MSR_INDEX_LIST,
+};
+
+#define VCPU_REQS 18 /* the first ones above */
+#define VM_REQS	  4  /* then these */
+
+static const enum jail_kvm_fd ioctl_kind[ARRAY_SIZE(allowed_ioctls)] = {
+    [0 ... VCPU_REQS - 1] = JAIL_KVM_VCPU,
+    [VCPU_REQS... VCPU_REQS + VM_REQS - 1] = JAIL_KVM_VM,
+    [VCPU_REQS + VM_REQS] = JAIL_KVM_SYS,
 };
 
 static struct jail_rule all_rules[ARRAY_SIZE(base_rules) + ARRAY_SIZE(vsock_rules) +
@@ -151,9 +161,13 @@ const struct jail_rule *jail_rules(const struct jail_opts *o, size_t *n)
 	return all_rules;
 }
 
-const unsigned long *jail_ioctls(size_t *n)
+const unsigned long *jail_ioctls(size_t *n, const enum jail_kvm_fd **kind)
 {
+	_Static_assert(VCPU_REQS + VM_REQS + 1 == ARRAY_SIZE(allowed_ioctls),
+		       "every allowed ioctl has its descriptor");
 	*n = ARRAY_SIZE(allowed_ioctls);
+	if (kind)
+		*kind = ioctl_kind;
 	return allowed_ioctls;
 }
 
@@ -179,6 +193,28 @@ static int add(scmp_filter_ctx ctx, const char *name, unsigned cnt, const struct
 	return err;
 }
 
+/* ioctl(fd, request) for each request of this descriptor's kind. The
+ * kernel reads fd as an unsigned int and the request's low 32 bits
+ * (unsigned int cmd), so those are what is compared. */
+static int add_ioctls(scmp_filter_ctx ctx, int fd, enum jail_kvm_fd kind)
+{
+	int err = 0;
+
+	if (fd < 0)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(allowed_ioctls) && !err; i++) {
+		struct scmp_arg_cmp c[2] = {
+		    SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffULL, (scmp_datum_t)fd),
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL,
+			    (scmp_datum_t)(allowed_ioctls[i] & 0xffffffffUL)),
+		};
+
+		if (ioctl_kind[i] == kind)
+			err = add(ctx, "ioctl", 2, c);
+	}
+	return err;
+}
+
 int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
@@ -194,14 +230,15 @@ int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out)
 	for (size_t i = 0; i < n && !err; i++)
 		if (!is_checked(rules[i].name))
 			err = add(ctx, rules[i].name, 0, NULL);
-	/* ioctl: the kernel uses the request's low 32 bits (unsigned int
-	 * cmd), so those are what is compared. */
-	for (size_t i = 0; i < ARRAY_SIZE(allowed_ioctls) && !err; i++) {
-		struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL,
-						(scmp_datum_t)(allowed_ioctls[i] & 0xffffffffUL));
-
-		err = add(ctx, "ioctl", 1, &c);
+	if (!err && (!o->kvm || o->kvm->vm < 0 || o->kvm->nr_vcpu < 1 || !o->kvm->vcpu)) {
+		log_err("jail: the VM's KVM descriptors are not known: ioctl cannot be limited");
+		err = -EINVAL;
 	}
+	if (!err)
+		err = add_ioctls(ctx, o->kvm->sys, JAIL_KVM_SYS)
+			  ?: add_ioctls(ctx, o->kvm->vm, JAIL_KVM_VM);
+	for (int i = 0; !err && i < o->kvm->nr_vcpu; i++)
+		err = add_ioctls(ctx, o->kvm->vcpu[i], JAIL_KVM_VCPU);
 	if (!err) {
 		struct scmp_arg_cmp c = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
 

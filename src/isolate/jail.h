@@ -35,16 +35,28 @@
 
 #include "common/log.h"
 
+/* The KVM descriptors of the jailed VM: ioctl is allowed on these alone,
+ * each with its own requests (jail_ioctls()): the system one for the MSR
+ * index list, the VM's for interrupts and a branch's VM-wide reads, the
+ * vCPUs' for KVM_RUN and the rest. sys may be -1 (not kept open). */
+struct jail_kvm_fds {
+	int sys;	 /* /dev/kvm */
+	int vm;		 /* KVM_CREATE_VM's */
+	const int *vcpu; /* nr_vcpu of them, KVM_CREATE_VCPU's */
+	int nr_vcpu;
+};
+
 struct jail_opts {
-	bool vsock;	     /* the VM has virtio-vsock: guest-initiated connections need
-			      * socket(AF_UNIX, SOCK_STREAM) and connect; host clients accept4 */
-	bool net;	     /* the VM has virtio-net: tap read/writev */
-	bool boot;	     /* forkd snapshot's VMM, booting: read on its eventfd, timer
-			      * and console pipe */
-	bool in_netns;	     /* already in a network namespace of its own (one
-			      * that allocators count it in): keep it */
-	const char *run_dir; /* the one host directory the VMM still names by
-			      * path (its vsock sockets); must exist */
+	bool vsock;			/* the VM has virtio-vsock: guest-initiated connections need
+					 * socket(AF_UNIX, SOCK_STREAM) and connect; host clients accept4 */
+	bool net;			/* the VM has virtio-net: tap read/writev */
+	bool boot;			/* forkd snapshot's VMM, booting: read on its eventfd, timer
+					 * and console pipe */
+	bool in_netns;			/* already in a network namespace of its own (one
+					 * that allocators count it in): keep it */
+	const char *run_dir;		/* the one host directory the VMM still names by
+					 * path (its vsock sockets); must exist */
+	const struct jail_kvm_fds *kvm; /* required: the descriptors ioctl may name */
 };
 
 /* Environment variable, test-only: set to a child index, the jailed child
@@ -62,9 +74,13 @@ struct jail_rule {
 /* The allowed calls for these options: a static table, *n entries. */
 const struct jail_rule *jail_rules(const struct jail_opts *o, size_t *n);
 
+/* Which KVM descriptor a request is allowed on. */
+enum jail_kvm_fd { JAIL_KVM_SYS, JAIL_KVM_VM, JAIL_KVM_VCPU };
+
 /* The ioctl requests allowed after setup (KVM_RUN and the few the run loop,
- * the emulation assists and the devices use). */
-const unsigned long *jail_ioctls(size_t *n);
+ * the emulation assists and the devices use); kind[i] (may be NULL) gets
+ * the descriptor each one is allowed on. */
+const unsigned long *jail_ioctls(size_t *n, const enum jail_kvm_fd **kind);
 
 /* Build (not load) the filter. The caller releases it with seccomp_release. */
 int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out) __must_check;

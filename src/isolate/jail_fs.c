@@ -57,6 +57,34 @@ int jail_fs_share_dir(const char *dir, const struct jail_fs_ids *ids)
 	return 0;
 }
 
+int jail_fs_share_socket(const char *dir, const char *sock, bool must_reach)
+{
+	struct jail_fs_ids ids;
+	struct stat st;
+	int err;
+
+	if (geteuid() != 0)
+		return 0;
+	if ((err = jail_fs_ids(&ids)))
+		return err;
+	if (stat(dir, &st) < 0)
+		return log_errno("stat %s", dir);
+	if (must_reach && !(st.st_mode & S_IXOTH) &&
+	    !(st.st_uid == ids.uid && st.st_mode & S_IXUSR) &&
+	    !(st.st_gid == ids.gid && st.st_mode & S_IXGRP)) {
+		log_err(
+		    "%s (mode %04o, uid %u gid %u) does not let the jailed VMM (uid %u gid %u) "
+		    "reach its socket %s: chmod o+x it, chgrp it to %u with g+x, put the socket "
+		    "elsewhere, or run unjailed (--no-seccomp)",
+		    dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid,
+		    (unsigned)ids.uid, (unsigned)ids.gid, sock, (unsigned)ids.gid);
+		return -EACCES;
+	}
+	if (chown(sock, 0, ids.gid) < 0 || chmod(sock, 0660) < 0)
+		return log_errno("jail: give %s to the jail's group %u", sock, (unsigned)ids.gid);
+	return 0;
+}
+
 static int write_proc(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;

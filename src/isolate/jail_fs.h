@@ -55,6 +55,12 @@ int jail_fs_ids(struct jail_fs_ids *ids) __must_check;
  * Only as root (a no-op otherwise: the VMM keeps forkd's own uid). */
 int jail_fs_share_dir(const char *dir, const struct jail_fs_ids *ids) __must_check;
 
+/* A socket the jailed VMM itself bound in dir (as root, before the jail)
+ * and must reconnect to afterwards (forkd snapshot's agent poller): it
+ * becomes root:<jail gid> 0660. must_reach: dir has to let the jail's ids
+ * through, else -EACCES naming the fix. Only as root (a no-op otherwise). */
+int jail_fs_share_socket(const char *dir, const char *sock, bool must_reach) __must_check;
+
 /* Steps 1-2. run_dir: the one directory the VMM keeps (must exist).
  * new_netns: also leave the current network namespace for an empty one.
  * Single-threaded callers only. On failure the process is in an unknown
