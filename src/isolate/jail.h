@@ -12,8 +12,9 @@
  *   2. PR_SET_NO_NEW_PRIVS: no exec can give anything back;
  *   3. a seccomp allow-list (libseccomp): the system calls the vCPU run
  *      loops, the event loop and the devices make after setup, with
- *      arguments checked where that narrows them (ioctl by request, clone
- *      only for threads, socket only AF_UNIX streams, mmap/mprotect never
+ *      arguments checked where that narrows them (ioctl only on the VM's
+ *      own KVM descriptors, each with its requests; clone only for
+ *      threads, socket only AF_UNIX streams, mmap/mprotect never
  *      executable, prctl only PR_SET_NAME, tgkill only this process). Any
  *      other call kills the whole process with SIGSYS
  *      (SCMP_ACT_KILL_PROCESS). clone3 fails with ENOSYS instead, because
