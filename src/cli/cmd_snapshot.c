@@ -382,7 +382,6 @@ static int boot_child(struct snap_run *s, struct vmopts *o, struct guest_image *
 	if (jail && jail_enter(&(struct jail_opts){.vsock = o->spec.dev.vsock,
 						   .net = o->spec.dev.net,
 						   .boot = true,
-						   .in_netns = o->spec.dev.net,
 						   .run_dir = run_dir,
 						   .kvm = &kvm}))
 		goto out;
