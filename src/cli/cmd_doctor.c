@@ -37,6 +37,8 @@
 #include "common/file.h"
 #include "common/util.h"
 #include "isolate/cgroup.h"
+#include "isolate/jail.h"
+#include "isolate/jail_fs.h"
 #include "isolate/netns.h"
 #include "isolate/nl.h"
 #include "isolate/nl_nft.h"
@@ -417,6 +419,30 @@ static void check_memfd(struct report *r)
 	close(fd);
 }
 
+/* What the VMM jail enforces (isolate/jail.h), tried in a throwaway
+ * process: the view of the host and the ids for real, the filter by what
+ * it holds. */
+static void check_jail(struct report *r)
+{
+	struct jail_opts o = {.vsock = true};
+	char msg[TEXT - 64];
+	size_t calls, ioctls;
+
+	if (jail_fs_probe(msg, sizeof(msg)))
+		add(r, "vmm-jail", FAIL,
+		    "run forkd as root (or with user namespaces allowed); check "
+		    "$" JAIL_FS_UID_ENV " / $" JAIL_FS_GID_ENV,
+		    "jailed VMMs cannot start: %s", msg);
+	else
+		add(r, "vmm-jail", PASS, NULL, "%s", msg);
+	jail_rules(&o, &calls);
+	jail_ioctls(&ioctls, NULL);
+	add(r, "vmm-seccomp", PASS, NULL,
+	    "no capabilities, no_new_privs, an allow-list of %zu system calls (others kill the "
+	    "VMM), ioctl only on the VM's own KVM descriptors, %zu requests, each on its kind",
+	    calls, ioctls);
+}
+
 static void check_userfaultfd(struct report *r)
 {
 	char *knob = slurp("/proc/sys/vm/unprivileged_userfaultfd");
@@ -722,6 +748,7 @@ int cmd_doctor(int argc, char **argv)
 	check_network(r);
 	check_hugepages(r);
 	check_memfd(r);
+	check_jail(r);
 	check_userfaultfd(r);
 	check_ksm(r);
 	check_snapshot_dir(r);

@@ -114,13 +114,14 @@ static void fork_usage(FILE *f)
 	    "                         and reported as oom_killed\n"
 	    "  --cgroup-root DIR      with --memory-limit-mib: use the cgroup hierarchy\n"
 	    "                         mounted at DIR (v1 or v2), forkd/ directly under it\n"
-	    "  --no-seccomp           do not jail the children's VMMs (no seccomp filter,\n"
-	    "                         capabilities kept): UNSAFE, for debugging only\n"
+	    "  --no-seccomp           do not jail the children's VMMs (no seccomp filter;\n"
+	    "                         forkd's uid, capabilities, mounts): UNSAFE, debug only\n"
 	    "  -h, --help             this text\n"
 	    "\n"
-	    "Each child's VMM is jailed before its vCPUs run: no new privileges, no\n"
-	    "capabilities, and a seccomp allow-list; a forbidden system call kills it\n"
-	    "with SIGSYS (see docs/SECURITY.md).\n"
+	    "Each child's VMM is jailed before its vCPUs run: its own mount namespace\n"
+	    "(only its run directory), its own network namespace, an unprivileged uid\n"
+	    "($FORKD_JAIL_UID), no new privileges, no capabilities, and a seccomp\n"
+	    "allow-list; a forbidden system call kills it with SIGSYS (docs/SECURITY.md).\n"
 	    "\n"
 	    "When the snapshot's guest runs forkd's agent (snapshot.json agent_port), a\n"
 	    "child counts as started only once its agent answered after_fork (fresh\n"
@@ -548,7 +549,8 @@ int cmd_fork(int argc, char **argv)
 		return 1;
 	if (a.no_seccomp)
 		log_warn("--no-seccomp: children run WITHOUT the VMM jail (no seccomp filter, "
-			 "capabilities kept); a guest that breaks out of its VMM gets this "
+			 "forkd's uid, capabilities and mounts kept); a guest that breaks out of "
+			 "its VMM gets this "
 			 "process's privileges on the host. UNSAFE: use it for debugging only");
 	if (snapshot_image_load(a.tag, &img))
 		return 1;

@@ -57,8 +57,9 @@ static void serve_usage(FILE *f)
 		"                        capabilities kept): UNSAFE, for debugging only\n"
 		"  -h, --help            this text\n"
 		"\n"
-		"Each sandbox's VMM is jailed before its vCPUs run: no new privileges, no\n"
-		"capabilities, and a seccomp allow-list (see docs/SECURITY.md).\n"
+		"Each sandbox's VMM is jailed before its vCPUs run: its own mount namespace\n"
+		"(only its run directory), an unprivileged uid ($FORKD_JAIL_UID), no new\n"
+		"privileges, no capabilities, a seccomp allow-list (see docs/SECURITY.md).\n"
 		"Snapshots are read from $FORKD_HOME/snapshots (see 'forkd snapshot').\n",
 		DAEMON_DEFAULT_BIND, DAEMON_AGENT_TIMEOUT_SECS, HTTP_IDLE_SECS,
 		HTTP_MAX_CONNECTIONS, HTTP_MAX_PER_CLIENT);
@@ -177,7 +178,8 @@ int cmd_serve(int argc, char **argv)
 		    "start, drive and delete sandboxes (as root). Leave it out to use a token");
 	if (cfg.no_jail)
 		log_warn("--no-seccomp: sandboxes run WITHOUT the VMM jail (no seccomp filter, "
-			 "capabilities kept); a guest that breaks out of its VMM gets the "
+			 "forkd's uid, capabilities and mounts kept); a guest that breaks out of "
+			 "its VMM gets the "
 			 "daemon's privileges on the host. UNSAFE: use it for debugging only");
 	return daemon_run(&cfg);
 }

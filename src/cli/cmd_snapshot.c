@@ -36,6 +36,7 @@
 #include "cli/console_tap.h"
 #include "cli/vmopts.h"
 #include "isolate/jail.h"
+#include "isolate/jail_fs.h"
 #include "isolate/netns.h"
 #include "common/file.h"
 #include "common/util.h"
@@ -94,7 +95,8 @@ static void snapshot_usage(FILE *f)
 		"  --force                replace an existing snapshot with this tag\n"
 		"  --no-seccomp           boot WITHOUT the VMM jail (by default the VM runs\n"
 		"                         in a child process jailed like a fork's children:\n"
-		"                         no capabilities, a seccomp allow-list, the\n"
+		"                         own mount/network namespace and uid, no capabilities,\n"
+		"                         a seccomp allow-list, the\n"
 		"                         snapshot's files passed to it open); unsafe,\n"
 		"                         for debugging\n"
 		"  --json                 print {tag, dir, seconds, warm_after_seconds,\n"
@@ -310,10 +312,12 @@ static void report_failure(struct snap_run *s, int status, uint64_t timeout_secs
  * start, once written) on rep; its exit status is the outcome, the reason
  * already said. Never tears the VM down: the process only exits. */
 static int boot_child(struct snap_run *s, struct vmopts *o, struct guest_image *img,
-		      const struct snapshot_fds *files, int rep, bool jail)
+		      const struct snapshot_fds *files, int rep, const char *run_dir, bool jail)
 {
 	struct itimerspec every = {{PROGRESS_SECS, 0}, {PROGRESS_SECS, 0}};
 	struct snapshot_meta *meta = NULL;
+	struct jail_kvm_fds kvm;
+	int vcpu_fds[VM_MAX_VCPUS];
 	struct boot_info bi;
 	char cmdline[4096];
 	uint64_t deadline, t_warm;
@@ -370,8 +374,16 @@ static int boot_child(struct snap_run *s, struct vmopts *o, struct guest_image *
 	json_object_seed(0);
 	if (s->agent_port && agent_wait_start(&s->agent, o->spec.vsock, s->agent_port, s->warm_fd))
 		goto out;
-	if (jail && jail_enter(&(struct jail_opts){
-			.vsock = o->spec.dev.vsock, .net = o->spec.dev.net, .boot = true}))
+	/* The poller, a thread of this VMM, reconnects to the socket. */
+	if (jail && o->spec.dev.vsock &&
+	    jail_fs_share_socket(run_dir, o->spec.vsock, s->agent_port != 0))
+		goto out;
+	machine_kvm_fds(s->vm, &kvm, vcpu_fds);
+	if (jail && jail_enter(&(struct jail_opts){.vsock = o->spec.dev.vsock,
+						   .net = o->spec.dev.net,
+						   .boot = true,
+						   .run_dir = run_dir,
+						   .kvm = &kvm}))
 		goto out;
 	deadline = o->timeout_secs ? s->t0 + o->timeout_secs * 1000000000ULL : 0;
 	if (vm_start(s->vm)) {
@@ -493,6 +505,8 @@ int cmd_snapshot(int argc, char **argv)
 	struct snap_run s = {.warm_fd = -1, .epfd = -1, .timer_fd = -1};
 	struct snapshot_fds files = {-1, -1, -1};
 	char dir[PATH_MAX], tmpdir[PATH_MAX + 32] = "", vsock_dir[64] = "", vsock_path[128];
+	char run_dir[PATH_MAX + 32];
+	struct jail_fs_ids jail_ids;
 	char err[600];
 	const char *tag = NULL, *image = NULL;
 	bool force = false, agent_port_set = false, net = false, json = false, no_jail = false;
@@ -637,6 +651,8 @@ int cmd_snapshot(int argc, char **argv)
 			goto out;
 		}
 		snprintf(vsock_path, sizeof(vsock_path), "%s/vsock.sock", vsock_dir);
+		if (!no_jail && (jail_fs_ids(&jail_ids) || jail_fs_share_dir(vsock_dir, &jail_ids)))
+			goto out;
 		o.spec.vsock = vsock_path;
 		o.spec.dev.vsock = true;
 	}
@@ -654,6 +670,20 @@ int cmd_snapshot(int argc, char **argv)
 	snprintf(tmpdir, sizeof(tmpdir), "%s.tmp.%d", dir, (int)getpid());
 	if (make_dirs(tmpdir, 0755) || snapshot_fds_create(tmpdir, o.spec.mem_mib * MIB, &files))
 		goto out;
+	/* The jailed VMM's root keeps one directory: its socket's, else this
+	 * private one (it names nothing in it: the files are descriptors). */
+	if (o.spec.dev.vsock) {
+		char *slash;
+
+		snprintf(run_dir, sizeof(run_dir), "%s", o.spec.vsock);
+		slash = strrchr(run_dir, '/');
+		if (!slash)
+			snprintf(run_dir, sizeof(run_dir), ".");
+		else
+			*(slash == run_dir ? slash + 1 : slash) = 0;
+	} else {
+		snprintf(run_dir, sizeof(run_dir), "%s", tmpdir);
+	}
 	s.warm_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	s.epfd = epoll_create1(EPOLL_CLOEXEC);
 	s.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -684,7 +714,7 @@ int cmd_snapshot(int argc, char **argv)
 		close(rep[0]);
 		if (json_fd >= 0)
 			close(json_fd);
-		_exit(boot_child(&s, &o, img, &files, rep[1], !no_jail));
+		_exit(boot_child(&s, &o, img, &files, rep[1], run_dir, !no_jail));
 	}
 	close(rep[1]);
 	rep[1] = -1;

@@ -28,6 +28,7 @@
 #include "snapshot/snapshot_image.h"
 #include "daemon/sandbox.h"
 #include "snapshot/guest_image.h"
+#include "isolate/jail_fs.h"
 
 enum job_state { JOB_NONE, JOB_RUNNING, JOB_DONE, JOB_FAILED };
 
@@ -507,6 +508,7 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 	char vsock[PATH_MAX + 16], console[PATH_MAX + 16];
 	json_int_t mem, vcpus;
 	struct job_rec j = {0};
+	struct jail_fs_ids ids;
 	struct stat st;
 	bool image;
 	json_t *v;
@@ -590,6 +592,12 @@ void api_snapshots_create(struct api_req *rq, struct api_resp *rs)
 	snprintf(console, sizeof(console), "%s/console.log", j.dir);
 	if (remove_dir(j.dir) || mkdir(j.dir, 0700) < 0) {
 		api_error(rs, 500, "cannot create %s: %s", j.dir, strerror(errno));
+		goto unlock;
+	}
+	/* The job's jailed VMM (another uid) polls its agent through vsock.sock
+	 * in here (isolate/jail_fs.h). */
+	if (!d->cfg.no_jail && (jail_fs_ids(&ids) || jail_fs_share_dir(j.dir, &ids))) {
+		api_error(rs, 500, "cannot give %s to the VMM jail's group", j.dir);
 		goto unlock;
 	}
 	/* The Linux guest kernel is emulated on KVM-PVM: ~10 minutes to warm. */

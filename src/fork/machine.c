@@ -91,3 +91,11 @@ fail:
 	vm_destroy(vm);
 	return err;
 }
+
+void machine_kvm_fds(const struct vm *vm, struct jail_kvm_fds *out, int vcpu_fds[VM_MAX_VCPUS])
+{
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_fds[i] = vm->vcpus[i].fd;
+	*out = (struct jail_kvm_fds){
+	    .sys = vm->kvm_fd, .vm = vm->vm_fd, .vcpu = vcpu_fds, .nr_vcpu = vm->nr_vcpus};
+}

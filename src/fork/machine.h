@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "devices/virtio/blk.h"
+#include "isolate/jail.h"
 #include "snapshot/snapshot.h"
 #include "vmm/vm.h"
 
@@ -46,5 +47,9 @@ struct vmctl;
 
 /* Create the VM and all its devices. On failure everything is released. */
 int machine_build(struct vm *vm, const struct machine_spec *s, struct vmctl **vmctl) __must_check;
+
+/* The VM's KVM descriptors, for the jail's ioctl rules (isolate/jail.h);
+ * vcpu_fds is the storage out->vcpu points to. */
+void machine_kvm_fds(const struct vm *vm, struct jail_kvm_fds *out, int vcpu_fds[VM_MAX_VCPUS]);
 
 #endif

@@ -18,6 +18,7 @@
 #include "fork/machine.h"
 #include "isolate/cgroup.h"
 #include "isolate/jail.h"
+#include "isolate/jail_fs.h"
 #include "isolate/netns.h"
 
 /* Live fork: the child's RAM is a memfd holding a copy of memory.bin. Only
@@ -90,6 +91,10 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	char dir[PATH_MAX + 32], path[PATH_MAX + 64], vsock_path[PATH_MAX + 64];
 	int console_fd, err, status;
 	bool forbidden = test_forbidden(o);
+	const char *test_connect = o->jail ? getenv(JAIL_TEST_CONNECT_ENV) : NULL;
+	struct jail_fs_ids ids;
+	struct jail_kvm_fds kvm;
+	int vcpu_fds[VM_MAX_VCPUS];
 	struct vm *vm;
 
 	/* Its log (vmm.log, console of the batch) must not grow with what the
@@ -106,6 +111,9 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 			return log_errno("mkdir %s", dir);
 	}
+	/* The jailed VMM (another uid) still reaches "<dir>/vsock.sock_P". */
+	if (o->jail && ((err = jail_fs_ids(&ids)) || (err = jail_fs_share_dir(dir, &ids))))
+		return err;
 	snprintf(path, sizeof(path), "%s/console.log", dir);
 	console_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (console_fd < 0)
@@ -165,8 +173,12 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	machine_kvm_fds(vm, &kvm, vcpu_fds);
 	if (o->jail && (err = jail_enter(&(struct jail_opts){.vsock = img->meta.dev.vsock,
-							     .net = img->meta.dev.net})))
+							     .net = img->meta.dev.net,
+							     .in_netns = o->netns,
+							     .run_dir = dir,
+							     .kvm = &kvm})))
 		goto out;
 	err = vm_start(vm);
 	if (err) {
@@ -177,6 +189,8 @@ static int child_run(const struct snapshot_image *img, const struct child_opts *
 	report(o, 0, now_ns() - t_fork);
 	if (forbidden)
 		jail_test_forbidden_call();
+	if (test_connect && img->meta.dev.vsock)
+		jail_test_connect(test_connect);
 	vm_wait(vm, -1, 0);
 	status = vm_finish(vm, VM_EXIT_ERROR);
 	/* Jailed, the process only exits: tearing down would unlink the vsock

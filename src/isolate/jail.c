@@ -12,9 +12,11 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/util.h"
+#include "isolate/jail_fs.h"
 
 /* Every call below was seen in jailed children running the fork tests
  * (blk, vsock, rng, live fork, several vCPUs) under strace -f, except the
@@ -50,7 +52,7 @@ static const struct jail_rule base_rules[] = {
     {"recvmsg", "control requests, with the branch's file descriptors"},
     {"sendto", "control replies; vsock handshake replies and data"},
     /* with argument checks (jail_filter_build): */
-    {"ioctl", "KVM_RUN and the vCPU/VM requests in jail_ioctls() only"},
+    {"ioctl", "the VM's own KVM descriptors only, each with its requests in jail_ioctls()"},
     {"mmap", "malloc, thread stacks; never PROT_EXEC"},
     {"mprotect", "thread stack guard pages; never PROT_EXEC"},
     {"clone", "threads (CLONE_THREAD set), and a live branch's memory writer (flags "
@@ -106,18 +108,28 @@ static const unsigned long allowed_ioctls[] = {
     KVM_TRANSLATE,
     KVM_GET_VCPU_EVENTS,
     KVM_SET_VCPU_EVENTS,
-    /* device interrupts */
-    KVM_IRQ_LINE,
     /* a branch saves the running VM's state (fork/ctl.h); reads only */
-    KVM_GET_MSR_INDEX_LIST,
     KVM_GET_MP_STATE,
     KVM_GET_XCRS,
     KVM_GET_LAPIC,
     KVM_GET_DEBUGREGS,
     KVM_GET_TSC_KHZ,
+    /* on the VM: device interrupts; a branch's VM-wide reads */
+    KVM_IRQ_LINE,
     KVM_GET_IRQCHIP,
     KVM_GET_PIT2,
     KVM_GET_CLOCK,
+    /* on /dev/kvm: a branch lists the MSRs to save */
+    KVM_GET_MSR_INDEX_LIST,
+};
+
+#define VCPU_REQS 18 /* the first ones above */
+#define VM_REQS	  4  /* then these */
+
+static const enum jail_kvm_fd ioctl_kind[ARRAY_SIZE(allowed_ioctls)] = {
+    [0 ... VCPU_REQS - 1] = JAIL_KVM_VCPU,
+    [VCPU_REQS... VCPU_REQS + VM_REQS - 1] = JAIL_KVM_VM,
+    [VCPU_REQS + VM_REQS] = JAIL_KVM_SYS,
 };
 
 static struct jail_rule all_rules[ARRAY_SIZE(base_rules) + ARRAY_SIZE(vsock_rules) +
@@ -149,9 +161,13 @@ const struct jail_rule *jail_rules(const struct jail_opts *o, size_t *n)
 	return all_rules;
 }
 
-const unsigned long *jail_ioctls(size_t *n)
+const unsigned long *jail_ioctls(size_t *n, const enum jail_kvm_fd **kind)
 {
+	_Static_assert(VCPU_REQS + VM_REQS + 1 == ARRAY_SIZE(allowed_ioctls),
+		       "every allowed ioctl has its descriptor");
 	*n = ARRAY_SIZE(allowed_ioctls);
+	if (kind)
+		*kind = ioctl_kind;
 	return allowed_ioctls;
 }
 
@@ -177,6 +193,28 @@ static int add(scmp_filter_ctx ctx, const char *name, unsigned cnt, const struct
 	return err;
 }
 
+/* ioctl(fd, request) for each request of this descriptor's kind. The
+ * kernel reads fd as an unsigned int and the request's low 32 bits
+ * (unsigned int cmd), so those are what is compared. */
+static int add_ioctls(scmp_filter_ctx ctx, int fd, enum jail_kvm_fd kind)
+{
+	int err = 0;
+
+	if (fd < 0)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(allowed_ioctls) && !err; i++) {
+		struct scmp_arg_cmp c[2] = {
+		    SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffULL, (scmp_datum_t)fd),
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL,
+			    (scmp_datum_t)(allowed_ioctls[i] & 0xffffffffUL)),
+		};
+
+		if (ioctl_kind[i] == kind)
+			err = add(ctx, "ioctl", 2, c);
+	}
+	return err;
+}
+
 int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
@@ -192,14 +230,15 @@ int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out)
 	for (size_t i = 0; i < n && !err; i++)
 		if (!is_checked(rules[i].name))
 			err = add(ctx, rules[i].name, 0, NULL);
-	/* ioctl: the kernel uses the request's low 32 bits (unsigned int
-	 * cmd), so those are what is compared. */
-	for (size_t i = 0; i < ARRAY_SIZE(allowed_ioctls) && !err; i++) {
-		struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL,
-						(scmp_datum_t)(allowed_ioctls[i] & 0xffffffffUL));
-
-		err = add(ctx, "ioctl", 1, &c);
+	if (!err && (!o->kvm || o->kvm->vm < 0 || o->kvm->nr_vcpu < 1 || !o->kvm->vcpu)) {
+		log_err("jail: the VM's KVM descriptors are not known: ioctl cannot be limited");
+		err = -EINVAL;
 	}
+	if (!err)
+		err = add_ioctls(ctx, o->kvm->sys, JAIL_KVM_SYS)
+			  ?: add_ioctls(ctx, o->kvm->vm, JAIL_KVM_VM);
+	for (int i = 0; !err && i < o->kvm->nr_vcpu; i++)
+		err = add_ioctls(ctx, o->kvm->vcpu[i], JAIL_KVM_VCPU);
 	if (!err) {
 		struct scmp_arg_cmp c = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
 
@@ -249,14 +288,11 @@ int jail_filter_build(const struct jail_opts *o, scmp_filter_ctx *out)
 	return 0;
 }
 
-int jail_drop_caps(void)
+/* Dropping from the bounding set needs CAP_SETPCAP. An unprivileged forkd
+ * has none to drop (EPERM): with no_new_privs no exec can raise its
+ * capabilities from the bounding set anyway. */
+static int drop_bounding(void)
 {
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-	/* The bounding set first: dropping from it needs CAP_SETPCAP. An
-	 * unprivileged forkd has none to drop (EPERM): with no_new_privs no
-	 * exec can raise its capabilities from the bounding set anyway. */
 	for (int cap = 0; cap <= 63; cap++) {
 		int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
 
@@ -265,6 +301,17 @@ int jail_drop_caps(void)
 		if (r == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EPERM)
 			return log_errno("jail: PR_CAPBSET_DROP(%d)", cap);
 	}
+	return 0;
+}
+
+int jail_drop_caps(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	int err;
+
+	if ((err = drop_bounding()))
+		return err;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return log_errno("jail: PR_CAP_AMBIENT_CLEAR_ALL");
 	memset(data, 0, sizeof(data));
@@ -273,12 +320,18 @@ int jail_drop_caps(void)
 	return 0;
 }
 
+/* The order: the namespaces and the new root need CAP_SYS_ADMIN; the
+ * bounding set needs CAP_SETPCAP, which the uid change takes away; the uid
+ * change needs CAP_SETUID/CAP_SETGID, which the bounding drop leaves in the
+ * effective set; the filter comes last, as it forbids all of these. */
 int jail_enter(const struct jail_opts *o)
 {
+	struct jail_fs_ids ids;
 	scmp_filter_ctx ctx;
 	int err;
 
-	if ((err = jail_drop_caps()))
+	if ((err = jail_fs_ids(&ids)) || (err = jail_fs_enter(o->run_dir, !o->in_netns)) ||
+	    (err = drop_bounding()) || (err = jail_fs_become(&ids)) || (err = jail_drop_caps()))
 		return err;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return log_errno("jail: PR_SET_NO_NEW_PRIVS");
@@ -302,4 +355,31 @@ void jail_test_forbidden_call(void)
 		fd);
 	if (fd >= 0)
 		close(fd);
+}
+
+void jail_test_connect(const char *paths)
+{
+	for (const char *p = paths; p && *p;) {
+		const char *end = strchrnul(p, ',');
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		size_t len = (size_t)(end - p);
+		int fd;
+
+		if (len > 0 && len < sizeof(sa.sun_path)) {
+			memcpy(sa.sun_path, p, len);
+			if (p[0] == '@')
+				sa.sun_path[0] = 0;
+			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (fd < 0 ||
+			    connect(fd, (struct sockaddr *)&sa,
+				    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+				log_info("jail: test: connect(%.*s): %s", (int)len, p,
+					 strerror(errno));
+			else
+				log_info("jail: test: connect(%.*s): connected", (int)len, p);
+			if (fd >= 0)
+				close(fd);
+		}
+		p = *end ? end + 1 : end;
+	}
 }

@@ -69,6 +69,15 @@ class Env:
         shutil.rmtree(self.top, ignore_errors=True)
 
 
+def jail_uid():
+    """The uid of jailed VMMs (src/isolate/jail_fs.h)."""
+    return int(os.environ.get("FORKD_JAIL_UID", 0x666f726b))
+
+
+def jail_gid():
+    return int(os.environ.get("FORKD_JAIL_GID", jail_uid()))
+
+
 def read_pidfile(path):
     try:
         with open(path) as f:

@@ -148,6 +148,11 @@ def test_jail_and_run_dir(daemon, spawn):
         status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
     assert status["Seccomp"].strip() == "2" and status["NoNewPrivs"].strip() == "1", status
     assert int(status["CapEff"], 16) == 0, status
+    if os.geteuid() == 0:  # the jail's ids (src/isolate/jail_fs.h)
+        assert status["Uid"].split() == [str(harness.jail_uid())] * 4, status
+        assert status["Gid"].split() == [str(harness.jail_gid())] * 4, status
+    for ns in ("mnt", "net"):
+        assert os.readlink("/proc/%d/ns/%s" % (k["pid"], ns)) != os.readlink("/proc/self/ns/" + ns)
     assert os.path.exists(k["vsock"])
     assert daemon.request("DELETE", "/v1/sandboxes/" + k["id"])[0] == 200
     # The jailed VMM cannot unlink its socket: the daemon removed the lot.

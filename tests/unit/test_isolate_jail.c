@@ -5,11 +5,13 @@
  * rule (exported as BPF). Then the real thing, each case in a forked
  * process that enters the jail: what the run loop and devices need still
  * works (write, getrandom, futex, a thread, ioctl KVM_RUN reaching the
- * kernel), clone3 fails softly with ENOSYS, and every forbidden call
- * (open, a tap ioctl, an AF_INET socket, fork, executable mmap, another
- * prctl, a signal to another process, execve) kills the process with
- * SIGSYS. Capabilities: all sets empty after jail_drop_caps(). No KVM or
- * root needed (root only adds the bounding set check). */
+ * kernel on a "vCPU" descriptor, KVM_IRQ_LINE on the "VM" one), clone3
+ * fails softly with ENOSYS, and every forbidden call (open, a tap ioctl,
+ * KVM_RUN on a descriptor that is no vCPU of the VM, KVM_IRQ_LINE on a
+ * vCPU, an AF_INET socket, fork, executable mmap, another prctl, a signal
+ * to another process, execve) kills the process with SIGSYS. A filter for
+ * the most vCPUs a VM may have still fits the kernel's limit. Capabilities: all sets empty after
+ * jail_drop_caps(). No KVM or root needed (root only adds the bounding set check). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -37,6 +39,7 @@
 
 #include "common/util.h"
 #include "isolate/jail.h"
+#include "vmm/vm.h"
 
 static bool listed(const struct jail_opts *o, const char *name)
 {
@@ -59,7 +62,8 @@ static void test_rules_by_device_set(void **state)
 	    "vfork",	"clone3",  "socketpair", "bind",       "listen",      "seccomp"};
 	struct jail_opts plain = {0}, vsock = {.vsock = true}, net = {.net = true};
 	size_t n, nio;
-	const unsigned long *io = jail_ioctls(&nio);
+	const enum jail_kvm_fd *kind;
+	const unsigned long *io = jail_ioctls(&nio, &kind);
 
 	for (size_t i = 0; i < ARRAY_SIZE(never); i++) {
 		assert_false(listed(&plain, never[i]));
@@ -85,8 +89,10 @@ static void test_rules_by_device_set(void **state)
 
 	bool run = false, irq = false;
 	for (size_t i = 0; i < nio; i++) {
-		run |= io[i] == KVM_RUN;
-		irq |= io[i] == KVM_IRQ_LINE;
+		run |= io[i] == KVM_RUN && kind[i] == JAIL_KVM_VCPU;
+		irq |= io[i] == KVM_IRQ_LINE && kind[i] == JAIL_KVM_VM;
+		if (io[i] == KVM_GET_MSR_INDEX_LIST)
+			assert_int_equal(kind[i], JAIL_KVM_SYS);
 		/* No VM-building or file-system request survives setup. */
 		assert_true(io[i] != KVM_CREATE_VCPU && io[i] != KVM_SET_USER_MEMORY_REGION &&
 			    io[i] != KVM_CREATE_VM && io[i] != TUNSETIFF &&
@@ -95,13 +101,25 @@ static void test_rules_by_device_set(void **state)
 	assert_true(run && irq);
 }
 
+/* The "KVM descriptors" of the jailed test processes: fds[0] plays a vCPU,
+ * fds[1] the VM (pipes: a request that passes the filter gets ENOTTY). */
+static int fds[2] = {-1, -1};
+static char scratch[] = "/tmp/forkd-test-jail.XXXXXX";
+
 static void test_filter_builds(void **state)
 {
-	struct jail_opts sets[] = {{0}, {.vsock = true}, {.net = true}, {.vsock = 1, .net = 1}};
+	int vcpus[VM_MAX_VCPUS];
+	struct jail_kvm_fds k = {.sys = 3, .vm = 4, .vcpu = vcpus, .nr_vcpu = VM_MAX_VCPUS};
+	struct jail_opts sets[] = {{.kvm = &k},
+				   {.vsock = true, .kvm = &k},
+				   {.net = true, .kvm = &k},
+				   {.vsock = 1, .net = 1, .kvm = &k}};
+	scmp_filter_ctx ctx;
 
+	for (int i = 0; i < VM_MAX_VCPUS; i++)
+		vcpus[i] = 5 + i;
 	for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
-		scmp_filter_ctx ctx;
-		char buf[65536];
+		static char buf[65536];
 		int p[2];
 		ssize_t len;
 
@@ -110,13 +128,19 @@ static void test_filter_builds(void **state)
 		assert_int_equal(pipe(p), 0);
 		assert_int_equal(seccomp_export_bpf(ctx, p[1]), 0);
 		close(p[1]);
-		len = read(p[0], buf, sizeof(buf));
+		len = 0;
+		for (ssize_t r; (r = read(p[0], buf + len, sizeof(buf) - (size_t)len)) > 0;)
+			len += r;
 		close(p[0]);
 		/* struct sock_filter is 8 bytes; the argument checks alone
-		 * take dozens of instructions. */
+		 * take dozens of instructions, and the kernel takes at most
+		 * BPF_MAXINSNS (4096) in one filter. */
 		assert_true(len > 40 * 8 && len % 8 == 0);
+		assert_true(len / 8 < 4096);
 		seccomp_release(ctx);
 	}
+	/* Without the VM's descriptors there is no ioctl rule to make. */
+	assert_int_equal(jail_filter_build(&(struct jail_opts){0}, &ctx), -EINVAL);
 }
 
 /* Run fn in a forked process after jail_enter(); return its wait status. */
@@ -129,7 +153,15 @@ static int jailed(void (*fn)(void), const struct jail_opts *o)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		if (jail_enter(o))
+		struct jail_opts c = *o;
+		int vcpu[1] = {fds[0]};
+		struct jail_kvm_fds k = {.sys = -1, .vm = fds[1], .vcpu = vcpu, .nr_vcpu = 1};
+
+		if (!c.run_dir)
+			c.run_dir = scratch;
+		if (!c.kvm)
+			c.kvm = &k;
+		if (jail_enter(&c))
 			_exit(90);
 		fn();
 		_exit(0);
@@ -145,8 +177,6 @@ static void *thread_fn(void *arg)
 }
 
 /* Exit codes tell which check failed. */
-static int fds[2] = {-1, -1};
-
 static void allowed_after_jail(void)
 {
 	uint8_t r[16];
@@ -161,6 +191,8 @@ static void allowed_after_jail(void)
 	/* KVM_RUN passes the filter; the pipe is no vCPU, so ENOTTY. */
 	if (ioctl(fds[0], KVM_RUN, 0) != -1 || errno != ENOTTY)
 		_exit(12);
+	if (ioctl(fds[1], KVM_IRQ_LINE, NULL) != -1 || errno != ENOTTY)
+		_exit(17);
 	if (pthread_create(&t, NULL, thread_fn, &v) || pthread_join(t, NULL) || v != 42)
 		_exit(13);
 	m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -177,10 +209,7 @@ static void test_allowed_calls_work(void **state)
 {
 	int st;
 
-	assert_int_equal(pipe(fds), 0);
 	st = jailed(allowed_after_jail, &(struct jail_opts){0});
-	close(fds[0]);
-	close(fds[1]);
 	if (WIFSIGNALED(st))
 		fail_msg("jailed process killed by signal %d", WTERMSIG(st));
 	assert_true(WIFEXITED(st));
@@ -239,6 +268,18 @@ static void do_ioctl_upper_bits(void)
 	 * with junk above them must not pass as something else. */
 	syscall(SYS_ioctl, 0, 0x100000000ULL | TUNSETIFF, 0);
 }
+static void do_run_on_vm(void)
+{
+	ioctl(fds[1], KVM_RUN, 0);
+}
+static void do_run_on_other(void)
+{
+	ioctl(0, KVM_RUN, 0);
+}
+static void do_irq_on_vcpu(void)
+{
+	ioctl(fds[0], KVM_IRQ_LINE, NULL);
+}
 static void do_test_hook(void)
 {
 	jail_test_forbidden_call();
@@ -253,6 +294,9 @@ static void test_forbidden_calls_kill(void **state)
 	    {"open", do_open},
 	    {"ioctl TUNSETIFF", do_tun_ioctl},
 	    {"ioctl with bits above 32", do_ioctl_upper_bits},
+	    {"ioctl KVM_RUN on the VM", do_run_on_vm},
+	    {"ioctl KVM_RUN on stdin", do_run_on_other},
+	    {"ioctl KVM_IRQ_LINE on a vCPU", do_irq_on_vcpu},
 	    {"socket AF_INET", do_inet_socket},
 	    {"socket AF_UNIX SOCK_DGRAM", do_unix_dgram},
 	    {"fork", do_fork},
@@ -330,5 +374,11 @@ int main(void)
 	    cmocka_unit_test(test_caps_dropped),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int r;
+
+	if (pipe(fds) || !mkdtemp(scratch))
+		return 1;
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	rmdir(scratch);
+	return r;
 }

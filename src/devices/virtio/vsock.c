@@ -81,8 +81,17 @@ static void guest_connect(struct vsock *vs, const struct vsock_hdr *h)
 	/* A Unix socket connects at once or not at all (EAGAIN: the
 	 * listener's backlog is full); either way the guest hears now. */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		log_debug("virtio-vsock: guest port %u to %s: %s", h->src_port, sa.sun_path,
-			  strerror(errno));
+		/* Nobody listening is the guest's business; a listener this
+		 * process may not reach is the host's (a jailed VMM runs as the
+		 * jail's uid/gid: isolate/jail_fs.h). */
+		if (errno == EACCES)
+			log_warn("virtio-vsock: guest port %u to %s: %s (a jailed VMM runs as the "
+				 "jail's uid and gid, forkd doctor names them: the socket must be "
+				 "writable by that group)",
+				 h->src_port, sa.sun_path, strerror(errno));
+		else
+			log_debug("virtio-vsock: guest port %u to %s: %s", h->src_port, sa.sun_path,
+				  strerror(errno));
 		close(fd);
 		goto refuse;
 	}

@@ -76,7 +76,7 @@ good=(FORKD_HOME="$WORK/home" XDG_CACHE_HOME="$WORK/cache" FORKD_URL="$url")
 
 doctor "${good[@]}" -- --tag t1
 echo "$out"
-names="kvm kvm-pvm cgroup tun netns tap veth nftables hugepages memfd userfaultfd ksm snapshot-dir image daemon"
+names="kvm kvm-pvm cgroup tun netns tap veth nftables hugepages memfd vmm-jail vmm-seccomp userfaultfd ksm snapshot-dir image daemon"
 for n in $names; do
 	[[ $(status "$n") =~ ^(PASS|WARN|FAIL)$ ]] || fail "no PASS/WARN/FAIL line for check '$n'"
 done
@@ -91,6 +91,17 @@ if [[ $(status image) != PASS ]] || ! grep -q "kernel 6.1.0-test" <<<"$out"; the
 	fail "planted image not found"
 fi
 [[ $(status daemon) == PASS ]] || fail "daemon answering 200 is not PASS"
+# What the VMM jail enforces, tried for real (a throwaway jailed process).
+if (($(id -u) == 0)); then
+	grep -Eq '^PASS vmm-jail +uid [0-9]+ gid [0-9]+, own mount namespace \(root: the run directory only\), own network namespace' <<<"$out" ||
+		fail "vmm-jail does not say what it enforces: $(grep vmm-jail <<<"$out")"
+fi
+grep -Eq '^PASS vmm-seccomp .*allow-list of [0-9]+ system calls.*only on the VM.s own KVM descriptors' <<<"$out" ||
+	fail "vmm-seccomp does not say what it enforces: $(grep vmm-seccomp <<<"$out")"
+doctor "${good[@]}" FORKD_JAIL_UID=0 -- --tag t1
+[[ $(status vmm-jail) == FAIL ]] || fail "FORKD_JAIL_UID=0 is not a FAIL: $(grep vmm-jail <<<"$out")"
+ok "vmm-jail and vmm-seccomp say what the jail enforces; a bad FORKD_JAIL_UID fails"
+doctor "${good[@]}" -- --tag t1
 nfail=$(grep -c '^FAIL ' <<<"$out" || true)
 if ((nfail)); then ((rc == 1)) || fail "FAIL lines but exit status $rc"; else ((rc == 0)) || fail "no FAIL but exit $rc"; fi
 ok "all checks reported, each WARN/FAIL with a fix, exit status $rc matches $nfail FAIL(s)"

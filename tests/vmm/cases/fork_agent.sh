@@ -41,6 +41,9 @@ PY
 }
 
 tag=agent$$
+# The snapshot's jailed VMM (the jail's uid, not ours) polls its agent
+# through $WORK/parent*.sock: it must be able to pass through $WORK.
+chmod o+x "$WORK"
 if "$FORKD" snapshot --help 2>&1 | grep -- '--agent-port' >/dev/null; then
 	snap_take "$tag" --mem-mib 16 --vsock "$WORK/parent.sock" --agent-port 8888
 	grep -q '"agent_port": *8888' "$FORKD_HOME/snapshots/$tag/snapshot.json" ||

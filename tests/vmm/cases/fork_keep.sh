@@ -51,6 +51,9 @@ gone() {
 }
 
 tag=keep$$
+# The snapshot's jailed VMM (the jail's uid, not ours) polls its agent
+# through $WORK/parent*.sock: it must be able to pass through $WORK.
+chmod o+x "$WORK"
 snap_take "$tag" --mem-mib 16 --vsock "$WORK/parent.sock" --agent-port 8888
 
 # 1. Three kept children.

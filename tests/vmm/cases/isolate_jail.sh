@@ -6,7 +6,17 @@
 #   1. jailed (the default), 2 children: both finish with every device
 #      working; while they wait for the host, /proc/<VMM pid>/status (the
 #      pid from SO_PEERCRED on the vsock connection) shows Seccomp 2 (filter),
-#      NoNewPrivs 1 and no capability in any set; the disk image unchanged;
+#      NoNewPrivs 1, no capability in any set and the jail's uid and gid
+#      (FORKD_JAIL_UID, set here), /proc/<pid>/ns/{mnt,net} differ from
+#      ours; the guest's connection reached the host's socket, made
+#      root:<jail gid> 0660; the disk image unchanged;
+#      FORKD_TEST_JAIL_CONNECT (test-only) has each child connect() to a
+#      root-owned socket outside its run directory (mode 0777: nothing but
+#      the mount namespace stops it), to child 0's root-only socket (0600,
+#      in child 0's run directory) and to an abstract socket of the host:
+#      No such file or directory / Permission denied for child 0 and No
+#      such file for child 1 / Connection refused, and no listener saw a
+#      connection;
 #   2. the same with --live-fork;
 #   3. FORKD_TEST_JAIL_FORBIDDEN=1 (test-only, read by the child at setup):
 #      child 1 makes a forbidden call (open) once running: it dies with
@@ -35,6 +45,7 @@ sum=$(sha256sum "$WORK/disk.img" | cut -d' ' -f1)
 cat >"$WORK/host.py" <<'PY'
 import os, socket, struct, sys, threading
 workdir, expect, mode = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], sys.argv[3]
+jail_id = int(os.environ["FORKD_JAIL_UID"])
 errors, done = [], []
 
 def status(pid):
@@ -64,7 +75,13 @@ def child(i, srv):
             if st["Seccomp"] != "2" or st["NoNewPrivs"] != "1" or any(int(x, 16) for x in caps):
                 raise RuntimeError("VMM %d not jailed: Seccomp %s NoNewPrivs %s caps %s"
                                    % (pid, st["Seccomp"], st["NoNewPrivs"], caps))
-        elif st["Seccomp"] != "0":
+            ids = (st["Uid"].split(), st["Gid"].split())
+            if ids != ([str(jail_id)] * 4, [str(jail_id)] * 4):
+                raise RuntimeError("VMM %d ids %r, not the jail's %d" % (pid, ids, jail_id))
+            for ns in ("mnt", "net"):
+                if os.readlink("/proc/%d/ns/%s" % (pid, ns)) == os.readlink("/proc/self/ns/" + ns):
+                    raise RuntimeError("VMM %d shares our %s namespace" % (pid, ns))
+        elif st["Seccomp"] != "0" or st["Uid"].split()[0] != "0":
             raise RuntimeError("VMM %d filtered despite --no-seccomp" % pid)
         h = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         h.settimeout(30)
@@ -81,8 +98,9 @@ def child(i, srv):
         if c.recv(16) != b"":
             raise RuntimeError("expected EOF after the guest's shutdown")
         c.close()
-        done.append("child %d (VMM pid %d): Seccomp %s NoNewPrivs %s CapEff %s CapBnd %s"
-                    % (i, pid, st["Seccomp"], st["NoNewPrivs"], st["CapEff"], st["CapBnd"]))
+        done.append("child %d (VMM pid %d): Seccomp %s NoNewPrivs %s CapEff %s CapBnd %s Uid %s"
+                    % (i, pid, st["Seccomp"], st["NoNewPrivs"], st["CapEff"], st["CapBnd"],
+                       st["Uid"].split()[0]))
     except Exception as e:
         errors.append("child %d: %r" % (i, e))
 
@@ -92,14 +110,36 @@ for i in expect:
     os.makedirs(d, exist_ok=True)
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(os.path.join(d, "vsock.sock_5000"))
+    # A host program that wants the jailed VMM to connect: the jail's
+    # group may write the socket (isolate/jail_fs.h).
+    os.chown(os.path.join(d, "vsock.sock_5000"), -1, jail_id)
+    os.chmod(os.path.join(d, "vsock.sock_5000"), 0o660)
     srv.listen(1)
     srv.settimeout(90)
     t = threading.Thread(target=child, args=(i, srv))
     t.start()
     threads.append(t)
+# Sockets no jailed VMM may reach (FORKD_TEST_JAIL_CONNECT names them).
+bait = []
+for path, mode_ in ((os.path.join(workdir, "outside.sock"), 0o777),
+                    (os.path.join(workdir, "child-0", "private.sock"), 0o600),
+                    ("\0" + os.environ["JAIL_ABSTRACT"], None)):
+    b = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    b.bind(path)
+    if mode_ is not None:
+        os.chmod(path, mode_)
+    b.listen(8)
+    b.setblocking(False)
+    bait.append((path.replace("\0", "@"), b))
 open(os.path.join(workdir, "host.ready"), "w").close()
 for t in threads:
     t.join()
+for path, b in bait:
+    try:
+        b.accept()
+        errors.append("a VMM reached %s" % path)
+    except BlockingIOError:
+        pass
 for d in sorted(done):
     print("host: " + d)
 for e in errors:
@@ -107,6 +147,7 @@ for e in errors:
 sys.exit(1 if errors or len(done) != len(expect) else 0)
 PY
 
+export FORKD_JAIL_UID=$((4000000 + $$))
 tag=jail$$
 snap_take "$tag" --disk "$WORK/disk.img" --vsock "$WORK/snap.sock"
 
@@ -137,11 +178,23 @@ run() {
 	[[ ! -e $workdir/child-0/vsock.sock ]] || fail "$name: child 0's vsock socket left behind"
 }
 
+export JAIL_ABSTRACT=forkd-jail-test-$$
+j=$WORK/jailed
+export FORKD_TEST_JAIL_CONNECT="$j/outside.sock,$j/child-0/private.sock,@$JAIL_ABSTRACT"
 run jailed 0,1 jail
+unset FORKD_TEST_JAIL_CONNECT
 ((frc == 0)) || fail "jailed: forkd fork exited with status $frc"
 check_children_exit 2 "$WORK/jailed.log"
 ok "jailed: 2 children used rng, blk (read, write, read back) and vsock (both directions) under the jail"
-ok "jailed: VMMs had Seccomp 2, NoNewPrivs 1, all capability sets empty; image unchanged"
+ok "jailed: VMMs had Seccomp 2, NoNewPrivs 1, all capability sets empty, uid/gid $FORKD_JAIL_UID, own mount and network namespaces; image unchanged"
+for want in "$j/outside.sock): No such file or directory" "$j/child-0/private.sock): Permission denied" \
+	"$j/child-0/private.sock): No such file or directory" "@$JAIL_ABSTRACT): Connection refused"; do
+	grep -rqF "jail: test: connect($want" "$WORK/jailed.log" "$j"/child-*/*.log ||
+		fail "jailed: no child logged connect($want"
+done
+grep -rq 'jail: test: connect(.*): connected' "$WORK/jailed.log" "$j"/child-*/*.log &&
+	fail "jailed: a child connected to a socket outside its reach"
+ok "jailed: no child reached a root-owned socket outside its run directory (ENOENT), child 0's root-only one (EACCES) or the host's abstract socket"
 
 run live 0,1 jail --live-fork
 ((frc == 0)) || fail "live: forkd fork exited with status $frc"
