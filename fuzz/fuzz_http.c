@@ -1,16 +1,20 @@
 /* libFuzzer harness: what the daemon makes of a request before any
  * handler acts (daemon/http.h): the path unescaped as libmicrohttpd hands
  * it over (http_unescape()), matched to a route (http_route()), its {id}
- * or {tag} checked (http_check_param()), and the body read as a JSON
- * object with the keys a handler allows (api_body_object()). No server,
- * no daemon state.
+ * or {tag} checked (http_check_param()), the body read as a JSON
+ * object with the keys a handler allows (api_body_object()), then the
+ * checks of the create-sandbox and exec handlers (api_spawn_parse(),
+ * api_exec_request()). No server, no daemon state.
  *
  * Input: the method, the path (a query is cut off) and the body, separated by NUL bytes.
  * Checked: a route is found only for the method it names and a path that
  * matches its pattern; a path parameter that passes the check is a valid
  * tag or sandbox id, and so never holds a '/', a NUL from "%00" or
  * anything longer than its buffer; a body is accepted only as a JSON
- * object of allowed keys, refused otherwise with a 400 and a message. */
+ * object of allowed keys, refused otherwise with a 400 and a message; a
+ * spawn request it passes asks for 1 to DAEMON_MAX_CHILDREN children of a
+ * valid tag, hugepages only with live_fork; an exec request it makes has
+ * op "exec", a non-empty argv of strings and a timeout in range. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -41,6 +45,53 @@ static char *field(const uint8_t **p, const uint8_t *end)
 	return s;
 }
 
+static const char *const exec_allowed[] = {"argv",  "cmd",	 "env",	    "cwd",
+					   "stdin", "stdin_b64", "timeout", NULL};
+
+static void check_spawn(json_t *o)
+{
+	struct api_resp rs = {0};
+	struct api_spawn_req s;
+
+	if (api_spawn_parse(o, &s, &rs)) {
+		if (!snapshot_tag_valid(s.tag) || s.n < 1 || s.n > DAEMON_MAX_CHILDREN ||
+		    (s.memory_limit_mib && s.memory_limit_mib < 16) ||
+		    (s.hugepages && !s.live_fork) || rs.status)
+			__builtin_trap();
+	} else if (rs.status != 400 || !rs.error[0]) {
+		__builtin_trap();
+	}
+	free(rs.body);
+}
+
+static void check_exec(const char *body, size_t len)
+{
+	struct api_req rq = {.body = body, .body_len = len};
+	struct api_resp rs = {0};
+	json_t *o = api_body_object(&rq, &rs, exec_allowed), *req, *argv, *v;
+	double timeout;
+	size_t i;
+
+	if (!o) {
+		free(rs.body);
+		return;
+	}
+	req = api_exec_request(o, &timeout, &rs);
+	if (req) {
+		argv = json_object_get(req, "argv");
+		if (strcmp(json_string_value(json_object_get(req, "op")) ?: "", "exec") ||
+		    !json_is_array(argv) || !json_array_size(argv) || json_object_get(req, "cmd") ||
+		    !(timeout > 0 && timeout <= EXEC_TIMEOUT_MAX) || rs.status)
+			__builtin_trap();
+		json_array_foreach(argv, i, v) if (!json_is_string(v)) __builtin_trap();
+		json_decref(req);
+	} else if (rs.status != 400 || !rs.error[0]) {
+		__builtin_trap();
+	}
+	json_decref(o);
+	free(rs.body);
+}
+
 static void check_body(const char *body, size_t len)
 {
 	struct api_req rq = {.body = body, .body_len = len};
@@ -62,6 +113,7 @@ static void check_body(const char *body, size_t len)
 			if (!*a)
 				__builtin_trap();
 		}
+		check_spawn(o);
 		json_decref(o);
 	} else if (rs.status != 400 || !rs.body || !rs.error[0]) {
 		__builtin_trap();
@@ -110,6 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	}
 	check_body(body, (size_t)(end - p));
+	check_exec(body, (size_t)(end - p));
 
 	free(method);
 	free(url);

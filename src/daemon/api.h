@@ -48,6 +48,21 @@ json_t *api_body_object(const struct api_req *rq, struct api_resp *rs, const cha
 /* A query-string argument, or NULL. */
 const char *api_query(const struct api_req *rq, const char *key);
 
+/* The checks of a handler's body, apart from what it then does (also for
+ * fuzz/fuzz_http.c). POST /v1/sandboxes: everything asked for, checked
+ * before anything starts; false after a 400 was set. */
+struct api_spawn_req {
+	const char *tag; /* borrowed from the body */
+	json_int_t n;
+	json_int_t memory_limit_mib; /* 0: none */
+	bool netns, live_fork, hugepages;
+};
+bool api_spawn_parse(json_t *body, struct api_spawn_req *s, struct api_resp *rs);
+#define EXEC_TIMEOUT_MAX 3600 /* seconds: exec's and eval's "timeout" at most */
+/* POST .../exec: the agent's request made from the body (argv, or cmd as
+ * /bin/sh -c) and its timeout in seconds; NULL after a 400 was set. */
+json_t *api_exec_request(json_t *body, double *timeout, struct api_resp *rs);
+
 /* Handlers, by file. */
 void api_healthz(struct api_req *rq, struct api_resp *rs);
 void api_version(struct api_req *rq, struct api_resp *rs);

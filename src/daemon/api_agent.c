@@ -17,8 +17,7 @@
 #include "daemon/api.h"
 #include "daemon/sandbox.h"
 
-#define EXEC_TIMEOUT_MAX 3600
-#define AGENT_MARGIN_MS	 15000 /* beyond the command's own timeout */
+#define AGENT_MARGIN_MS 15000 /* beyond the command's own timeout */
 
 /* The sandbox's vsock path, or an error response. */
 static bool running_sandbox(struct api_req *rq, struct api_resp *rs, char *vsock, size_t size)
@@ -161,60 +160,68 @@ static bool timeout_of(json_t *body, double def, double *out, struct api_resp *r
 	return true;
 }
 
-void api_sandbox_exec(struct api_req *rq, struct api_resp *rs)
+json_t *api_exec_request(json_t *body, double *timeout, struct api_resp *rs)
 {
-	static const char *const allowed[] = {"argv",  "cmd",	    "env",     "cwd",
-					      "stdin", "stdin_b64", "timeout", NULL};
-	json_t *body = api_body_object(rq, rs, allowed), *req, *resp, *v;
-	json_t *argv, *cmd;
-	double timeout;
+	json_t *argv = json_object_get(body, "argv"), *cmd = json_object_get(body, "cmd"), *req, *v;
 
-	if (!body)
-		return;
-	argv = json_object_get(body, "argv");
-	cmd = json_object_get(body, "cmd");
 	if (!!argv == !!cmd) {
 		api_error(rs, 400,
 			  "give exactly one of \"argv\" (array of strings) and \"cmd\" "
 			  "(a shell command string)");
-		goto out;
+		return NULL;
 	}
 	if (argv && !string_array(argv, 4096)) {
 		api_error(rs, 400, "\"argv\" must be a non-empty array of at most 4096 strings");
-		goto out;
+		return NULL;
 	}
 	if (cmd && (!json_is_string(cmd) || !json_string_length(cmd))) {
 		api_error(rs, 400, "\"cmd\" must be a non-empty string");
-		goto out;
+		return NULL;
 	}
 	if ((v = json_object_get(body, "env")) && !string_map(v)) {
 		api_error(rs, 400, "\"env\" must be an object of strings");
-		goto out;
+		return NULL;
 	}
 	if ((v = json_object_get(body, "cwd")) && !json_is_string(v)) {
 		api_error(rs, 400, "\"cwd\" must be a string");
-		goto out;
+		return NULL;
 	}
 	if (((v = json_object_get(body, "stdin")) && !json_is_string(v)) ||
 	    ((v = json_object_get(body, "stdin_b64")) && !json_is_string(v))) {
 		api_error(rs, 400, "\"stdin\" and \"stdin_b64\" must be strings");
-		goto out;
+		return NULL;
 	}
 	if (json_object_get(body, "stdin") && json_object_get(body, "stdin_b64")) {
 		api_error(rs, 400, "give at most one of \"stdin\" and \"stdin_b64\"");
-		goto out;
+		return NULL;
 	}
-	if (!timeout_of(body, 60, &timeout, rs))
-		goto out;
+	if (!timeout_of(body, 60, timeout, rs))
+		return NULL;
 	req = json_deep_copy(body);
+	if (!req) {
+		api_error(rs, 500, "out of memory");
+		return NULL;
+	}
 	json_object_del(req, "cmd");
 	if (cmd)
 		json_object_set_new(req, "argv", json_pack("[s,s,O]", "/bin/sh", "-c", cmd));
 	json_object_set_new(req, "op", json_string("exec"));
-	json_object_set_new(req, "timeout", json_real(timeout));
-	if (call_agent(rq, rs, req, (int)(timeout * 1000) + AGENT_MARGIN_MS, &resp))
+	json_object_set_new(req, "timeout", json_real(*timeout));
+	return req;
+}
+
+void api_sandbox_exec(struct api_req *rq, struct api_resp *rs)
+{
+	static const char *const allowed[] = {"argv",  "cmd",	    "env",     "cwd",
+					      "stdin", "stdin_b64", "timeout", NULL};
+	json_t *body = api_body_object(rq, rs, allowed), *req, *resp;
+	double timeout;
+
+	if (!body)
+		return;
+	req = api_exec_request(body, &timeout, rs);
+	if (req && call_agent(rq, rs, req, (int)(timeout * 1000) + AGENT_MARGIN_MS, &resp))
 		api_json(rs, 200, resp);
-out:
 	json_decref(body);
 }
 

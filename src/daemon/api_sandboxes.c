@@ -161,15 +161,7 @@ static bool opt_bool(json_t *body, const char *key, bool *out, struct api_resp *
 	return true;
 }
 
-/* Everything the request asks for, checked before anything starts. */
-struct spawn_req {
-	const char *tag;
-	json_int_t n;
-	json_int_t memory_limit_mib; /* 0: none */
-	bool netns, live_fork, hugepages;
-};
-
-static bool parse_spawn(json_t *body, struct spawn_req *s, struct api_resp *rs)
+bool api_spawn_parse(json_t *body, struct api_spawn_req *s, struct api_resp *rs)
 {
 	json_t *n = json_object_get(body, "n"), *mem = json_object_get(body, "memory_limit_mib");
 
@@ -222,7 +214,7 @@ static bool parse_spawn(json_t *body, struct spawn_req *s, struct api_resp *rs)
  * handed out twice), not across the spawn, which may take minutes: other
  * requests, a DELETE of another sandbox included, go on meanwhile. A row
  * with no pid yet is a sandbox still starting: DELETE refuses it (409). */
-static void spawn(struct daemon *d, const struct spawn_req *s, struct api_resp *rs)
+static void spawn(struct daemon *d, const struct api_spawn_req *s, struct api_resp *rs)
 {
 	size_t n = (size_t)s->n, failed = 0;
 	struct child_rec *recs = calloc(n, sizeof(*recs));
@@ -381,13 +373,13 @@ void api_sandboxes_create(struct api_req *rq, struct api_resp *rs)
 	    "hugepages",    NULL};
 	struct daemon *d = rq->d;
 	json_t *body = api_body_object(rq, rs, allowed);
-	struct spawn_req s;
+	struct api_spawn_req s;
 	char dir[PATH_MAX];
 	struct stat st;
 
 	if (!body)
 		return;
-	if (!parse_spawn(body, &s, rs))
+	if (!api_spawn_parse(body, &s, rs))
 		goto out;
 	api_audit_tag(rs, s.tag);
 	if (api_branch_busy(s.tag, false) > 0) {
